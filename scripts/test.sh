@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The project's test command: install, make sure services are up, lint, type-check, test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+scripts/services.sh
+.venv/bin/ruff check .
+.venv/bin/mypy
+.venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,126 @@
+"""The ``budgets`` config section: strict models (unknown keys are refused)."""
+
+from __future__ import annotations
+
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pointsman.types import TIERS
+
+Scope = Literal["key", "user", "team", "session", "global"]
+WindowKind = Literal["day", "month", "rolling"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BudgetLimit(_Strict):
+    """One budget: a cap on spend (and optionally requests) of one scope over one window.
+
+    ``subject`` names one key/user/team/session; ``"*"`` (the default) gives every
+    subject of the scope its own budget of this size.
+    """
+
+    scope: Scope
+    subject: str = "*"
+    window: WindowKind = "day"
+    seconds: int | None = Field(default=None, gt=0)
+    limit_usd: float | None = Field(default=None, ge=0)
+    limit_requests: int | None = Field(default=None, ge=0)
+    requests_tiers: list[str] = Field(default_factory=lambda: list(TIERS))
+
+    @model_validator(mode="after")
+    def _check(self) -> BudgetLimit:
+        if self.window == "rolling" and self.seconds is None:
+            raise ValueError("a rolling window needs seconds")
+        if self.window != "rolling" and self.seconds is not None:
+            raise ValueError("seconds applies only to window: rolling")
+        if self.limit_usd is None and self.limit_requests is None:
+            raise ValueError("give limit_usd, limit_requests or both")
+        _check_tiers(self.requests_tiers)
+        return self
+
+
+class DowngradeStep(_Strict):
+    """From ``at`` (a fraction of the budget used) on, route to tiers up to ``max_tier``."""
+
+    at: float = Field(gt=0, le=1)
+    max_tier: str
+
+    @field_validator("max_tier")
+    @classmethod
+    def _tier(cls, value: str) -> str:
+        _check_tiers([value])
+        return value
+
+
+class PlanConfig(_Strict):
+    """A named plan: what its members may use, their budgets and downgrade steps."""
+
+    tiers: list[str] = Field(default_factory=lambda: list(TIERS))
+    models: list[str] | None = None
+    budgets: list[BudgetLimit] = Field(default_factory=list)
+    downgrade: list[DowngradeStep] | None = None
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers(cls, value: list[str]) -> list[str]:
+        return _check_tiers(value)
+
+
+class AlertsConfig(_Strict):
+    webhook_url: str | None = None
+    thresholds: list[float] = Field(default_factory=lambda: [0.8, 0.95, 1.0])
+    timeout_s: float = Field(default=2.0, gt=0)
+
+
+class BudgetsConfig(_Strict):
+    """Budgets, plans, the spend ledger store and alerts."""
+
+    enabled: bool = True
+    store: Literal["memory", "sqlite", "redis"] = "sqlite"
+    sqlite_path: str = "pointsman-spend.db"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "pointsman:spend:"
+    socket_timeout_s: float = Field(default=0.25, gt=0, le=5)
+    on_store_error: Literal["fail_open", "fail_closed"] = "fail_closed"
+    timezone: str = "UTC"
+    exceeded_status: Literal[429, 402] = 429
+    cost_margin: float = Field(default=1.2, ge=1)
+    hold_ttl_s: int = Field(default=600, gt=0)
+    downgrade: list[DowngradeStep] = Field(default_factory=lambda: [
+        DowngradeStep(at=0.8, max_tier="mid"), DowngradeStep(at=0.95, max_tier="cheap")])
+    limits: list[BudgetLimit] = Field(default_factory=list)
+    plans: dict[str, PlanConfig] = Field(default_factory=dict)
+    default_plan: str | None = None
+    members: dict[str, str] = Field(default_factory=dict)
+    admin_keys: list[str] = Field(default_factory=list)
+    alerts: AlertsConfig = AlertsConfig()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _plans(self) -> BudgetsConfig:
+        named = set(self.plans)
+        wanted = set(self.members.values()) | ({self.default_plan} if self.default_plan else set())
+        unknown = sorted(wanted - named)
+        if unknown:
+            raise ValueError(f"unknown plans {unknown}; defined: {sorted(named)}")
+        return self
+
+
+def _check_tiers(tiers: list[str]) -> list[str]:
+    unknown = [t for t in tiers if t not in TIERS]
+    if unknown:
+        raise ValueError(f"unknown tiers {unknown}; expected some of {list(TIERS)}")
+    return tiers

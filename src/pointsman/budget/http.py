@@ -1,0 +1,56 @@
+"""``GET /v1/spend``: the ``pointsman spend --json`` report over HTTP, for admin keys only.
+
+Query parameters: at most one of ``key``, ``user``, ``team``; ``window`` = day | month.
+Mount :func:`spend_route` in the gateway's routes.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from pointsman.budget.config import BudgetsConfig
+from pointsman.budget.ledger import SpendLedger
+from pointsman.budget.spend import Scope, SpendQueries, spend_report
+
+
+def _error(status: int, message: str, code: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": "invalid_request_error",
+                                   "param": None, "code": code}}, status_code=status)
+
+
+def is_admin(request: Request, admin_keys: Sequence[str]) -> bool:
+    header = request.headers.get("authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else ""
+    found = False
+    for key in admin_keys:  # compare with every key, in constant time
+        found |= hmac.compare_digest(token.encode(), key.encode())
+    return found and bool(token)
+
+
+def spend_route(cfg: BudgetsConfig, queries: SpendQueries, ledger: SpendLedger | None,
+                admin_keys: Sequence[str] | None = None) -> Route:
+    keys = list(admin_keys if admin_keys is not None else cfg.admin_keys)
+
+    async def endpoint(request: Request) -> JSONResponse:
+        if not request.headers.get("authorization"):
+            return _error(401, "missing API key (Authorization: Bearer ...)", "invalid_api_key")
+        if not is_admin(request, keys):
+            return _error(403, "GET /v1/spend needs an admin key", "permission_denied")
+        params = request.query_params
+        given = [s for s in ("key", "user", "team") if params.get(s)]
+        window = params.get("window", "day")
+        if len(given) > 1 or window not in ("day", "month"):
+            return _error(400, "give at most one of key, user, team; window is day or month",
+                          "invalid_request_error")
+        scope: Scope | None = given[0] if given else None  # type: ignore[assignment]
+        report = await spend_report(cfg, queries, ledger, scope,
+                                    params.get(scope) if scope else None,
+                                    "day" if window == "day" else "month")
+        return JSONResponse(report)
+
+    return Route("/v1/spend", endpoint, methods=["GET"])

@@ -1,0 +1,80 @@
+"""Plans and the budget step-down: pure functions the router and the guard share.
+
+A request's plan comes from its metadata ``plan`` (the gateway sets it from the key's
+owner or the ``x-pointsman-plan`` header), else from ``budgets.members`` (``key:K``,
+``user:U`` or ``team:T`` → plan), else ``budgets.default_plan``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from pointsman.budget.config import BudgetsConfig, DowngradeStep, PlanConfig
+from pointsman.types import TIERS, BudgetView, ModelSpec
+
+TIER_RANK = {tier: i for i, tier in enumerate(TIERS)}
+
+
+def plan_name(cfg: BudgetsConfig, metadata: Mapping[str, Any]) -> str | None:
+    explicit = metadata.get("plan")
+    if isinstance(explicit, str) and explicit in cfg.plans:
+        return explicit
+    for scope in ("key", "user", "team"):
+        subject = metadata.get(scope)
+        if subject is not None and f"{scope}:{subject}" in cfg.members:
+            return cfg.members[f"{scope}:{subject}"]
+    return cfg.default_plan
+
+
+def resolve_plan(cfg: BudgetsConfig, metadata: Mapping[str, Any]) -> PlanConfig | None:
+    name = plan_name(cfg, metadata)
+    return cfg.plans.get(name) if name else None
+
+
+def max_tier(steps: list[DowngradeStep], used_fraction: float) -> str | None:
+    """The highest tier allowed at this budget position (None: no step reached)."""
+    reached = [s for s in steps if used_fraction >= s.at]
+    if not reached:
+        return None
+    return min((s.max_tier for s in reached), key=lambda t: TIER_RANK[t])
+
+
+def budget_exclusion(cfg: BudgetsConfig, metadata: Mapping[str, Any], spec: ModelSpec,
+                     cost_usd: float, budget: BudgetView | None) -> str | None:
+    """Why the plan or the budget position rules ``spec`` out, or None."""
+    plan = resolve_plan(cfg, metadata)
+    if plan is not None:
+        if spec.tier not in plan.tiers:
+            return f"tier {spec.tier} not in plan {plan_name(cfg, metadata)!r}"
+        if plan.models is not None and spec.name not in plan.models:
+            return f"not allowed by plan {plan_name(cfg, metadata)!r}"
+    if budget is None:
+        return None
+    return _position_exclusion(cfg, plan, spec, cost_usd, budget)
+
+
+def _position_exclusion(cfg: BudgetsConfig, plan: PlanConfig | None, spec: ModelSpec,
+                        cost_usd: float, budget: BudgetView) -> str | None:
+    if budget.premium_requests_left == 0 and spec.tier == "premium":
+        return f"no premium requests left in budget {budget.name}"
+    steps = plan.downgrade if plan is not None and plan.downgrade is not None else cfg.downgrade
+    ceiling = max_tier(steps, budget.used_fraction)
+    if ceiling is not None and TIER_RANK[spec.tier] > TIER_RANK[ceiling]:
+        return (f"budget {budget.name} at {budget.used_fraction:.0%}: stepped down to "
+                f"tier {ceiling} or below")
+    if cost_usd * cfg.cost_margin > budget.remaining_usd:
+        return (f"estimated ${cost_usd:.6f} (x{cfg.cost_margin} margin) exceeds the "
+                f"${budget.remaining_usd:.6f} left in budget {budget.name}")
+    return None
+
+
+def budget_note(budget: BudgetView | None, filtered: Mapping[str, str]) -> str:
+    """The phrase a decision's reason gains when the budget restricted the candidates."""
+    if budget is None or not any(budget.name in why for why in filtered.values()):
+        return ""
+    if math.isinf(budget.limit_usd):
+        return f"; budget {budget.name}: {budget.premium_requests_left} premium requests left"
+    return (f"; budget {budget.name}: ${budget.spent_usd:.4f} of ${budget.limit_usd:.2f} "
+            f"spent ({budget.used_fraction:.0%}), ${budget.remaining_usd:.4f} left")

@@ -1,0 +1,46 @@
+"""The ``pointsman`` command line: thin over the library.
+
+Each subcommand lives in its own module with a ``register(app)`` function, listed in
+``COMMAND_MODULES``. Every :class:`PointsmanError` becomes one line on standard error
+and exit status 2; there are no tracebacks for bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+
+import typer
+
+from pointsman.errors import PointsmanError
+
+COMMAND_MODULES: list[str] = ["pointsman.cli.route", "pointsman.cli.spend"]
+
+app = typer.Typer(
+    name="pointsman",
+    help="Route each LLM request to the cheapest model that will answer it well.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """Route each LLM request to the cheapest model that will answer it well."""
+
+
+for _module in COMMAND_MODULES:
+    import_module(_module).register(app)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=True)
+    except PointsmanError as exc:
+        print(f"pointsman: error: {exc.message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("pointsman: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None

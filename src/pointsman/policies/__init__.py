@@ -1,0 +1,1 @@
+"""Routing policies: how candidates are scored and one is chosen."""

@@ -1,0 +1,71 @@
+"""The weighted score: complexity fit × cost × latency → one number per candidate.
+
+- fit: 1 when the model's quality prior covers the request's complexity, falling
+  linearly to 0 as the shortfall reaches ``fit_scale`` points;
+- cost: 1 for the cheapest candidate, 0 for the dearest, on a log scale of the
+  estimated cost of this request;
+- latency: the same on the expected latency (live p95 when known, else the catalog's).
+
+The best total wins; ties go to the cheaper model, then to the name, so the result
+is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from pointsman.config import Weights
+from pointsman.types import CandidateScore, LiveState, ModelSpec
+
+_EPS_COST = 1e-7
+
+
+def fit(quality: float, complexity: float, fit_scale: float) -> float:
+    if quality >= complexity:
+        return 1.0
+    return max(0.0, 1.0 - (complexity - quality) / fit_scale)
+
+
+def _normalised_inverse(values: Sequence[float]) -> list[float]:
+    """1 for the smallest value, 0 for the largest, linear in log space."""
+    logs = [math.log(v) for v in values]
+    low, high = min(logs), max(logs)
+    if high - low < 1e-12:
+        return [1.0] * len(values)
+    return [(high - x) / (high - low) for x in logs]
+
+
+def expected_latency_ms(spec: ModelSpec, state: LiveState) -> float:
+    stats = state.latency.get(spec.name)
+    if stats is not None and stats.samples > 0:
+        return max(stats.p95_total_ms, 1.0)
+    return spec.latency_ms
+
+
+def score_candidates(
+    candidates: Sequence[ModelSpec],
+    complexity: float,
+    input_tokens: int,
+    output_tokens: int,
+    weights: Weights,
+    fit_scale: float,
+    state: LiveState,
+) -> list[CandidateScore]:
+    """Score every candidate; the list is sorted best first."""
+    costs = [c.cost(input_tokens, output_tokens) for c in candidates]
+    cost_scores = _normalised_inverse([c + _EPS_COST for c in costs])
+    latency_scores = _normalised_inverse([expected_latency_ms(c, state) for c in candidates])
+    wq, wc, wl = weights.quality, weights.cost, weights.latency
+    bonuses = state.bandit_bonus
+    scored = []
+    for spec, cost, cost_score, lat_score in zip(
+        candidates, costs, cost_scores, latency_scores, strict=True
+    ):
+        fit_score = fit(spec.quality, complexity, fit_scale)
+        bonus = bonuses.get(spec.name, 0.0) if bonuses else 0.0
+        total = wq * fit_score + wc * cost_score + wl * lat_score + bonus
+        scored.append(CandidateScore(spec.name, total, fit_score, cost_score, lat_score, cost,
+                                     bonus))
+    scored.sort(key=lambda s: (-s.total, s.estimated_cost_usd, s.model))
+    return scored

@@ -1,0 +1,59 @@
+"""The Provider protocol.
+
+Inside pointsman a chat call is an OpenAI Chat Completions body (a dict) whose
+``model`` is already the upstream's model name. Adapters for other wire formats
+(Anthropic Messages) translate both ways at this boundary, and translate every
+upstream failure into a :class:`pointsman.errors.ProviderError` subclass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. ``first_token`` bounds the wait for the first byte of the answer/stream."""
+
+    connect: float = 5.0
+    first_token: float = 30.0
+    total: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class ChatCall:
+    body: Mapping[str, Any]
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    """An OpenAI ``chat.completion`` body and its usage."""
+
+    body: Mapping[str, Any]
+    usage: Usage | None
+
+
+@runtime_checkable
+class Provider(Protocol):
+    name: str
+
+    async def complete(self, call: ChatCall) -> ChatResult: ...
+
+    def stream(self, call: ChatCall) -> AsyncIterator[Mapping[str, Any]]:
+        """OpenAI ``chat.completion.chunk`` dicts; the last may carry ``usage``."""
+        ...
+
+    async def aclose(self) -> None: ...

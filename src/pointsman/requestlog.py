@@ -1,0 +1,63 @@
+"""The request log record and the Protocol of the stores that keep it.
+
+One record per gateway request: who asked, what was decided and why, which models
+were tried, what happened, tokens, cost and timings. Records are written off the
+request's critical path (a queue drained by a background task) and flushed on
+shutdown, so nothing accepted is lost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Outcome = Literal["ok", "error", "stream_broken"]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    id: str
+    ts: float
+    key: str | None
+    user: str | None
+    team: str | None
+    session: str | None
+    requested_model: str
+    decision: Mapping[str, Any]
+    models_tried: Sequence[str]
+    outcome: Outcome
+    error: str | None
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    baseline_cost_usd: float
+    ttft_ms: float | None
+    total_ms: float
+    stream: bool = False
+    messages: Sequence[Mapping[str, Any]] = field(default_factory=list)
+    quality: float | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @staticmethod
+    def from_mapping(data: Mapping[str, Any]) -> RequestRecord:
+        return RequestRecord(**dict(data))
+
+
+@runtime_checkable
+class RequestLog(Protocol):
+    async def write(self, record: RequestRecord) -> None:
+        """Queue a record; returns at once (never blocks the request on disk I/O)."""
+        ...
+
+    async def flush(self) -> None:
+        """Write everything queued so far."""
+        ...
+
+    async def aclose(self) -> None:
+        """Flush and release resources."""
+        ...

@@ -1,0 +1,248 @@
+"""The routing core: a request and a live-state snapshot in, a :class:`Decision` out.
+
+Pure: no I/O, no clock, no global state. The gateway, the CLI and the evaluation lab
+all call :meth:`Router.decide`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pointsman.budget.plans import budget_exclusion, budget_note
+from pointsman.catalog import Catalog, build_catalog
+from pointsman.config import PointsmanConfig
+from pointsman.errors import (
+    BudgetExceededError,
+    ConfigError,
+    NoCandidateError,
+    PointsmanError,
+)
+from pointsman.policies.weighted import score_candidates
+from pointsman.registry import create_scorer
+from pointsman.rules import CompiledRule, Features, compile_rules
+from pointsman.signals.base import ComplexityScorer, Signal
+from pointsman.tokens import estimate_message_tokens
+from pointsman.types import CandidateScore, Decision, LiveState, ModelSpec, RouteRequest
+
+_EMPTY = LiveState()
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """Per-request facts shared by the steps of one decision."""
+
+    request: RouteRequest
+    state: LiveState
+    signal: Signal
+    task_type: str
+    input_tokens: int
+    output_tokens: int
+
+
+def resolve_catalog(config: PointsmanConfig) -> Catalog:
+    try:
+        return build_catalog(config.catalog.models, config.catalog.include_default,
+                             config.catalog.prices_as_of)
+    except ValueError as exc:
+        raise ConfigError(f"catalog.models: {exc}") from None
+
+
+def _resolve_names(names: Sequence[str], catalog: Catalog, where: str) -> tuple[ModelSpec, ...]:
+    unknown = [n for n in names if n not in catalog]
+    if unknown:
+        raise ConfigError(f"{where}: unknown models {unknown}; known: {sorted(catalog.models)}")
+    return tuple(catalog.get(n) for n in dict.fromkeys(names))
+
+
+class Router:
+    """Turns requests into decisions for one resolved config."""
+
+    def __init__(self, config: PointsmanConfig, scorer: ComplexityScorer | None = None) -> None:
+        try:
+            self._resolve(config, scorer)
+        except ConfigError as exc:
+            if exc.message.startswith(config.source):
+                raise
+            raise ConfigError(f"{config.source}: {exc.message}") from None
+
+    def _resolve(self, config: PointsmanConfig, scorer: ComplexityScorer | None) -> None:
+        self.config = config
+        self.catalog = resolve_catalog(config)
+        rc = config.router
+        self.candidates = _resolve_names(rc.candidates, self.catalog, "router.candidates")
+        for model, chain in rc.fallbacks.items():
+            _resolve_names([model, *chain], self.catalog, f"router.fallbacks.{model}")
+        for field in ("strong_model", "weak_model"):
+            name = getattr(rc, field)
+            if name is not None and name not in {c.name for c in self.candidates}:
+                raise ConfigError(f"router.{field}: {name!r} is not one of router.candidates")
+        task_types = {g.task_type for g in config.heuristic.groups.values()} | {"general"}
+        task_types |= set(config.router.output_tokens.by_task) | set(config.task_keywords)
+        self.rules: tuple[CompiledRule, ...] = compile_rules(
+            config.rules, self.catalog, self.candidates, task_types)
+        self.scorer = scorer or create_scorer(config)
+        self.strategy = f"{self.scorer.name}/{rc.mode}"
+
+    # -- public -------------------------------------------------------------------------
+    def decide(self, request: RouteRequest, state: LiveState = _EMPTY, *,
+               model: str | None = None, signal: Signal | None = None) -> Decision:
+        """Route ``request``; with ``model`` the caller's explicit choice is honoured.
+
+        ``signal`` is a complexity signal computed beforehand, for scorers that need I/O
+        (an LLM-as-router is awaited by the gateway, then its signal passed in here).
+        """
+        ctx = self._context(request, state, signal)
+        if model is not None:
+            return self._explicit(ctx, self.catalog.get(model))
+        eligible, filtered = self._eligible(self.candidates, ctx)
+        if not eligible:
+            raise self._no_candidate(filtered, state)
+        ranked = score_candidates(eligible, ctx.signal.score, ctx.input_tokens,
+                                  ctx.output_tokens, self.config.router.weights,
+                                  self.config.router.fit_scale, state)
+        chosen, rule, reason = self._choose(ctx, eligible, ranked)
+        reason += budget_note(state.budget, filtered)
+        return self._decision(ctx, chosen, eligible, ranked, filtered, rule, reason)
+
+    # -- steps --------------------------------------------------------------------------
+    def _context(self, request: RouteRequest, state: LiveState,
+                 signal: Signal | None) -> _Context:
+        signal = signal or self.scorer.score(request)
+        task_type = str(request.metadata.get("task_type") or signal.task_type or "general")
+        out = self.config.router.output_tokens
+        output_tokens = request.max_output_tokens or out.by_task.get(task_type, out.default)
+        return _Context(request, state, signal, task_type,
+                        estimate_message_tokens(request.messages), output_tokens)
+
+    def _exclusion(self, spec: ModelSpec, ctx: _Context) -> str | None:
+        missing = ctx.request.required_capabilities - spec.capabilities
+        if missing:
+            return f"lacks {', '.join(sorted(missing))}"
+        needed = ctx.input_tokens + ctx.output_tokens
+        if needed > spec.context_window:
+            return (f"needs {needed} tokens (input {ctx.input_tokens} + output "
+                    f"{ctx.output_tokens}) > context window {spec.context_window}")
+        if spec.name in ctx.state.cooling_down:
+            return "cooling down after repeated failures"
+        return budget_exclusion(self.config.budgets, ctx.request.metadata, spec,
+                                spec.cost(ctx.input_tokens, ctx.output_tokens), ctx.state.budget)
+
+    def _eligible(self, specs: Sequence[ModelSpec], ctx: _Context
+                  ) -> tuple[list[ModelSpec], dict[str, str]]:
+        eligible: list[ModelSpec] = []
+        filtered: dict[str, str] = {}
+        for spec in specs:
+            why = self._exclusion(spec, ctx)
+            if why is None:
+                eligible.append(spec)
+            else:
+                filtered[spec.name] = why
+        return eligible, filtered
+
+    def _no_candidate(self, filtered: dict[str, str], state: LiveState) -> PointsmanError:
+        budget = state.budget
+        message = self._no_candidate_message(filtered)
+        if budget is not None and any(budget.name in why for why in filtered.values()):
+            return BudgetExceededError(
+                f"budget {budget.name} cannot cover this request: ${budget.spent_usd:.4f} of "
+                f"${budget.limit_usd:.2f} spent; resets at {budget.resets_at} ({message})",
+                budget.name, budget.resets_at, self.config.budgets.exceeded_status)
+        return NoCandidateError(message)
+
+    @staticmethod
+    def _no_candidate_message(filtered: dict[str, str]) -> str:
+        reasons = "; ".join(f"{name}: {why}" for name, why in filtered.items())
+        return f"no candidate model can serve this request ({reasons})"
+
+    def _choose(self, ctx: _Context, eligible: list[ModelSpec], ranked: list[CandidateScore]
+                ) -> tuple[ModelSpec, str | None, str]:
+        features = Features(ctx.input_tokens, ctx.request.tools_count, ctx.task_type,
+                            ctx.signal.score, ctx.request.metadata)
+        for rule in self.rules:
+            if not rule.matches(features):
+                continue
+            pool = [s for s in eligible if rule.targets(s)]
+            if pool:
+                chosen = self._prefer(rule.config.then.prefer, pool, ranked)
+                return chosen, rule.name, f"rule {rule.name!r} matched; {self._prefer_text(rule)}"
+        return self._by_mode(ctx, eligible, ranked)
+
+    def _by_mode(self, ctx: _Context, eligible: list[ModelSpec], ranked: list[CandidateScore]
+                 ) -> tuple[ModelSpec, str | None, str]:
+        rc = self.config.router
+        complexity = ctx.signal.score
+        if rc.mode == "threshold" and rc.strong_model and rc.weak_model:
+            strong = complexity / 100.0 >= rc.threshold
+            target = rc.strong_model if strong else rc.weak_model
+            names = {s.name for s in eligible}
+            if target in names:
+                side = ">=" if strong else "<"
+                return (self.catalog.get(target), None,
+                        f"score {complexity / 100:.3f} {side} threshold {rc.threshold}: "
+                        f"{'strong' if strong else 'weak'} model")
+        best = ranked[0]
+        return (self.catalog.get(best.model), None,
+                f"complexity {complexity:.1f} ({ctx.task_type}); best weighted score "
+                f"{best.total:.3f} (fit {best.fit:.2f}, cost {best.cost:.2f}, "
+                f"latency {best.latency:.2f})")
+
+    @staticmethod
+    def _prefer(prefer: str, pool: list[ModelSpec], ranked: list[CandidateScore]) -> ModelSpec:
+        if prefer == "cheapest":
+            costs = {c.model: c.estimated_cost_usd for c in ranked}
+            return min(pool, key=lambda s: (costs[s.name], -s.quality, s.name))
+        if prefer == "best":
+            return max(pool, key=lambda s: (s.quality, -s.input_price, s.name))
+        if prefer == "longest_context":
+            return max(pool, key=lambda s: (s.context_window, s.quality, s.name))
+        order = {c.model: i for i, c in enumerate(ranked)}
+        return min(pool, key=lambda s: order[s.name])
+
+    @staticmethod
+    def _prefer_text(rule: CompiledRule) -> str:
+        then = rule.config.then
+        target = (f"model {then.model}" if then.model else
+                  f"tier {then.tier}" if then.tier else "any candidate")
+        needs = f" with {', '.join(then.require)}" if then.require else ""
+        return f"{target}{needs}, preferring {then.prefer}"
+
+    def _explicit(self, ctx: _Context, spec: ModelSpec) -> Decision:
+        chain = self.config.router.fallbacks.get(spec.name)
+        pool = [self.catalog.get(n) for n in chain] if chain is not None else [
+            s for s in self.candidates if s.tier == spec.tier and s.name != spec.name]
+        eligible, filtered = self._eligible([spec, *pool], ctx)
+        ranked = score_candidates(eligible or [spec], ctx.signal.score, ctx.input_tokens,
+                                  ctx.output_tokens, self.config.router.weights,
+                                  self.config.router.fit_scale, ctx.state)
+        if chain is not None:  # a configured chain keeps its order
+            order = {name: i for i, name in enumerate(chain)}
+            ranked.sort(key=lambda c: order.get(c.model, -1))
+        return self._decision(ctx, spec, eligible or [spec], ranked, filtered, None,
+                              f"model {spec.name!r} requested explicitly")
+
+    def _decision(self, ctx: _Context, chosen: ModelSpec, eligible: list[ModelSpec],
+                  ranked: list[CandidateScore], filtered: dict[str, str], rule: str | None,
+                  reason: str) -> Decision:
+        fallbacks = tuple(c.model for c in ranked if c.model != chosen.name)
+        baseline = max(eligible, key=lambda s: (s.quality, s.output_price, s.name))
+        signal = ctx.signal
+        return Decision(
+            model=chosen.name,
+            fallbacks=fallbacks[: self.config.router.max_fallbacks],
+            scores={"complexity": round(signal.score, 2),
+                    **{c.model: round(c.total, 6) for c in ranked}},
+            reason=reason,
+            estimated_cost_usd=chosen.cost(ctx.input_tokens, ctx.output_tokens),
+            baseline_model=baseline.name,
+            baseline_cost_usd=baseline.cost(ctx.input_tokens, ctx.output_tokens),
+            input_tokens=ctx.input_tokens,
+            output_tokens=ctx.output_tokens,
+            strategy=self.strategy,
+            rule=rule,
+            signals=dict(signal.signals),
+            task_type=ctx.task_type,
+            candidates=tuple(ranked),
+            filtered_out=filtered,
+            stage=signal.stage,
+        )

@@ -1,0 +1,31 @@
+"""The Protocol every complexity scorer implements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from pointsman.types import RouteRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A complexity score in [0, 100] with the sub-signals that produced it.
+
+    ``stage`` names the part of a composite scorer that decided (hybrid cascades).
+    """
+
+    score: float
+    signals: Mapping[str, float] = field(default_factory=dict)
+    task_type: str | None = None
+    stage: str | None = None
+
+
+@runtime_checkable
+class ComplexityScorer(Protocol):
+    """Scores how hard a request is. Pure: the same request gives the same score."""
+
+    name: str
+
+    def score(self, request: RouteRequest) -> Signal: ...

@@ -1,0 +1,114 @@
+"""The request log in PostgreSQL (psycopg 3, async): numbered migrations in a schema of its
+own, batched inserts (``executemany``) from the background drain task."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from pointsman.budget.spend import ModelSpend, Scope, SpendSummary
+from pointsman.errors import StoreUnavailableError
+from pointsman.requestlog import RequestRecord
+from pointsman.stores.requestlog_batch import BatchingRequestLog
+from pointsman.stores.requestlog_sqlite import COLUMNS, row_of
+
+MIGRATIONS: tuple[str, ...] = (
+    """CREATE TABLE {schema}.requests (
+         id TEXT PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, key TEXT, "user" TEXT, team TEXT,
+         session TEXT, requested_model TEXT NOT NULL, model TEXT, outcome TEXT NOT NULL,
+         error TEXT, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+         cost_usd DOUBLE PRECISION NOT NULL, baseline_cost_usd DOUBLE PRECISION NOT NULL,
+         ttft_ms DOUBLE PRECISION, total_ms DOUBLE PRECISION NOT NULL, stream INTEGER NOT NULL,
+         record JSONB NOT NULL);
+       CREATE INDEX ON {schema}.requests (ts);
+       CREATE INDEX ON {schema}.requests (key, ts);
+       CREATE INDEX ON {schema}.requests ("user", ts);
+       CREATE INDEX ON {schema}.requests (team, ts)""",
+)
+
+
+class PostgresRequestLog(BatchingRequestLog):
+    """Open with :meth:`open` (it connects and migrates)."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], schema: str,
+                 batch_size: int = 500, close_timeout_s: float = 10.0) -> None:
+        super().__init__(batch_size, close_timeout_s)
+        self._conn = conn
+        self.schema = schema
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS)
+        marks = sql.SQL(", ").join(sql.Placeholder() for _ in COLUMNS)
+        self._insert = sql.SQL("INSERT INTO {}.requests ({}) VALUES ({}) "
+                               "ON CONFLICT (id) DO NOTHING").format(
+            sql.Identifier(schema), cols, marks)
+
+    @classmethod
+    async def open(cls, dsn: str, schema: str = "pointsman", batch_size: int = 500,
+                   connect_timeout_s: float = 5.0) -> PostgresRequestLog:
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                dsn, autocommit=True, connect_timeout=max(1, int(connect_timeout_s)))
+        except psycopg.Error as exc:
+            raise StoreUnavailableError(f"request log PostgreSQL unreachable: {exc}") from None
+        log = cls(conn, schema, batch_size)
+        await log._migrate()
+        return log
+
+    async def _migrate(self) -> None:
+        schema = sql.Identifier(self.schema)
+        async with self._conn.transaction():
+            await self._conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+            await self._conn.execute(sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {}.migrations (number INTEGER PRIMARY KEY)"
+            ).format(schema))
+            cur = await self._conn.execute(
+                sql.SQL("SELECT COALESCE(MAX(number), 0) FROM {}.migrations").format(schema))
+            row = await cur.fetchone()
+            done = int(row[0]) if row else 0
+            for number, script in enumerate(MIGRATIONS[done:], start=done + 1):
+                for statement in script.split(";"):
+                    await self._conn.execute(sql.SQL(statement).format(schema=schema))
+                await self._conn.execute(sql.SQL(
+                    "INSERT INTO {}.migrations (number) VALUES (%s)").format(schema), (number,))
+
+    async def _write_batch(self, batch: Sequence[RequestRecord]) -> None:
+        rows = [(*row_of(r)[:-1], Jsonb(json.loads(r.to_json()))) for r in batch]
+        try:
+            async with self._conn.transaction(), self._conn.cursor() as cur:
+                await cur.executemany(self._insert, rows)
+        except psycopg.Error as exc:
+            raise StoreUnavailableError(f"request log PostgreSQL: {exc}") from None
+
+    async def _close_store(self) -> None:
+        await self._conn.close()
+
+    async def records(self, since: float = 0.0) -> list[RequestRecord]:
+        query = sql.SQL("SELECT record FROM {}.requests WHERE ts >= %s ORDER BY ts").format(
+            sql.Identifier(self.schema))
+        cur = await self._conn.execute(query, (since,))
+        return [RequestRecord.from_mapping(row[0]) for row in await cur.fetchall()]
+
+    async def spend_summary(self, scope: Scope | None, subject: str | None, since: float,
+                            until: float, top: int = 5) -> SpendSummary:
+        where: sql.Composable = sql.SQL("ts >= %s AND ts < %s")
+        params: list[Any] = [since, until]
+        if scope is not None:
+            where = sql.SQL("{} AND {} = %s").format(where, sql.Identifier(scope))
+            params.append(subject)
+        table = sql.SQL("{}.requests").format(sql.Identifier(self.schema))
+        total_q = sql.SQL("SELECT COUNT(*), COALESCE(SUM(cost_usd), 0), "
+                          "COALESCE(SUM(baseline_cost_usd), 0) FROM {} WHERE {}").format(
+            table, where)
+        model_q = sql.SQL("SELECT model, COUNT(*), SUM(cost_usd), SUM(baseline_cost_usd) "
+                          "FROM {} WHERE {} AND model IS NOT NULL GROUP BY model "
+                          "ORDER BY SUM(cost_usd) DESC, model LIMIT %s").format(table, where)
+        total = await (await self._conn.execute(total_q, params)).fetchone()
+        models = await (await self._conn.execute(model_q, [*params, top])).fetchall()
+        assert total is not None
+        return SpendSummary(int(total[0]), float(total[1]), float(total[2]),
+                            tuple(ModelSpend(m, int(n), float(c), float(b))
+                                  for m, n, c, b in models))

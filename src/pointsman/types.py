@@ -1,0 +1,204 @@
+"""Plain value types shared by the routing core and the edges.
+
+They are frozen dataclasses (cheap to build, hashable where useful) rather than
+pydantic models: the router builds them on the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+Role = Literal["system", "user", "assistant", "tool", "developer"]
+Capability = Literal["streaming", "tools", "json_mode", "vision", "batch"]
+TIERS: tuple[str, ...] = ("local", "cheap", "mid", "premium")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRequest:
+    """What the router needs to know about one request.
+
+    ``metadata`` carries the caller's context: ``task_type``, ``plan``, ``realtime``,
+    ``key``, ``user``, ``team``, ``session``, ``latency_target_ms``, ``use_case``.
+    """
+
+    messages: tuple[Message, ...]
+    tools_count: int = 0
+    needs_json: bool = False
+    needs_vision: bool = False
+    stream: bool = False
+    max_output_tokens: int | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def from_prompt(prompt: str, **kwargs: Any) -> RouteRequest:
+        return RouteRequest(messages=(Message("user", prompt),), **kwargs)
+
+    @property
+    def last_user_text(self) -> str:
+        for message in reversed(self.messages):
+            if message.role == "user":
+                return message.content
+        return self.messages[-1].content if self.messages else ""
+
+    @property
+    def required_capabilities(self) -> frozenset[str]:
+        caps: set[str] = set()
+        if self.tools_count:
+            caps.add("tools")
+        if self.needs_json:
+            caps.add("json_mode")
+        if self.needs_vision:
+            caps.add("vision")
+        if self.stream:
+            caps.add("streaming")
+        return frozenset(caps)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One model of the catalog. Prices are US dollars per million tokens."""
+
+    name: str
+    provider: str
+    input_price: float
+    output_price: float
+    context_window: int
+    capabilities: frozenset[str]
+    tier: str
+    quality: float
+    latency_ms: float
+    ttft_ms: float
+    upstream_model: str = ""
+    max_output_tokens: int = 16_384
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        """Cost in US dollars of a call with these token counts."""
+        return (input_tokens * self.input_price + output_tokens * self.output_price) / 1e6
+
+    @property
+    def wire_name(self) -> str:
+        return self.upstream_model or self.name
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyStats:
+    """Live latency of one model (milliseconds), from the latency windows."""
+
+    p50_ttft_ms: float
+    p95_ttft_ms: float
+    p95_total_ms: float
+    samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetView:
+    """Live budget position of the tightest budget that applies to a request."""
+
+    name: str
+    limit_usd: float
+    spent_usd: float
+    resets_at: str | None = None
+    premium_requests_left: int | None = None
+
+    @property
+    def remaining_usd(self) -> float:
+        return max(0.0, self.limit_usd - self.spent_usd)
+
+    @property
+    def used_fraction(self) -> float:
+        return 1.0 if self.limit_usd <= 0 else self.spent_usd / self.limit_usd
+
+
+@dataclass(frozen=True, slots=True)
+class LiveState:
+    """A snapshot of the live state the router reads: never mutated by the router."""
+
+    latency: Mapping[str, LatencyStats] = field(default_factory=dict)
+    cooling_down: frozenset[str] = frozenset()
+    budget: BudgetView | None = None
+    bandit_bonus: Mapping[str, float] = field(default_factory=dict)
+
+    @staticmethod
+    def empty() -> LiveState:
+        return _EMPTY_STATE
+
+
+_EMPTY_STATE = LiveState()
+
+
+class CandidateScore(NamedTuple):
+    """How one candidate fared in the weighted score (a NamedTuple: built on the hot path)."""
+
+    model: str
+    total: float
+    fit: float
+    cost: float
+    latency: float
+    estimated_cost_usd: float
+    bonus: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Everything a routing decision used, so it can be logged, replayed and explained."""
+
+    model: str
+    fallbacks: tuple[str, ...]
+    scores: Mapping[str, Any]
+    reason: str
+    estimated_cost_usd: float
+    baseline_model: str
+    baseline_cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    strategy: str
+    rule: str | None = None
+    signals: Mapping[str, float] = field(default_factory=dict)
+    task_type: str | None = None
+    candidates: tuple[CandidateScore, ...] = ()
+    filtered_out: Mapping[str, str] = field(default_factory=dict)
+    stage: str | None = None
+
+    @property
+    def savings_usd(self) -> float:
+        return self.baseline_cost_usd - self.estimated_cost_usd
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "fallbacks": list(self.fallbacks),
+            "scores": dict(self.scores),
+            "reason": self.reason,
+            "rule": self.rule,
+            "strategy": self.strategy,
+            "stage": self.stage,
+            "task_type": self.task_type,
+            "signals": dict(self.signals),
+            "estimated_cost_usd": self.estimated_cost_usd,
+            "baseline_model": self.baseline_model,
+            "baseline_cost_usd": self.baseline_cost_usd,
+            "savings_usd": self.savings_usd,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "candidates": [
+                {
+                    "model": c.model,
+                    "total": round(c.total, 6),
+                    "fit": round(c.fit, 4),
+                    "cost": round(c.cost, 4),
+                    "latency": round(c.latency, 4),
+                    "bonus": round(c.bonus, 6),
+                    "estimated_cost_usd": c.estimated_cost_usd,
+                }
+                for c in self.candidates
+            ],
+            "filtered_out": dict(self.filtered_out),
+        }
