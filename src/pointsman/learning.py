@@ -76,3 +76,15 @@ class Learner(Protocol):
     def predict_quality(self, prompts: Sequence[str]) -> FloatArray:
         """An n × m array: predicted quality of each fitted model for each prompt."""
         ...
+
+
+def strong_win_score(quality: FloatArray, strong: int, weak: int) -> FloatArray:
+    """The two-model routing score in [0, 1] from predicted qualities (n × m).
+
+    ``(q_strong - q_weak + 1) / 2``: 1 when only the strong model is predicted right, 0
+    when only the weak one is, 0.5 when they are predicted equal. The evaluation lab
+    sweeps a threshold over it and the gateway's threshold mode compares it with
+    ``router.threshold`` (as ``complexity / 100``), so calibration carries over exactly.
+    """
+    gap = np.nan_to_num(quality[:, strong] - quality[:, weak], nan=0.0)
+    return np.clip((gap + 1.0) / 2.0, 0.0, 1.0)

@@ -10,7 +10,7 @@ after it, released on failure, so concurrent requests never overspend.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -68,3 +68,16 @@ class BudgetGuard(Protocol):
     async def settle(self, reservation: Reservation, actual_usd: float) -> None: ...
 
     async def release(self, reservation: Reservation) -> None: ...
+
+
+@runtime_checkable
+class DeploymentChooser(Protocol):
+    """Orders the deployments (endpoints) of one model before the executor tries them.
+
+    The executor calls :meth:`order` once per model it tries and walks the result in order;
+    deployments it leaves out are not tried. The default keeps the configured order;
+    adaptive choosers (UCB1 over latency, success and cost) live in
+    :mod:`pointsman.latency`.
+    """
+
+    async def order(self, model: str, deployments: Sequence[str]) -> list[str]: ...

@@ -29,3 +29,18 @@ class ComplexityScorer(Protocol):
     name: str
 
     def score(self, request: RouteRequest) -> Signal: ...
+
+
+@runtime_checkable
+class AsyncComplexityScorer(Protocol):
+    """A scorer that needs I/O (an LLM-as-router, a remote classifier).
+
+    The gateway awaits :meth:`ascore` and passes the signal to ``Router.decide(signal=...)``;
+    the synchronous :meth:`score` is its offline fallback (used by ``pointsman route``).
+    """
+
+    name: str
+
+    def score(self, request: RouteRequest) -> Signal: ...
+
+    async def ascore(self, request: RouteRequest) -> Signal: ...
