@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pointsman.budget.plans import budget_exclusion, budget_note
+from pointsman.budget.config import PlanConfig
+from pointsman.budget.plans import budget_exclusion, budget_note, named_plan
 from pointsman.catalog import Catalog, build_catalog
 from pointsman.config import PointsmanConfig
 from pointsman.errors import (
@@ -38,6 +39,13 @@ class _Context:
     task_type: str
     input_tokens: int
     output_tokens: int
+    plan: tuple[str, PlanConfig] | None
+    capabilities: frozenset[str]
+
+
+def _baseline_key(spec: ModelSpec) -> tuple[float, float, str]:
+    """The strongest candidate (the cost baseline): best quality, then dearest, then name."""
+    return (spec.quality, spec.output_price, spec.name)
 
 
 def resolve_catalog(config: PointsmanConfig) -> Catalog:
@@ -113,10 +121,12 @@ class Router:
         out = self.config.router.output_tokens
         output_tokens = request.max_output_tokens or out.by_task.get(task_type, out.default)
         return _Context(request, state, signal, task_type,
-                        estimate_message_tokens(request.messages), output_tokens)
+                        estimate_message_tokens(request.messages), output_tokens,
+                        named_plan(self.config.budgets, request.metadata),
+                        request.required_capabilities)
 
     def _exclusion(self, spec: ModelSpec, ctx: _Context) -> str | None:
-        missing = ctx.request.required_capabilities - spec.capabilities
+        missing = ctx.capabilities - spec.capabilities
         if missing:
             return f"lacks {', '.join(sorted(missing))}"
         needed = ctx.input_tokens + ctx.output_tokens
@@ -125,7 +135,7 @@ class Router:
                     f"{ctx.output_tokens}) > context window {spec.context_window}")
         if spec.name in ctx.state.cooling_down:
             return "cooling down after repeated failures"
-        return budget_exclusion(self.config.budgets, ctx.request.metadata, spec,
+        return budget_exclusion(self.config.budgets, ctx.plan, spec,
                                 spec.cost(ctx.input_tokens, ctx.output_tokens), ctx.state.budget)
 
     def _eligible(self, specs: Sequence[ModelSpec], ctx: _Context
@@ -225,13 +235,14 @@ class Router:
                   ranked: list[CandidateScore], filtered: dict[str, str], rule: str | None,
                   reason: str) -> Decision:
         fallbacks = tuple(c.model for c in ranked if c.model != chosen.name)
-        baseline = max(eligible, key=lambda s: (s.quality, s.output_price, s.name))
+        baseline = max(eligible, key=_baseline_key)
         signal = ctx.signal
+        scores: dict[str, float] = {"complexity": round(signal.score, 2)}
+        scores.update((c.model, c.total) for c in ranked)  # rounded by Decision.to_dict
         return Decision(
             model=chosen.name,
             fallbacks=fallbacks[: self.config.router.max_fallbacks],
-            scores={"complexity": round(signal.score, 2),
-                    **{c.model: round(c.total, 6) for c in ranked}},
+            scores=scores,
             reason=reason,
             estimated_cost_usd=chosen.cost(ctx.input_tokens, ctx.output_tokens),
             baseline_model=baseline.name,

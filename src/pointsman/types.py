@@ -175,7 +175,7 @@ class Decision:
         return {
             "model": self.model,
             "fallbacks": list(self.fallbacks),
-            "scores": dict(self.scores),
+            "scores": {name: round(value, 6) for name, value in self.scores.items()},
             "reason": self.reason,
             "rule": self.rule,
             "strategy": self.strategy,

@@ -29,8 +29,15 @@ def plan_name(cfg: BudgetsConfig, metadata: Mapping[str, Any]) -> str | None:
 
 
 def resolve_plan(cfg: BudgetsConfig, metadata: Mapping[str, Any]) -> PlanConfig | None:
+    plan = named_plan(cfg, metadata)
+    return plan[1] if plan is not None else None
+
+
+def named_plan(cfg: BudgetsConfig, metadata: Mapping[str, Any]) -> tuple[str, PlanConfig] | None:
+    """The request's plan as (name, config), or None when it has none."""
     name = plan_name(cfg, metadata)
-    return cfg.plans.get(name) if name else None
+    config = cfg.plans.get(name) if name else None
+    return (name, config) if name and config is not None else None
 
 
 def max_tier(steps: list[DowngradeStep], used_fraction: float) -> str | None:
@@ -41,18 +48,20 @@ def max_tier(steps: list[DowngradeStep], used_fraction: float) -> str | None:
     return min((s.max_tier for s in reached), key=lambda t: TIER_RANK[t])
 
 
-def budget_exclusion(cfg: BudgetsConfig, metadata: Mapping[str, Any], spec: ModelSpec,
+def budget_exclusion(cfg: BudgetsConfig, plan: tuple[str, PlanConfig] | None, spec: ModelSpec,
                      cost_usd: float, budget: BudgetView | None) -> str | None:
-    """Why the plan or the budget position rules ``spec`` out, or None."""
-    plan = resolve_plan(cfg, metadata)
+    """Why the plan (name and config, from :func:`named_plan`) or the budget position rules
+    ``spec`` out, or None."""
+    config = plan[1] if plan is not None else None
     if plan is not None:
-        if spec.tier not in plan.tiers:
-            return f"tier {spec.tier} not in plan {plan_name(cfg, metadata)!r}"
-        if plan.models is not None and spec.name not in plan.models:
-            return f"not allowed by plan {plan_name(cfg, metadata)!r}"
+        name, config = plan
+        if spec.tier not in config.tiers:
+            return f"tier {spec.tier} not in plan {name!r}"
+        if config.models is not None and spec.name not in config.models:
+            return f"not allowed by plan {name!r}"
     if budget is None:
         return None
-    return _position_exclusion(cfg, plan, spec, cost_usd, budget)
+    return _position_exclusion(cfg, config, spec, cost_usd, budget)
 
 
 def _position_exclusion(cfg: BudgetsConfig, plan: PlanConfig | None, spec: ModelSpec,

@@ -19,6 +19,7 @@ from pointsman.config import Weights
 from pointsman.types import CandidateScore, LiveState, ModelSpec
 
 _EPS_COST = 1e-7
+_NO_BONUS: dict[str, float] = {}
 
 
 def fit(quality: float, complexity: float, fit_scale: float) -> float:
@@ -31,9 +32,10 @@ def _normalised_inverse(values: Sequence[float]) -> list[float]:
     """1 for the smallest value, 0 for the largest, linear in log space."""
     logs = [math.log(v) for v in values]
     low, high = min(logs), max(logs)
-    if high - low < 1e-12:
+    span = high - low
+    if span < 1e-12:
         return [1.0] * len(values)
-    return [(high - x) / (high - low) for x in logs]
+    return [(high - x) / span for x in logs]
 
 
 def expected_latency_ms(spec: ModelSpec, state: LiveState) -> float:
@@ -57,15 +59,17 @@ def score_candidates(
     cost_scores = _normalised_inverse([c + _EPS_COST for c in costs])
     latency_scores = _normalised_inverse([expected_latency_ms(c, state) for c in candidates])
     wq, wc, wl = weights.quality, weights.cost, weights.latency
-    bonuses = state.bandit_bonus
-    scored = []
-    for spec, cost, cost_score, lat_score in zip(
-        candidates, costs, cost_scores, latency_scores, strict=True
-    ):
-        fit_score = fit(spec.quality, complexity, fit_scale)
-        bonus = bonuses.get(spec.name, 0.0) if bonuses else 0.0
-        total = wq * fit_score + wc * cost_score + wl * lat_score + bonus
-        scored.append(CandidateScore(spec.name, total, fit_score, cost_score, lat_score, cost,
-                                     bonus))
-    scored.sort(key=lambda s: (-s.total, s.estimated_cost_usd, s.model))
+    bonuses = state.bandit_bonus or _NO_BONUS
+    scored = [
+        CandidateScore(spec.name, wq * (f := fit(spec.quality, complexity, fit_scale))
+                       + wc * cs + wl * ls + (b := bonuses.get(spec.name, 0.0)), f, cs, ls,
+                       cost, b)
+        for spec, cost, cs, ls in zip(candidates, costs, cost_scores, latency_scores,
+                                      strict=True)
+    ]
+    scored.sort(key=_rank_key)
     return scored
+
+
+def _rank_key(s: CandidateScore) -> tuple[float, float, str]:
+    return (-s.total, s.estimated_cost_usd, s.model)
