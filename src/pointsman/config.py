@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from pointsman.budget.config import BudgetsConfig
 from pointsman.errors import ConfigError
+from pointsman.gateway.config import GatewayConfig
+from pointsman.latency.config import LatencyConfig
+from pointsman.learned.semantic_config import SemanticRoutesConfig
 
 
 class Strict(BaseModel):
@@ -150,6 +153,9 @@ class PointsmanConfig(Strict):
     rules: list[RuleConfig] = Field(default_factory=list)
     task_keywords: dict[str, list[str]] = Field(default_factory=dict)
     budgets: BudgetsConfig = BudgetsConfig()
+    semantic_routes: SemanticRoutesConfig = SemanticRoutesConfig()
+    gateway: GatewayConfig = GatewayConfig()
+    latency: LatencyConfig = LatencyConfig()
     _source: str = PrivateAttr(default="<config>")
 
     @property

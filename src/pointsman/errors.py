@@ -3,7 +3,9 @@
     PointsmanError                 base; every error pointsman raises on purpose
     ├── ConfigError                a config file or value is invalid (names file and field)
     ├── InputError                 a request or CLI input is invalid (HTTP 400)
-    │   └── UnknownModelError      a model name that is not in the catalog (HTTP 404)
+    │   ├── UnknownModelError      a model name that is not in the catalog (HTTP 404)
+    │   ├── PayloadTooLargeError   a request body over the configured size (HTTP 413)
+    │   └── UnsupportedMediaTypeError a body that is not application/json (HTTP 415)
     ├── AuthError                  missing or wrong API key (HTTP 401)
     ├── PermissionDeniedError      a key may not use that model or endpoint (HTTP 403)
     ├── NoCandidateError           no model can serve the request (HTTP 400)
@@ -52,6 +54,14 @@ class InputError(PointsmanError):
 
 class UnknownModelError(InputError):
     code = "model_not_found"
+
+
+class PayloadTooLargeError(InputError):
+    code = "request_too_large"
+
+
+class UnsupportedMediaTypeError(InputError):
+    code = "unsupported_media_type"
 
 
 class AuthError(PointsmanError):
@@ -157,6 +167,8 @@ def http_status(error: PointsmanError) -> int:
         return error.status if error.status and 400 <= error.status < 500 else 502
     table: list[tuple[type[PointsmanError], int]] = [
         (UnknownModelError, 404),
+        (PayloadTooLargeError, 413),
+        (UnsupportedMediaTypeError, 415),
         (InputError, 400),
         (NoCandidateError, 400),
         (AuthError, 401),

@@ -28,7 +28,7 @@ ScorerFactory = Callable[["PointsmanConfig", Mapping[str, Any]], "ComplexityScor
 LearnerFactory = Callable[[Mapping[str, Any]], "Learner"]
 
 # Modules that register built-in parts when imported. A new built-in adds its module here.
-BUILTIN_MODULES: list[str] = ["pointsman.signals.builtin"]
+BUILTIN_MODULES: list[str] = ["pointsman.signals.builtin", "pointsman.learned.register"]
 
 
 class Registry(Generic[T]):

@@ -19,6 +19,7 @@ from pointsman.errors import (
     NoCandidateError,
     PointsmanError,
 )
+from pointsman.latency.targets import latency_gate
 from pointsman.policies.weighted import score_candidates
 from pointsman.registry import create_scorer
 from pointsman.rules import CompiledRule, Features, compile_rules
@@ -106,10 +107,17 @@ class Router:
         eligible, filtered = self._eligible(self.candidates, ctx)
         if not eligible:
             raise self._no_candidate(filtered, state)
+        gate = latency_gate(eligible, request, state, self.config.latency)
+        eligible, state = gate.eligible, gate.state
+        filtered.update(gate.filtered)
         ranked = score_candidates(eligible, ctx.signal.score, ctx.input_tokens,
                                   ctx.output_tokens, self.config.router.weights,
                                   self.config.router.fit_scale, state)
-        chosen, rule, reason = self._choose(ctx, eligible, ranked)
+        if gate.forced is not None:  # no candidate meets the latency target: the fastest
+            chosen, rule, reason = gate.forced, None, gate.note
+        else:
+            chosen, rule, reason = self._choose(ctx, eligible, ranked)
+            reason += gate.note
         reason += budget_note(state.budget, filtered)
         return self._decision(ctx, chosen, eligible, ranked, filtered, rule, reason)
 
@@ -176,6 +184,15 @@ class Router:
             if pool:
                 chosen = self._prefer(rule.config.then.prefer, pool, ranked)
                 return chosen, rule.name, f"rule {rule.name!r} matched; {self._prefer_text(rule)}"
+        target = ctx.signal.target
+        if target is not None:
+            order = {c.model: i for i, c in enumerate(ranked)}
+            pool = [s for s in eligible if s.name == target.model or s.tier == target.tier]
+            if pool:
+                chosen = min(pool, key=lambda s: order[s.name])
+                return (chosen, f"route:{target.name}",
+                        f"route {target.name!r} chose {target.model or 'tier ' + str(target.tier)}"
+                        f"{'; ' + target.detail if target.detail else ''}")
         return self._by_mode(ctx, eligible, ranked)
 
     def _by_mode(self, ctx: _Context, eligible: list[ModelSpec], ranked: list[CandidateScore]

@@ -90,12 +90,23 @@ class ModelSpec:
 
 @dataclass(frozen=True, slots=True)
 class LatencyStats:
-    """Live latency of one model (milliseconds), from the latency windows."""
+    """Live latency of one model (milliseconds), from the latency windows.
+
+    The optional fields are filled by :mod:`pointsman.latency`; ``tokens_per_s`` are
+    percentiles of output speed (tokens after the first / time after the first token).
+    """
 
     p50_ttft_ms: float
     p95_ttft_ms: float
     p95_total_ms: float
     samples: int
+    p99_ttft_ms: float | None = None
+    p50_total_ms: float | None = None
+    p99_total_ms: float | None = None
+    p50_tokens_per_s: float | None = None
+    p95_tokens_per_s: float | None = None
+    p99_tokens_per_s: float | None = None
+    timeouts: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,10 @@ import typer
 
 from pointsman.errors import PointsmanError
 
-COMMAND_MODULES: list[str] = ["pointsman.cli.route", "pointsman.cli.spend"]
+COMMAND_MODULES: list[str] = ["pointsman.cli.route", "pointsman.cli.spend",
+                              "pointsman.cli.train", "pointsman.cli.serve",
+                              "pointsman.cli.eval", "pointsman.cli.calibrate",
+                              "pointsman.cli.shadow"]
 
 app = typer.Typer(
     name="pointsman",

@@ -40,10 +40,12 @@ class ChatCall:
 
 @dataclass(frozen=True, slots=True)
 class ChatResult:
-    """An OpenAI ``chat.completion`` body and its usage."""
+    """An OpenAI ``chat.completion`` body, its usage and the upstream's rate-limit and
+    request-id headers (``x-ratelimit-*``, ``x-request-id``; may be empty)."""
 
     body: Mapping[str, Any]
     usage: Usage | None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @runtime_checkable

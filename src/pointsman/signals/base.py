@@ -10,16 +10,32 @@ from pointsman.types import RouteRequest
 
 
 @dataclass(frozen=True, slots=True)
+class RouteTarget:
+    """A scorer's own pick (a semantic route, a learned many-model choice).
+
+    Sends the request to ``model`` or to the best eligible model of ``tier``; the decision's
+    ``rule`` names it as ``route:<name>``. Config rules still take precedence.
+    """
+
+    name: str
+    model: str | None = None
+    tier: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Signal:
     """A complexity score in [0, 100] with the sub-signals that produced it.
 
-    ``stage`` names the part of a composite scorer that decided (hybrid cascades).
+    ``stage`` names the part of a composite scorer that decided (hybrid cascades);
+    ``target`` is set when the scorer picks a model or tier itself.
     """
 
     score: float
     signals: Mapping[str, float] = field(default_factory=dict)
     task_type: str | None = None
     stage: str | None = None
+    target: RouteTarget | None = None
 
 
 @runtime_checkable

@@ -1,0 +1,74 @@
+"""``pointsman serve``: the OpenAI-compatible gateway on uvicorn."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pointsman.errors import ConfigError
+
+ENDPOINTS = ("POST /v1/chat/completions", "GET /v1/models", "GET /v1/spend", "GET /health",
+             "GET /metrics")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the
+    # socket says it is TCP; without it keep-alive answers wait ~40 ms for delayed ACKs.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Config file.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address (default gateway.host).")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535,
+                                             help="Port (default gateway.port; 0: any).")]
+    = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Serve the OpenAI-compatible gateway."""
+    import uvicorn
+
+    from pointsman.config import load_config
+    from pointsman.gateway.app import create_app
+    from pointsman.gateway.auth import check_bind
+
+    cfg = load_config(config)
+    host = host or cfg.gateway.host
+    app = create_app(cfg)
+    gw = app.state.gateway
+    check_bind(host, gw.keys)
+    sock = _bind(host, cfg.gateway.port if port is None else port)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    out = sys.stdout
+    out.write(f"pointsman: listening on http://{shown}:{bound} "
+              f"({'OPEN: no API keys, loopback only' if gw.keys.open else 'API keys required'})\n")
+    out.write(f"pointsman: endpoints: {', '.join(ENDPOINTS)}\n")
+    served = {m: [d.name for d in gw.deployments.deployments(m)] for m in gw.catalog.models}
+    with_deps = {m: d for m, d in served.items() if d}
+    out.write(f"pointsman: {len(with_deps)} of {len(served)} catalog models have deployments: "
+              f"{', '.join(n for d in with_deps.values() for n in d) or 'none'}\n")
+    out.flush()
+    server = uvicorn.Server(uvicorn.Config(
+        app, log_level=log_level, access_log=False, lifespan="on",
+        timeout_graceful_shutdown=int(cfg.gateway.drain_timeout_s)))
+    server.run(sockets=[sock])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

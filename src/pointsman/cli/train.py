@@ -1,0 +1,76 @@
+"""``pointsman train``: fit a learned router on outcome data and write its artifact."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pointsman.artifacts import save_learner
+from pointsman.errors import InputError
+from pointsman.learning import Learner, OutcomeTable
+from pointsman.registry import learners
+
+FORMATS = ("routellm", "routerbench", "log")
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``k=v`` pairs; values that parse as JSON (numbers, objects, booleans) are typed."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--router-option expects key=value, got {pair!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _metadata(table: OutcomeTable, data: Path, fmt: str, learner: Learner,
+              seconds: float) -> dict[str, Any]:
+    from pointsman.learned.base import column_means
+
+    quality = column_means(table.quality, float('nan'))
+    return {
+        "data_source": str(data), "data_format": fmt, "rows": len(table),
+        "models": list(table.models),
+        "protocol": f"fit on all {len(table)} rows of the data (no hold-out); measure "
+                    "held-out quality with `pointsman eval`",
+        "metrics": {"train_mean_quality": {m: round(float(q), 6) for m, q in
+                                           zip(table.models, quality, strict=True)},
+                    "fit_seconds": round(seconds, 3)},
+        "encoder": getattr(learner, "encoder", None),
+        "table_notes": list(table.notes),
+    }
+
+
+def train(
+    data: Annotated[Path, typer.Option("--data", help="Outcome data (file, folder or glob).")],
+    fmt: Annotated[str, typer.Option("--format", help="routellm | routerbench | log.")],
+    router: Annotated[str, typer.Option("--router", help="Learner name (knn, logreg, mf).")],
+    out: Annotated[Path, typer.Option("--out", help="Artifact file to write (.npz).")],
+    router_option: Annotated[list[str] | None, typer.Option(
+        "--router-option", help="Learner option key=value (repeatable).")] = None,
+) -> None:
+    """Fit a learned router on outcome data and write a versioned artifact."""
+    from pointsman.evaluation.loaders import load_table
+
+    if fmt not in FORMATS:
+        raise InputError(f"--format must be one of {list(FORMATS)}, got {fmt!r}")
+    learner = learners.get(router)(parse_options(router_option or []))
+    table = load_table(data, fmt)
+    started = time.perf_counter()
+    learner.fit(table)
+    seconds = time.perf_counter() - started
+    path = save_learner(learner, out, _metadata(table, data, fmt, learner, seconds))
+    typer.echo(f"wrote {path}: {router} on {len(table)} prompts × {len(table.models)} models "
+               f"({seconds:.1f} s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)

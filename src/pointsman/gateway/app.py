@@ -1,0 +1,118 @@
+"""The app factory and its lifespan.
+
+``create_app(config)`` builds everything once (router, provider deployments, executor,
+health, budget guard, keys, metrics); the lifespan opens the request log at start-up and,
+at shutdown (after uvicorn has drained in-flight requests on SIGTERM), flushes it and
+closes the provider clients and the spend ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pointsman.budget.factory import budgets_configured, build_guard, build_ledger
+from pointsman.budget.guard import LedgerBudgetGuard
+from pointsman.budget.http import spend_route
+from pointsman.config import PointsmanConfig
+from pointsman.errors import InputError, PointsmanError
+from pointsman.executor import DeploymentSource
+from pointsman.gateway.chat import chat_completions
+from pointsman.gateway.errors import error_response
+from pointsman.gateway.models import health, list_models
+from pointsman.gateway.runtime import Gateway
+from pointsman.requestlog import RequestLog
+
+log = logging.getLogger("pointsman.gateway")
+
+
+def default_deployments(config: PointsmanConfig, gateway_catalog: Any) -> DeploymentSource:
+    """The provider deployments from the config (endpoints, keys from the environment)."""
+    from pointsman.providers.config import build_providers
+
+    source: DeploymentSource = build_providers(config, gateway_catalog)
+    return source
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return error_response(InputError(f"no route {request.method} {request.url.path}"))
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    return error_response(InputError(f"method {request.method} is not allowed on "
+                                     f"{request.url.path}"))
+
+
+async def _pointsman_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PointsmanError)
+    return error_response(exc)
+
+
+async def _close(what: object) -> None:
+    aclose: Callable[[], Awaitable[None]] | None = getattr(what, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        await aclose()
+    except PointsmanError as exc:
+        log.error("shutdown: %s", exc.message)
+
+
+def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = None, *,
+               request_log: RequestLog | None = None,
+               guard: LedgerBudgetGuard | None = None) -> Starlette:
+    from pointsman.router import resolve_catalog
+
+    owned: list[object] = []
+    if deployments is None:
+        deployments = default_deployments(config, resolve_catalog(config))
+        owned.append(deployments)
+    ledger = None
+    if guard is None and budgets_configured(config.budgets):
+        ledger = build_ledger(config.budgets, Path.cwd())
+        guard = build_guard(config.budgets, resolve_catalog(config), ledger)
+        owned.append(guard)
+    gw = Gateway(config, deployments, guard=guard)
+    owned.append(gw.latency)
+    admin = [*config.budgets.admin_keys, *gw.keys.admin_secrets]
+    routes = [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/metrics", gw.metrics.endpoint, methods=["GET"]),
+        spend_route(config.budgets, gw, guard.ledger if guard else ledger, admin),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gw.log = request_log if request_log is not None else await _open_log(config)
+        try:
+            yield
+        finally:
+            if request_log is None and gw.log is not None:
+                await _close(gw.log)
+            for item in owned:
+                await _close(item)
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
+        404: _not_found, 405: _method_not_allowed, PointsmanError: _pointsman_error})
+    app.state.gateway = gw
+    return app
+
+
+async def _open_log(config: PointsmanConfig) -> RequestLog | None:
+    cfg = config.gateway.request_log
+    if not cfg.enabled:
+        return None
+    from pointsman.stores.requestlog_open import open_request_log
+
+    return await open_request_log(cfg.sqlite_path, cfg.postgres_dsn, cfg.postgres_schema)

@@ -1,0 +1,85 @@
+"""The ``gateway`` config section: listen address, limits, API keys, request log, retries
+and deployment health (strict models: unknown keys are refused)."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KeyConfig(_Strict):
+    """A virtual API key: the secret (inline or from an environment variable) and its owner."""
+
+    key: str | None = Field(default=None, min_length=8)
+    key_env: str | None = None
+    name: str = Field(min_length=1)
+    user: str | None = None
+    team: str | None = None
+    plan: str | None = None
+    models: list[str] | None = None
+    admin: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> KeyConfig:
+        if (self.key is None) == (self.key_env is None):
+            raise ValueError("give exactly one of key, key_env")
+        return self
+
+    def secret(self) -> str | None:
+        """The key's value; None when its environment variable is unset or empty."""
+        if self.key is not None:
+            return self.key
+        assert self.key_env is not None
+        return os.environ.get(self.key_env) or None
+
+
+class RequestLogConfig(_Strict):
+    enabled: bool = True
+    sqlite_path: str = "pointsman-requests.db"
+    postgres_dsn: str | None = None
+    postgres_schema: str = "pointsman"
+    log_messages: bool = False
+
+
+class RetryConfig(_Strict):
+    """Retries of the same deployment: bounded exponential backoff with full jitter."""
+
+    max_retries: int = Field(default=1, ge=0, le=10)
+    backoff_base_s: float = Field(default=0.2, ge=0)
+    backoff_cap_s: float = Field(default=5.0, ge=0)
+
+
+class HealthConfig(_Strict):
+    """When a deployment goes into cooldown, and for how long."""
+
+    window_s: float = Field(default=60.0, gt=0)
+    error_rate: float = Field(default=0.5, gt=0, le=1)
+    min_requests: int = Field(default=10, ge=1)
+    consecutive_failures: int = Field(default=3, ge=1)
+    cooldown_s: float = Field(default=30.0, ge=0)
+
+
+class GatewayConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    keys: list[KeyConfig] = Field(default_factory=list)
+    request_log: RequestLogConfig = RequestLogConfig()
+    retry: RetryConfig = RetryConfig()
+    health: HealthConfig = HealthConfig()
+    drain_timeout_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> GatewayConfig:
+        names = [k.name for k in self.keys]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"keys: duplicate key names {dupes}")
+        return self

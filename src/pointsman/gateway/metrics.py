@@ -1,0 +1,88 @@
+"""Prometheus metrics, in a registry of the app's own (several apps may share a process)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pointsman.types import Decision
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+COST_BUCKETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0)
+
+
+def reason_kind(decision: Decision) -> str:
+    """A bounded label for a decision's reason (the full text is in the request log)."""
+    if decision.rule:
+        return f"rule:{decision.rule}"
+    reason = decision.reason
+    if reason.startswith("model "):
+        return "explicit"
+    if reason.startswith("score "):
+        return "threshold:strong" if "strong" in reason else "threshold:weak"
+    return "weighted"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("pointsman_requests", "Chat requests by answering model and "
+                                "outcome.", ["model", "outcome"], registry=r)
+        self.errors = Counter("pointsman_errors", "Errors returned, by code.", ["code"],
+                              registry=r)
+        self.routed = Counter("pointsman_routing_decisions", "Routing decisions by chosen "
+                              "model and reason.", ["model", "reason"], registry=r)
+        self.tokens = Counter("pointsman_tokens", "Tokens by model and kind.",
+                              ["model", "kind"], registry=r)
+        self.cost = Counter("pointsman_cost_usd", "Actual cost in US dollars by model.",
+                            ["model"], registry=r)
+        self.cost_hist = Histogram("pointsman_request_cost_usd", "Cost per request.",
+                                   ["model"], buckets=COST_BUCKETS, registry=r)
+        self.latency = Histogram("pointsman_request_latency_seconds", "Total request time.",
+                                 ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        self.ttft = Histogram("pointsman_time_to_first_token_seconds", "Time to first token "
+                              "of streams.", ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        self._per_model: dict[str, tuple[Any, ...]] = {}
+        self._requests: dict[tuple[str, str], Any] = {}
+        self.attempts = Counter("pointsman_upstream_failures", "Failed upstream attempts.",
+                                ["model", "code"], registry=r)
+
+    def decision(self, decision: Decision) -> None:
+        self.routed.labels(decision.model, reason_kind(decision)).inc()
+
+    def _children(self, model: str) -> tuple[Any, ...]:
+        """The per-model label children, looked up once (``labels`` is slow-ish)."""
+        found = self._per_model.get(model)
+        if found is None:
+            found = self._per_model[model] = (
+                self.tokens.labels(model, "prompt"), self.tokens.labels(model, "completion"),
+                self.cost.labels(model), self.cost_hist.labels(model),
+                self.latency.labels(model), self.ttft.labels(model))
+        return found
+
+    def finished(self, model: str, outcome: str, prompt: int, completion: int, cost: float,
+                 total_s: float, ttft_s: float | None) -> None:
+        key = (model, outcome)
+        counter = self._requests.get(key)
+        if counter is None:
+            counter = self._requests[key] = self.requests.labels(model, outcome)
+        counter.inc()
+        prompt_c, completion_c, cost_c, cost_h, latency_h, ttft_h = self._children(model)
+        prompt_c.inc(prompt)
+        completion_c.inc(completion)
+        cost_c.inc(cost)
+        cost_h.observe(cost)
+        latency_h.observe(total_s)
+        if ttft_s is not None:
+            ttft_h.observe(ttft_s)
+
+    def error(self, code: str) -> None:
+        self.errors.labels(code).inc()
+
+    async def endpoint(self, request: Request) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

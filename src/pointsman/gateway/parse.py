@@ -1,0 +1,172 @@
+"""A Chat Completions request: read the body (size-capped), validate its shape, and build the
+:class:`~pointsman.types.RouteRequest` the router reads. Every problem is an
+:class:`~pointsman.errors.InputError` naming the field, never a 500."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from pointsman.errors import InputError, PayloadTooLargeError, UnsupportedMediaTypeError
+from pointsman.types import Message, RouteRequest
+
+ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
+HEADER_METADATA = {
+    "x-pointsman-session": "session",
+    "x-pointsman-task-type": "task_type",
+    "x-pointsman-use-case": "use_case",
+}
+OWNER_HEADERS = {"x-pointsman-user": "user", "x-pointsman-team": "team",
+                 "x-pointsman-plan": "plan"}
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    body: dict[str, Any]
+    model: str
+    stream: bool
+    include_usage: bool
+    route: RouteRequest
+
+
+async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";", 1)[0].strip().lower() != "application/json":
+        raise UnsupportedMediaTypeError(
+            f"Content-Type must be application/json, got {ctype or 'none'!r}")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLargeError(f"request body of {declared} bytes exceeds the limit of "
+                                   f"{max_bytes} bytes")
+    raw = bytearray()
+    async for part in request.stream():
+        raw += part
+        if len(raw) > max_bytes:
+            raise PayloadTooLargeError(f"request body exceeds the limit of {max_bytes} bytes")
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"the body must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _content_text(content: Any, where: str) -> tuple[str, bool]:
+    """(text, has_image) of a message's content: a string, null or a list of parts."""
+    if content is None:
+        return "", False
+    if isinstance(content, str):
+        return content, False
+    if not isinstance(content, list):
+        raise InputError(f"{where}.content must be a string or a list of parts", where)
+    texts: list[str] = []
+    image = False
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            raise InputError(f"{where}.content[{j}] must be an object with a 'type'", where)
+        if part["type"] == "text":
+            if not isinstance(part.get("text"), str):
+                raise InputError(f"{where}.content[{j}].text must be a string", where)
+            texts.append(part["text"])
+        elif part["type"] in ("image_url", "image", "input_image"):
+            image = True
+    return "\n".join(texts), image
+
+
+def _messages(body: Mapping[str, Any]) -> tuple[tuple[Message, ...], bool]:
+    raw = body.get("messages")
+    if not isinstance(raw, list):
+        raise InputError("'messages' is required and must be a list", "messages")
+    if not raw:
+        raise InputError("'messages' must contain at least one message", "messages")
+    out: list[Message] = []
+    vision = False
+    for i, item in enumerate(raw):
+        where = f"messages[{i}]"
+        if not isinstance(item, dict):
+            raise InputError(f"{where} must be an object", "messages")
+        role = item.get("role")
+        if not isinstance(role, str) or role not in ROLES:
+            raise InputError(f"{where}.role must be one of {sorted(ROLES)}, got {role!r}",
+                             "messages")
+        text, image = _content_text(item.get("content"), where)
+        vision |= image
+        out.append(Message(role, text))
+    return tuple(out), vision
+
+
+def _optional(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...],
+              what: str) -> Any:
+    value = body.get(name)
+    wrong = not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)
+    if value is not None and wrong:
+        raise InputError(f"'{name}' must be {what}, got {type(value).__name__}", name)
+    return value
+
+
+def _max_tokens(body: Mapping[str, Any]) -> int | None:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = _optional(body, name, int, "a positive integer")
+        if value is not None:
+            if value < 1:
+                raise InputError(f"'{name}' must be a positive integer", name)
+            return int(value)
+    return None
+
+
+def _flags(body: Mapping[str, Any]) -> tuple[bool, bool, int, bool]:
+    stream = bool(_optional(body, "stream", bool, "a boolean"))
+    options = _optional(body, "stream_options", dict, "an object") or {}
+    include_usage = bool(options.get("include_usage")) and stream
+    tools = _optional(body, "tools", list, "a list") or []
+    fmt = _optional(body, "response_format", dict, "an object")
+    needs_json = bool(fmt) and fmt.get("type") in ("json_object", "json_schema")
+    for name in ("temperature", "top_p"):
+        _optional(body, name, (int, float), "a number")
+    return stream, include_usage, len(tools), needs_json
+
+
+def _metadata(request: Request, owner: Mapping[str, Any], body: Mapping[str, Any],
+              trust_headers: bool) -> dict[str, Any]:
+    """Request metadata. The caller's user, team and plan headers are taken only from
+    trusted callers (an admin key, or an open loopback gateway); a key's owner always wins."""
+    headers = request.headers
+    meta: dict[str, Any] = {}
+    for header, field in OWNER_HEADERS.items():
+        if trust_headers and header in headers:
+            meta[field] = headers[header]
+    if trust_headers and isinstance(body.get("user"), str) and "user" not in meta:
+        meta["user"] = body["user"]
+    meta.update((k, v) for k, v in owner.items() if v is not None)  # the key's owner wins
+    for header, field in HEADER_METADATA.items():
+        if header in headers:
+            meta[field] = headers[header]
+    target = headers.get("x-pointsman-latency-target-ms")
+    if target is not None:
+        try:
+            meta["latency_target_ms"] = float(target)
+        except ValueError:
+            raise InputError("x-pointsman-latency-target-ms must be a number") from None
+    realtime = headers.get("x-pointsman-realtime")
+    if realtime is not None:
+        meta["realtime"] = realtime.strip().lower() not in ("0", "false", "no")
+    return meta
+
+
+def parse_chat(request: Request, body: dict[str, Any], owner: Mapping[str, Any],
+               trust_headers: bool = True) -> ChatRequest:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InputError("'model' is required and must be a string (use \"auto\" to route)",
+                         "model")
+    messages, vision = _messages(body)
+    stream, include_usage, tools, needs_json = _flags(body)
+    route = RouteRequest(messages=messages, tools_count=tools, needs_json=needs_json,
+                         needs_vision=vision, stream=stream, max_output_tokens=_max_tokens(body),
+                         metadata=_metadata(request, owner, body, trust_headers))
+    return ChatRequest(body, model, stream, include_usage, route)

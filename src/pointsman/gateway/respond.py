@@ -1,0 +1,66 @@
+"""Building the gateway's answers: the ``x-pointsman-*`` headers, the success body and the
+error body, with the request log record and metrics of each."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+
+from starlette.responses import Response
+
+from pointsman.errors import AllAttemptsFailedError, PointsmanError
+from pointsman.executor import Answer
+from pointsman.gateway.auth import Principal
+from pointsman.gateway.errors import error_response
+from pointsman.gateway.parse import ChatRequest
+from pointsman.gateway.runtime import Gateway
+from pointsman.types import Decision
+
+
+def _header(value: str) -> str:
+    """Header values are latin-1: keep them ASCII."""
+    return value.encode("ascii", "replace").decode("ascii").replace("\n", " ")
+
+
+def decision_headers(decision: Decision, model: str, attempts: Sequence[str],
+                     cost_usd: float) -> dict[str, str]:
+    return {"x-pointsman-model": model,
+            "x-pointsman-reason": _header(decision.reason),
+            "x-pointsman-cost-usd": f"{cost_usd:.8f}",
+            "x-pointsman-attempts": ",".join(attempts)}
+
+
+def tried_models(error: PointsmanError) -> list[str]:
+    if isinstance(error, AllAttemptsFailedError):
+        return list(dict.fromkeys(a.model for a in error.attempts))
+    model = getattr(error, "model", "")
+    return [model] if model else []
+
+
+async def answered(gw: Gateway, chat: ChatRequest, principal: Principal, decision: Decision,
+                   answer: Answer, started: float) -> Response:
+    total_ms = (time.perf_counter() - started) * 1000
+    cost = answer.cost
+    gw.metrics.finished(answer.model, "ok", cost.prompt_tokens, cost.completion_tokens,
+                        cost.usd, total_ms / 1000, None)
+    await gw.write_record(chat, principal, decision, outcome="ok",
+                          models_tried=answer.models_tried, model=answer.model,
+                          prompt_tokens=cost.prompt_tokens,
+                          completion_tokens=cost.completion_tokens, cost_usd=cost.usd,
+                          ttft_ms=total_ms, total_ms=total_ms)
+    headers = decision_headers(decision, answer.model, answer.models_tried, cost.usd)
+    return Response(json.dumps(answer.body), 200, headers=headers,
+                    media_type="application/json")
+
+
+async def failed(gw: Gateway, chat: ChatRequest, principal: Principal, decision: Decision,
+                 error: PointsmanError, started: float) -> Response:
+    total_ms = (time.perf_counter() - started) * 1000
+    tried = tried_models(error)
+    gw.metrics.error(error.code)
+    await gw.write_record(chat, principal, decision, outcome="error", models_tried=tried,
+                          error=error, total_ms=total_ms)
+    headers = {"x-pointsman-reason": _header(decision.reason),
+               "x-pointsman-attempts": ",".join(tried)}
+    return error_response(error, headers)

@@ -1,0 +1,177 @@
+"""Everything the gateway builds once at start-up, and the per-request steps around it:
+live state → decision (``auto``, explicit, or a virtual ``router-<scorer>-<threshold>``),
+and the request log record of each accepted request."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from pointsman.budget.spend import Scope, SpendSummary
+from pointsman.config import PointsmanConfig
+from pointsman.errors import ConfigError, InputError, PointsmanError, UnknownModelError
+from pointsman.executor import DeploymentSource, Executor
+from pointsman.gateway.auth import KeyRing, Principal
+from pointsman.gateway.metrics import Metrics
+from pointsman.gateway.parse import ChatRequest
+from pointsman.health import CooldownSource, HealthRecorder, HealthStore, MemoryHealth
+from pointsman.latency.wiring import build_latency
+from pointsman.registry import create_scorer, scorers
+from pointsman.requestlog import Outcome, RequestLog, RequestRecord
+from pointsman.router import Router
+from pointsman.signals.base import AsyncComplexityScorer
+from pointsman.state import AttemptOutcome, BudgetGuard, OutcomeRecorder, StateSource
+from pointsman.types import Decision, LiveState, RouteRequest
+
+log = logging.getLogger("pointsman.gateway")
+VIRTUAL_PREFIX = "router-"
+MAX_VIRTUAL_ROUTERS = 64
+
+
+class MetricsRecorder:
+    """Counts failed upstream attempts by model and error code."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    async def record(self, request: RouteRequest, outcome: AttemptOutcome) -> None:
+        if not outcome.ok:
+            self.metrics.attempts.labels(outcome.model, outcome.error_code or "error").inc()
+
+
+class Gateway:
+    def __init__(self, config: PointsmanConfig, deployments: DeploymentSource, *,
+                 executor: Executor | None = None, health: HealthStore | None = None,
+                 guard: BudgetGuard | None = None,
+                 sources: Sequence[StateSource] = (),
+                 recorders: Sequence[OutcomeRecorder] = ()) -> None:
+        self.config = config
+        self.router = Router(config)
+        self.catalog = self.router.catalog
+        self.keys = KeyRing(config.gateway.keys)
+        self.metrics = Metrics()
+        self.health = health or MemoryHealth(config.gateway.health)
+        self.deployments = deployments
+        by_model = {m: [d.name for d in deployments.deployments(m)] for m in self.catalog.models}
+        self.cooldown = CooldownSource(self.health, by_model)
+        self.latency = build_latency(config.latency, by_model, health=self.health)
+        self.sources: list[StateSource] = [self.cooldown, self.latency.source, *sources]
+        if guard is not None and isinstance(guard, StateSource):
+            self.sources.append(guard)
+        self.executor = executor or Executor(
+            self.catalog, deployments, health=self.health, guard=guard,
+            retry=config.gateway.retry, chooser=self.latency.chooser,
+            recorders=[HealthRecorder(self.health), self.latency.recorder,
+                       MetricsRecorder(self.metrics), *recorders])
+        self.guard = guard
+        self.log: RequestLog | None = None
+        self._virtual: dict[str, Router] = {}
+        self._async_scorer = isinstance(self.router.scorer, AsyncComplexityScorer)
+
+    # -- routing ------------------------------------------------------------------------
+    async def decide(self, chat: ChatRequest) -> Decision:
+        state = LiveState.empty()
+        for source in self.sources:
+            state = await source.contribute(chat.route, state)
+        router, explicit = self._router_for(chat.model)
+        scorer = router.scorer
+        signal = None
+        if explicit is None and (router is not self.router or self._async_scorer) \
+                and isinstance(scorer, AsyncComplexityScorer):
+            signal = await scorer.ascore(chat.route)  # I/O scorers: awaited, then passed in
+        decision = router.decide(chat.route, state, model=explicit, signal=signal)
+        self.metrics.decision(decision)
+        return decision
+
+    def _router_for(self, model: str) -> tuple[Router, str | None]:
+        if model == "auto":
+            return self.router, None
+        if model in self.catalog:
+            return self.router, model
+        if model.startswith(VIRTUAL_PREFIX):
+            return self._virtual_router(model), None
+        raise UnknownModelError(
+            f"unknown model {model!r}: use \"auto\", a catalog model (GET /v1/models) or "
+            f"{VIRTUAL_PREFIX}<scorer>-<threshold>", param="model")
+
+    def _virtual_router(self, name: str) -> Router:
+        router = self._virtual.get(name)
+        if router is not None:
+            return router
+        scorer_name, _, raw = name[len(VIRTUAL_PREFIX):].rpartition("-")
+        try:
+            threshold = float(raw)
+        except ValueError:
+            threshold = -1.0
+        if not scorer_name or not 0.0 <= threshold <= 1.0:
+            raise InputError(f"virtual model {name!r}: expected {VIRTUAL_PREFIX}<scorer>-"
+                             "<threshold> with a threshold in [0, 1]", "model")
+        rc = self.config.router
+        if not (rc.strong_model and rc.weak_model):
+            raise InputError(f"virtual model {name!r} needs router.strong_model and "
+                             "router.weak_model in the gateway's config", "model")
+        if scorer_name not in scorers:
+            raise InputError(f"virtual model {name!r}: unknown scorer {scorer_name!r}; "
+                             f"known: {', '.join(scorers.names())}", "model")
+        options = rc.scorer_options if scorer_name == rc.scorer else {}
+        cfg = self.config.model_copy(update={"router": rc.model_copy(update={
+            "mode": "threshold", "threshold": threshold, "scorer": scorer_name,
+            "scorer_options": options})})
+        try:
+            router = Router(cfg, create_scorer(cfg))
+        except ConfigError as exc:
+            raise InputError(f"virtual model {name!r}: {exc.message}", "model") from None
+        if len(self._virtual) >= MAX_VIRTUAL_ROUTERS:
+            self._virtual.pop(next(iter(self._virtual)))
+        self._virtual[name] = router
+        return router
+
+    def virtual_models(self) -> list[str]:
+        rc = self.config.router
+        if not (rc.strong_model and rc.weak_model):
+            return []
+        return [f"{VIRTUAL_PREFIX}{name}-{rc.threshold:g}" for name in scorers.names()]
+
+    # -- request log --------------------------------------------------------------------
+    async def write_record(self, chat: ChatRequest, principal: Principal,
+                           decision: Decision | None, *, outcome: Outcome,
+                           models_tried: Sequence[str], model: str | None = None,
+                           error: PointsmanError | None = None, prompt_tokens: int = 0,
+                           completion_tokens: int = 0, cost_usd: float = 0.0,
+                           ttft_ms: float | None = None, total_ms: float = 0.0) -> None:
+        if self.log is None:
+            return
+        meta = chat.route.metadata
+        messages: list[dict[str, Any]] = (
+            list(chat.body.get("messages") or []) if self.config.gateway.request_log.log_messages
+            else [])
+        record = RequestRecord(
+            id=uuid.uuid4().hex, ts=time.time(), key=principal.name, user=_str(meta, "user"),
+            team=_str(meta, "team"), session=_str(meta, "session"), requested_model=chat.model,
+            decision=decision.to_dict() if decision is not None else {},
+            models_tried=list(models_tried), outcome=outcome,
+            error=f"{error.code}: {error.message}" if error is not None else None, model=model,
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=cost_usd,
+            baseline_cost_usd=decision.baseline_cost_usd if decision is not None else 0.0,
+            ttft_ms=ttft_ms, total_ms=total_ms, stream=chat.stream, messages=messages)
+        try:
+            await self.log.write(record)
+        except PointsmanError as exc:  # closed during shutdown: say so, do not fail the answer
+            log.error("request log: record %s not written: %s", record.id, exc.message)
+
+    async def spend_summary(self, scope: Scope | None, subject: str | None, since: float,
+                            until: float, top: int = 5) -> SpendSummary:
+        """``SpendQueries`` over the request log opened at start-up."""
+        queries = getattr(self.log, "spend_summary", None)
+        if queries is None:
+            return SpendSummary(0, 0.0, 0.0, ())
+        result: SpendSummary = await queries(scope, subject, since, until, top)
+        return result
+
+
+def _str(meta: Any, name: str) -> str | None:
+    value = meta.get(name)
+    return None if value is None else str(value)

@@ -1,0 +1,83 @@
+"""The OpenAI-compatible adapter: OpenAI, vLLM, Ollama, llama.cpp server, OpenRouter,
+Groq, Together, Gemini's OpenAI endpoint and anything else that speaks
+``POST {base_url}/chat/completions``.
+
+The body goes upstream untouched (tools, tool_choice, response_format, stream_options
+and every other field); a stream is parsed from server-sent events and must end with
+``data: [DONE]``, or it is a :class:`~pointsman.errors.StreamBrokenError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import httpx
+
+from pointsman.errors import StreamBrokenError
+from pointsman.providers.base import ChatCall, ChatResult, Usage
+from pointsman.providers.http import Deadline, HttpAdapter, decode_event, kept_headers, log
+
+
+def usage_of(data: Mapping[str, Any]) -> Usage | None:
+    """``usage`` of a completion or chunk, or None when absent or malformed."""
+    usage = data.get("usage")
+    if not isinstance(usage, Mapping):
+        return None
+    try:
+        return Usage(int(usage.get("prompt_tokens") or 0),
+                     int(usage.get("completion_tokens") or 0))
+    except (TypeError, ValueError):
+        return None
+
+
+class OpenAICompatProvider(HttpAdapter):
+    """A :class:`~pointsman.providers.base.Provider` for one OpenAI-compatible endpoint.
+
+    ``api_key`` goes in ``Authorization: Bearer`` unless ``api_key_header`` names another
+    header (Azure's ``api-key``); ``headers`` are sent with every call (OpenRouter's
+    ``HTTP-Referer``, for example).
+    """
+
+    def __init__(self, name: str, base_url: str, client: httpx.AsyncClient | None = None, *,
+                 api_key: str | None = None, headers: Mapping[str, str] | None = None,
+                 api_key_header: str | None = None) -> None:
+        super().__init__(name, base_url, client, api_key=api_key, headers=headers)
+        self._auth: dict[str, str] = {}
+        if api_key:
+            header = api_key_header or "Authorization"
+            value = f"Bearer {api_key}" if header.lower() == "authorization" else api_key
+            self._auth = {header: value}
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    async def complete(self, call: ChatCall) -> ChatResult:
+        model = str(call.body.get("model", ""))
+        deadline = Deadline(call.timeouts, model, streaming=False)
+        body = {**call.body, "stream": False}
+        body.pop("stream_options", None)
+        response = await self.open(self.url, body, self._auth, deadline)
+        data = await self.read_json(response, deadline)
+        return ChatResult(data, usage_of(data), kept_headers(response.headers))
+
+    async def stream(self, call: ChatCall) -> AsyncIterator[Mapping[str, Any]]:
+        model = str(call.body.get("model", ""))
+        deadline = Deadline(call.timeouts, model, streaming=True)
+        body = {**call.body, "stream": True}
+        response = await self.open(self.url, body, self._auth, deadline)
+        try:
+            async for event in self.events(response, deadline):
+                if event.data.strip() == "[DONE]":
+                    return
+                chunk = decode_event(event, model, self.where)
+                if "error" in chunk and "choices" not in chunk:
+                    message = self.redact(str(chunk["error"])[:300])
+                    raise StreamBrokenError(f"upstream error mid-stream: {message}", model)
+                yield chunk
+            log.info("%s: stream for %s ended without [DONE]", self.name, model)
+            raise StreamBrokenError(f"the stream from {self.where} ended without data: [DONE]",
+                                    model)
+        finally:
+            await response.aclose()

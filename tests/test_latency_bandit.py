@@ -1,0 +1,187 @@
+"""Discounted UCB1: cold start, ordering, reward, decay and recovery, memory and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from collections.abc import Mapping
+
+import pytest
+import redis
+
+from pointsman.latency.bandit import (
+    Arm,
+    BanditStore,
+    MemoryBandit,
+    UCB1Chooser,
+    discounted,
+    reward,
+    ucb_order,
+    ucb_scores,
+)
+from pointsman.latency.config import BanditConfig, LatencyConfig, RewardWeights
+from pointsman.latency.redis_bandit import RedisBandit, parse_arms
+from pointsman.latency.wiring import build_latency
+from pointsman.state import AttemptOutcome
+from pointsman.types import RouteRequest
+
+REDIS = "redis://127.0.0.1:6379/0"
+REQUEST = RouteRequest.from_prompt("hi")
+
+
+def drop_keys(prefix: str) -> None:
+    """Delete this test's keys (never FLUSHDB: the Redis is shared)."""
+    client = redis.Redis.from_url(REDIS)
+    keys = list(client.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def attempt(deployment: str, total_ms: float, ok: bool = True, cost: float = 0.001,
+            code: str | None = None, model: str = "m") -> AttemptOutcome:
+    return AttemptOutcome(model, deployment, ok, code, total_ms, total_ms, 10, 20, cost)
+
+
+def make(kind: str, discount: float) -> BanditStore:
+    if kind == "memory":
+        return MemoryBandit(discount)
+    return RedisBandit(REDIS, f"test:bandit:{uuid.uuid4().hex}:", discount, cache_s=0.0)
+
+
+async def close(store: BanditStore) -> None:
+    if isinstance(store, RedisBandit):
+        await store.aclose()
+        drop_keys(store.prefix)
+
+
+def test_cold_start_tries_every_arm_in_the_configured_order() -> None:
+    assert ucb_order(["a", "b", "c"], {}, 0.3) == ["a", "b", "c"]
+    scores = ucb_scores(["a", "b"], {"a": Arm(1.0, 0.9)}, 0.3)
+    assert scores["b"] == math.inf and math.isfinite(scores["a"])
+    assert ucb_order(["a", "b", "c"], {"a": Arm(1.0, 0.9), "c": Arm(1.0, 0.1)}, 0.3)[0] == "b"
+    # one pull in all: ln(1) = 0, no exploration term, no division by zero
+    assert ucb_scores(["a"], {"a": Arm(1.0, 0.5)}, 2.0)["a"] == pytest.approx(0.5)
+
+
+def test_order_is_by_mean_plus_exploration_bonus() -> None:
+    stats = {"a": Arm(50.0, 40.0), "b": Arm(50.0, 20.0)}
+    assert ucb_order(["b", "a"], stats, 0.3) == ["a", "b"]
+    rare = {"a": Arm(500.0, 400.0), "b": Arm(0.5, 0.2)}  # b: worse mean, far fewer pulls
+    assert ucb_order(["a", "b"], rare, 0.3) == ["b", "a"]
+    assert ucb_order(["a", "b"], rare, 0.0) == ["a", "b"]  # no exploration: greedy
+
+
+def test_reward_combines_success_latency_and_cost() -> None:
+    w = RewardWeights()
+    fast, slow = reward(attempt("a", 50.0), w), reward(attempt("a", 500.0), w)
+    dear = reward(attempt("a", 50.0, cost=1.0), w)
+    assert 0.0 < slow < fast <= 1.0 and dear < fast
+    assert reward(attempt("a", 5.0, ok=False, code="upstream_error"), w) == 0.0
+    assert reward(attempt("a", 50.0), RewardWeights(success=1, latency=0, cost=0)) == 1.0
+
+
+def test_discounting_multiplies_every_arm_before_the_pull() -> None:
+    after = discounted({"a": Arm(10.0, 5.0), "b": Arm(4.0, 1.0)}, "b", 0.5, 0.9)
+    assert after["a"] == Arm(pytest.approx(9.0), pytest.approx(4.5))  # type: ignore[arg-type]
+    assert after["b"].pulls == pytest.approx(4.6) and after["b"].reward == pytest.approx(1.4)
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_stores_agree_with_the_pure_update(kind: str) -> None:
+    pulls = [("a", 0.9), ("b", 0.2), ("a", 0.8), ("a", 1.0), ("b", 0.4)]
+
+    async def go() -> Mapping[str, Arm]:
+        store = make(kind, 0.95)
+        try:
+            for arm, value in pulls:
+                await store.update("m", arm, value)
+            return await store.arms("m")
+        finally:
+            await close(store)
+
+    expected: dict[str, Arm] = {}
+    for arm, value in pulls:
+        expected = discounted(expected, arm, value, 0.95)
+    got = asyncio.run(go())
+    assert set(got) == {"a", "b"}
+    for arm in expected:
+        assert got[arm].pulls == pytest.approx(expected[arm].pulls, rel=1e-9)
+        assert got[arm].reward == pytest.approx(expected[arm].reward, rel=1e-9)
+
+
+def test_redis_updates_are_atomic_across_clients() -> None:
+    prefix = f"test:bandit:{uuid.uuid4().hex}:"
+
+    async def go() -> Mapping[str, Arm]:
+        one, two = RedisBandit(REDIS, prefix, 1.0), RedisBandit(REDIS, prefix, 1.0, cache_s=0)
+        try:
+            await asyncio.gather(*(store.update("m", "a", 0.5)
+                                   for _ in range(100) for store in (one, two)))
+            return await two.arms("m")
+        finally:
+            await one.aclose()
+            await two.aclose()
+            drop_keys(prefix)
+
+    arms = asyncio.run(go())
+    assert arms["a"].pulls == 200.0 and arms["a"].reward == pytest.approx(100.0)
+
+
+def test_parse_arms_reads_both_redis_shapes() -> None:
+    assert parse_arms({b"n:a": b"2", b"s:a": b"1.5"}) == {"a": Arm(2.0, 1.5)}
+    assert parse_arms([b"n:a", b"2", b"s:a", b"1.5"]) == {"a": Arm(2.0, 1.5)}
+
+
+class Health:
+    def __init__(self, down: set[str]) -> None:
+        self.down = down
+
+    async def available(self, deployment: str) -> bool:
+        return deployment not in self.down
+
+
+def test_chooser_skips_unavailable_deployments_and_single_arms() -> None:
+    store = MemoryBandit(0.99)
+    chooser = UCB1Chooser(store, BanditConfig(), Health({"b"}))
+    assert asyncio.run(chooser.order("m", ["a", "b", "c"])) == ["a", "c"]
+    assert asyncio.run(chooser.order("m", ["b", "c"])) == ["c"]
+    off = UCB1Chooser(store, BanditConfig(enabled=False))
+    assert asyncio.run(off.order("m", ["c", "a"])) == ["c", "a"]
+
+
+def simulate(kind: str, latency: Mapping[str, list[float]], steps: int
+             ) -> list[str]:
+    """Drive chooser + recorder: each step pulls the first arm the chooser gives, with the
+    latency of that arm at that step."""
+    cfg = LatencyConfig(store=kind, redis_prefix=f"test:bandit:{uuid.uuid4().hex}:",
+                        bandit=BanditConfig(cache_s=0.0))
+
+    async def go() -> list[str]:
+        parts = build_latency(cfg, {"m": ["a", "b"]})
+        chosen: list[str] = []
+        try:
+            for step in range(steps):
+                arm = (await parts.chooser.order("m", ["a", "b"]))[0]
+                chosen.append(arm)
+                await parts.recorder.record(REQUEST, attempt(arm, latency[arm][step]))
+        finally:
+            await parts.aclose()
+            drop_keys(cfg.redis_prefix)
+        return chosen
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_slow_arm_loses_traffic_and_wins_it_back_after_recovery(kind: str) -> None:
+    n = 900
+    slow_from, recover_at = 100, 400
+    a = [500.0 if slow_from <= i < recover_at else 50.0 for i in range(n)]
+    chosen = simulate(kind, {"a": a, "b": [50.0] * n}, n)
+    assert {"a", "b"} <= set(chosen[:2])  # cold start: both tried
+    after = chosen[slow_from + 50: slow_from + 250]  # 200 requests, 50 after the slow-down
+    assert after.count("b") >= 0.9 * len(after)
+    back = chosen[recover_at + 200:]  # after recovery: traffic returns through exploration
+    assert back.count("a") >= 0.3 * len(back)
