@@ -1,4 +1,5 @@
-"""Cost per request of the latency windows and the bandit, in memory and in Redis.
+"""Cost per request of the latency windows and the bandit, in memory and in Redis, and of
+the Redis-shared deployment health.
 
 For each operation: µs per call, p50 and p99 over many calls (one call at a time, so the
 figures are latencies, not throughput). Redis runs at 127.0.0.1:6379 (keys under a unique
@@ -18,7 +19,9 @@ import numpy as np
 from redis.asyncio import Redis
 
 from pointsman import RouteRequest, load_config
-from pointsman.latency.bandit import MemoryBandit, UCB1Chooser
+from pointsman.gateway.config import HealthConfig
+from pointsman.health_redis import RedisHealth
+from pointsman.latency.bandit import BanditChooser, MemoryBandit
 from pointsman.latency.config import BanditConfig, WindowConfig
 from pointsman.latency.redis_bandit import RedisBandit
 from pointsman.latency.redis_window import RedisWindows
@@ -88,7 +91,7 @@ async def _write_then_read(windows: LatencyWindows, i: int) -> None:
 
 async def bandit_bench(kind: str, bandit: MemoryBandit | RedisBandit) -> None:
     print(f"bandit ({kind}, {len(DEPLOYMENTS)} deployments per model):")
-    chooser = UCB1Chooser(bandit, BanditConfig())
+    chooser = BanditChooser(bandit, BanditConfig())
     await timed("record one pull (discount every arm + add)",
                 lambda i: bandit.update("gpt-4o", DEPLOYMENTS[i % 3], 0.7))
     if isinstance(bandit, RedisBandit):
@@ -98,6 +101,20 @@ async def bandit_bench(kind: str, bandit: MemoryBandit | RedisBandit) -> None:
         bandit.cache_s = 3600.0
     await timed("order deployments (local copy)",
                 lambda i: chooser.order("gpt-4o", DEPLOYMENTS))
+
+
+async def health_bench(prefix: str) -> None:
+    print("deployment health (redis, shared breaker):")
+    health = RedisHealth(REDIS, prefix + "health:", HealthConfig(), cache_s=0.25)
+    try:
+        await timed("report one outcome (Lua: window + breaker)",
+                    lambda i: health.report(DEPLOYMENTS[i % 3], True))
+        await timed("acquire before a call (Lua: probe slot)",
+                    lambda i: health.acquire(DEPLOYMENTS[i % 3]))
+        await timed("available (local copy, per deployment per request)",
+                    lambda i: health.available(DEPLOYMENTS[i % 3]))
+    finally:
+        await health.aclose()
 
 
 async def cleanup(prefix: str) -> None:
@@ -123,6 +140,9 @@ async def main() -> None:
         await bandit_bench("redis", redis_bandit)
     finally:
         await redis_bandit.aclose()
+    try:
+        await health_bench(prefix)
+    finally:
         await cleanup(prefix)
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from pointsman.testing import UpstreamStub
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -16,3 +21,28 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"benchmark data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def upstream_server() -> Iterator[UpstreamStub]:
+    """One local upstream stub for the whole session (see ``upstream``)."""
+    from pointsman.testing import UpstreamStub
+
+    with UpstreamStub() as stub:
+        yield stub
+
+
+@pytest.fixture
+def upstream(upstream_server: UpstreamStub) -> UpstreamStub:
+    """The session's :class:`pointsman.testing.UpstreamStub`, reset before each test.
+
+    A real HTTP server on 127.0.0.1 speaking OpenAI (``POST /v1/chat/completions``) and
+    Anthropic (``POST /v1/messages``). Point an endpoint's ``base_url`` at
+    ``upstream.base_url`` (``http://127.0.0.1:<port>/v1``; both adapters accept it), then
+    script failures per upstream model name: ``upstream.behave("gpt-4o-mini",
+    statuses=[429], retry_after=2)``, ``hang=True``, ``cut_after=0``, ``delay_ms=50``,
+    ``tool_call=True`` ...; assert with ``upstream.requests(model)``,
+    ``upstream.last_request(model)`` and ``upstream.last_headers(model)``.
+    """
+    upstream_server.reset()
+    return upstream_server

@@ -1,8 +1,9 @@
 """Scripted providers: real implementations of the Provider protocol for executor tests.
 
 Each call takes the next step of the deployment's script (the last step repeats):
-``"ok"``, an exception instance to raise, ``"hang"``, ``"cut_before"`` / ``"cut_after"``
-(streams: break before / after the first token), or ``"no_usage"``.
+``"ok"``, an exception instance to raise (a ProviderError, or any other: a bug),
+``"hang"``, ``"cut_before"`` / ``"cut_after"`` (streams: break before / after the first
+token), or ``"no_usage"``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pointsman.errors import ProviderError, StreamBrokenError
+from pointsman.errors import StreamBrokenError
 from pointsman.providers.base import ChatCall, ChatResult, Provider, Timeouts, Usage
 
-Step = str | ProviderError
+Step = str | Exception
 
 
 def completion(model: str, text: str, usage: Usage | None) -> dict[str, Any]:
@@ -56,7 +57,7 @@ class ScriptedProvider:
     async def complete(self, call: ChatCall) -> ChatResult:
         self.calls.append(call)
         step = self._step()
-        if isinstance(step, ProviderError):
+        if isinstance(step, Exception):
             raise step
         if step == "hang":
             await asyncio.sleep(3600)
@@ -67,7 +68,7 @@ class ScriptedProvider:
         self.calls.append(call)
         step = self._step()
         model = str(call.body["model"])
-        if isinstance(step, ProviderError):
+        if isinstance(step, Exception):
             raise step
         if step == "hang":
             await asyncio.sleep(3600)

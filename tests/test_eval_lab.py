@@ -255,3 +255,29 @@ def test_artifact_router_is_loaded_by_path_and_aligned_by_model_name(tmp_path: P
     two = evaluate(lab_router(str(path), {}, CONFIG),
                    kfold_plan(two_model_table(table, "cheap", "dear"), 3), two_model=True)
     assert two["auc"] == pytest.approx(1.0)
+
+
+def test_runner_train_test_and_router_options(tmp_path: Path) -> None:
+    from pointsman.errors import InputError
+    from pointsman.evaluation.runner import DataSpec, parse_options, prepare, run
+
+    for name, rows in (("train", range(20)), ("test", range(20, 32))):
+        lines = ["prompt,a,b"] + [f"{'hard' if i % 4 == 0 else 'easy'} {i},{i % 4 != 0},True"
+                                  for i in rows]
+        (tmp_path / f"{name}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    spec = DataSpec("routellm", train=str(tmp_path / "train.csv"),
+                    test=str(tmp_path / "test.csv"))
+    plan, two = prepare(spec)
+    assert two and plan.name.startswith("train/test split (20 train, 12 test")
+    assert plan.parts[0].test.models == ("a", "b")
+    results = run(spec, ["random", LEARNER], parse_options(["random:seed=4"],
+                                                           ["random", LEARNER]), CONFIG)
+    assert [r["n_test"] for r in results] == [12, 12] and results[1]["auc"] == 1.0
+    assert parse_options(["k=3", "knn:metric=cosine"], ["knn", "mf"]) == {
+        "knn": {"k": 3, "metric": "cosine"}, "mf": {"k": 3}}
+    with pytest.raises(InputError, match="not among"):
+        parse_options(["x:k=1"], ["knn"])
+    with pytest.raises(InputError, match="both --train and --test"):
+        prepare(DataSpec("routellm", train=str(tmp_path / "train.csv")))
+    with pytest.raises(InputError, match="both --weak and --strong"):
+        prepare(DataSpec("routellm", data=str(tmp_path), weak="a"))

@@ -136,7 +136,7 @@ def test_log_merges_prompts_and_skips_unlabelled(tmp_path: Path) -> None:
     assert table.cost is not None
     assert table.cost[0].tolist() == pytest.approx([0.02, 0.002])
     assert table.cost[1, 0] == 0.05 and np.isnan(table.cost[1, 1])
-    assert "skipped 2 records" in table.notes[0]
+    assert "skipped 2 records" in table.notes[1]
     replay = logged_requests(log)
     assert len(replay) == 5 and replay[0].request.last_user_text == "hello"
     assert replay[3].estimated_cost_usd == 0.05

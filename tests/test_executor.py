@@ -108,7 +108,7 @@ def test_success_costs_from_usage_and_names_the_catalog_model(catalog: Catalog) 
 def test_retryable_errors_fall_back_to_the_next_model(catalog: Catalog,
                                                       error: Exception) -> None:
     deps = FakeDeployments()
-    deps.add("gpt-4o-mini", ScriptedProvider("openai", [error]))  # type: ignore[list-item]
+    deps.add("gpt-4o-mini", ScriptedProvider("openai", [error]))
     deps.add("claude-haiku-4-5", ScriptedProvider("anthropic"))
     executor, recorder, _ = make(catalog, deps)
     answer = asyncio.run(executor.complete(

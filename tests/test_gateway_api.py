@@ -361,3 +361,29 @@ def test_request_log_in_postgresql(tmp_path: Path) -> None:
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_virtual_router_needs_strong_and_weak_models(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    path = tmp_path / "plain.yaml"
+    path.write_text(yaml.safe_dump({"router": {"candidates": MODELS},
+                                    "gateway": {"request_log": {"enabled": False}}}))
+    with running(create_app(load_config(path), w.deps)) as url, \
+            openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as c:
+        with pytest.raises(openai.BadRequestError, match=r"needs router\.strong_model"):
+            c.chat.completions.create(model="router-heuristic-0.5",
+                                      messages=[{"role": "user", "content": "hi"}])
+        assert not [m.id for m in c.models.list() if m.id.startswith("router-")]
+        assert c.chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": "hi"}]).model in MODELS
+
+
+def test_a_provider_bug_is_an_openai_style_500_not_a_traceback(
+        world: tuple[World, str]) -> None:
+    w, url = world
+    w.script("gpt-4o-mini", KeyError("choices"))
+    with httpx.Client(base_url=url) as h:
+        r = h.post("/v1/chat/completions", headers={"authorization": "Bearer sk-admin-0123456789"},
+                   json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
+    assert r.status_code == 500
+    assert r.json()["error"]["code"] == "internal_error"

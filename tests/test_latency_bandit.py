@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import uuid
 from collections.abc import Mapping
 
 import pytest
 import redis
 
+from pointsman.config import _merge, default_config_data, parse_config
 from pointsman.latency.bandit import (
     Arm,
+    BanditChooser,
     BanditStore,
     MemoryBandit,
-    UCB1Chooser,
     discounted,
     reward,
     ucb_order,
@@ -22,9 +24,11 @@ from pointsman.latency.bandit import (
 )
 from pointsman.latency.config import BanditConfig, LatencyConfig, RewardWeights
 from pointsman.latency.redis_bandit import RedisBandit, parse_arms
+from pointsman.latency.tiers import tier_bonuses
 from pointsman.latency.wiring import build_latency
+from pointsman.router import Router
 from pointsman.state import AttemptOutcome
-from pointsman.types import RouteRequest
+from pointsman.types import LiveState, RouteRequest
 
 REDIS = "redis://127.0.0.1:6379/0"
 REQUEST = RouteRequest.from_prompt("hi")
@@ -144,22 +148,22 @@ class Health:
 
 def test_chooser_skips_unavailable_deployments_and_single_arms() -> None:
     store = MemoryBandit(0.99)
-    chooser = UCB1Chooser(store, BanditConfig(), Health({"b"}))
+    chooser = BanditChooser(store, BanditConfig(), Health({"b"}))
     assert asyncio.run(chooser.order("m", ["a", "b", "c"])) == ["a", "c"]
     assert asyncio.run(chooser.order("m", ["b", "c"])) == ["c"]
-    off = UCB1Chooser(store, BanditConfig(enabled=False))
+    off = BanditChooser(store, BanditConfig(enabled=False))
     assert asyncio.run(off.order("m", ["c", "a"])) == ["c", "a"]
 
 
-def simulate(kind: str, latency: Mapping[str, list[float]], steps: int
-             ) -> list[str]:
+def simulate(kind: str, latency: Mapping[str, list[float]], steps: int,
+             algorithm: str = "ucb1") -> list[str]:
     """Drive chooser + recorder: each step pulls the first arm the chooser gives, with the
     latency of that arm at that step."""
     cfg = LatencyConfig(store=kind, redis_prefix=f"test:bandit:{uuid.uuid4().hex}:",
-                        bandit=BanditConfig(cache_s=0.0))
+                        bandit=BanditConfig(cache_s=0.0, algorithm=algorithm))
 
     async def go() -> list[str]:
-        parts = build_latency(cfg, {"m": ["a", "b"]})
+        parts = build_latency(cfg, {"m": ["a", "b"]}, rng=random.Random(3))
         chosen: list[str] = []
         try:
             for step in range(steps):
@@ -174,14 +178,50 @@ def simulate(kind: str, latency: Mapping[str, list[float]], steps: int
     return asyncio.run(go())
 
 
-@pytest.mark.parametrize("kind", ["memory", "redis"])
-def test_slow_arm_loses_traffic_and_wins_it_back_after_recovery(kind: str) -> None:
+@pytest.mark.parametrize(("kind", "algorithm"), [
+    ("memory", "ucb1"), ("redis", "ucb1"), ("memory", "thompson")])
+def test_slow_arm_loses_traffic_and_wins_it_back_after_recovery(kind: str,
+                                                                 algorithm: str) -> None:
     n = 900
     slow_from, recover_at = 100, 400
     a = [500.0 if slow_from <= i < recover_at else 50.0 for i in range(n)]
-    chosen = simulate(kind, {"a": a, "b": [50.0] * n}, n)
+    chosen = simulate(kind, {"a": a, "b": [50.0] * n}, n, algorithm)
     assert {"a", "b"} <= set(chosen[:2])  # cold start: both tried
     after = chosen[slow_from + 50: slow_from + 250]  # 200 requests, 50 after the slow-down
     assert after.count("b") >= 0.9 * len(after)
     back = chosen[recover_at + 200:]  # after recovery: traffic returns through exploration
     assert back.count("a") >= 0.3 * len(back)
+
+
+def test_tier_bonuses_favour_the_better_model_of_a_tier_and_explore_the_untried() -> None:
+    tiers = {"good": "mid", "bad": "mid", "new": "mid", "solo": "cheap"}
+    stats = {"mid": {"good": Arm(50.0, 45.0), "bad": Arm(50.0, 5.0)}}
+    bonus = tier_bonuses(tiers, stats, 0.2, 0.2)
+    assert bonus["new"] == bonus["solo"] == pytest.approx(0.2)  # never tried: optimistic
+    assert 0.0 < bonus["bad"] < bonus["good"] <= 0.2
+
+
+def test_tier_bandit_tips_the_router_towards_the_model_that_answers_well() -> None:
+    data = _merge(default_config_data(), {
+        "router": {"candidates": ["gemini-2.5-flash", "claude-haiku-4-5"]}, "rules": [],
+        "latency": {"bandit": {"tier_bonus": 0.5}}})
+    config = parse_config(data, "tiers.yaml")
+    router = Router(config)
+    parts = build_latency(config.latency, tiers={m.name: m.tier for m in router.catalog})
+    request = RouteRequest.from_prompt("Summarise the plot of Hamlet in two sentences.")
+
+    async def go() -> LiveState:
+        for _ in range(30):
+            await parts.recorder.record(request, attempt(
+                "f@1", 900.0, ok=False, code="upstream_error", model="gemini-2.5-flash"))
+            await parts.recorder.record(request, attempt("h@1", 400.0, model="claude-haiku-4-5"))
+        return await parts.source.contribute(request, LiveState.empty())
+
+    assert router.decide(request).model == "gemini-2.5-flash"  # cheaper, without the bandit
+    state = asyncio.run(go())
+    decision = router.decide(request, state)
+    assert decision.model == "claude-haiku-4-5"
+    bonus = {c.model: c.bonus for c in decision.candidates}
+    assert bonus["claude-haiku-4-5"] > bonus["gemini-2.5-flash"] >= 0.0
+    off = build_latency(LatencyConfig(), tiers={m.name: m.tier for m in router.catalog})
+    assert off.source.tiers is None  # tier_bonus 0: no tier bandit at all

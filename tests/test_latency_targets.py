@@ -47,7 +47,7 @@ def test_when_none_meets_the_target_the_fastest_is_taken_with_fallbacks() -> Non
     assert decision.model == "gpt-4o-mini"
     assert decision.fallbacks == ("gpt-4o",)
     assert decision.reason.startswith("no candidate meets the 100 ms ttft target (request): "
-                                      "took the fastest, gpt-4o-mini (p95 ttft 250 ms, live)")
+                                      "took the fastest, gpt-4o-mini (p95 ttft 250 ms (live))")
 
 
 def test_penalise_mode_keeps_the_slow_model_with_a_lower_score() -> None:
@@ -86,7 +86,10 @@ def test_custom_presets_come_from_config() -> None:
 
 def test_catalog_latency_is_the_prior_without_live_samples() -> None:
     # catalog: gpt-4o ttft 550 ms, gpt-4o-mini 400 ms
-    assert router().decide(hard(latency_target_ms=450)).model == "gpt-4o-mini"
+    prior = router().decide(hard(latency_target_ms=450))
+    assert prior.model == "gpt-4o-mini"
+    assert prior.filtered_out["gpt-4o"] == ("typical ttft 550 ms (catalog) > latency target "
+                                            "450 ms")
     no_prior = router(targets={"use_catalog_prior": False})
     assert no_prior.decide(hard(latency_target_ms=450)).model == "gpt-4o"
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import redis
 
-from pointsman.latency.config import WindowConfig
+from pointsman.latency.config import LatencyConfig, WindowConfig
 from pointsman.latency.redis_window import RedisWindows, decode, encode
 from pointsman.latency.window import (
     LatencyWindows,
@@ -21,8 +21,9 @@ from pointsman.latency.window import (
     deployment_key,
     model_key,
     sample_of,
+    summarize,
 )
-from pointsman.latency.wiring import LatencyRecorder, LatencySource
+from pointsman.latency.wiring import LatencyRecorder, LatencySource, build_latency
 from pointsman.state import AttemptOutcome
 from pointsman.types import LatencyStats, LiveState, RouteRequest
 
@@ -102,6 +103,24 @@ def test_percentiles_match_numpy_on_random_data(kind: str) -> None:
         (stats.p99_tokens_per_s, speed, 99),
     ]:
         assert got == pytest.approx(float(np.percentile(values, q)), rel=1e-5)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 101])
+def test_summarize_matches_numpy_on_small_windows_with_unknown_speeds(n: int) -> None:
+    rng = np.random.default_rng(n)
+    rows = np.column_stack([np.arange(n), rng.uniform(1, 500, n), rng.uniform(500, 5000, n),
+                            rng.uniform(10, 90, n), rng.integers(0, 2, n)]).astype(float)
+    rows[::2, 3] = np.nan  # every other sample has no tokens/s
+    stats = summarize(rows)
+    speeds = rows[~np.isnan(rows[:, 3]), 3]
+    for got, values, q in [(stats.p50_ttft_ms, rows[:, 1], 50), (stats.p99_ttft_ms, rows[:, 1], 99),
+                           (stats.p95_total_ms, rows[:, 2], 95)]:
+        assert got == pytest.approx(float(np.percentile(values, q)))
+    if speeds.size:
+        assert stats.p95_tokens_per_s == pytest.approx(float(np.percentile(speeds, 95)))
+    else:
+        assert stats.p50_tokens_per_s is None
+    assert stats.samples == n and stats.timeouts == int(rows[:, 4].sum())
 
 
 @pytest.mark.parametrize("kind", ["memory", "redis"])
@@ -228,7 +247,7 @@ def test_redis_snapshot_is_served_from_a_local_copy_between_refreshes() -> None:
     clock, mono = Clock(), Clock(0.0)
     cfg = WindowConfig(seconds=60)
 
-    async def go() -> tuple[int, int, int]:
+    async def go() -> tuple[int, int, int, int]:
         prefix = f"test:latency:{uuid.uuid4().hex}:"
         writer = RedisWindows(REDIS, prefix, cfg, refresh_s=1.0, clock=clock)
         reader = RedisWindows(REDIS, prefix, cfg, refresh_s=1.0, clock=clock, monotonic=mono)
@@ -238,16 +257,15 @@ def test_redis_snapshot_is_served_from_a_local_copy_between_refreshes() -> None:
             await writer.add([model_key("m")], Sample(clock.now, 1.0, 1.0))
             cached = (await reader.snapshot())["m:m"].samples  # within refresh_s: local copy
             mono.now += 1.5
-            await reader.snapshot()  # stale: starts a background refresh, serves the copy
-            assert reader._refreshing is not None
-            await reader._refreshing
-            return first, cached, (await reader.snapshot())["m:m"].samples
+            stale = (await reader.snapshot())["m:m"].samples  # refreshes in the background
+            await reader.settled()
+            return first, cached, stale, (await reader.snapshot())["m:m"].samples
         finally:
             await writer.aclose()
             await reader.aclose()
             drop_keys(prefix)
 
-    assert asyncio.run(go()) == (1, 1, 2)
+    assert asyncio.run(go()) == (1, 1, 1, 2)
 
 
 def test_redis_down_never_fails_a_request() -> None:
@@ -262,3 +280,15 @@ def test_redis_down_never_fails_a_request() -> None:
 
     assert asyncio.run(go()) == {}
 
+
+
+def test_latency_switched_off_records_and_reports_nothing() -> None:
+    parts = build_latency(LatencyConfig(enabled=False, window=WindowConfig(min_samples=1)))
+
+    async def go() -> tuple[LiveState, dict[str, LatencyStats]]:
+        await parts.recorder.record(REQUEST, outcome(100.0))
+        return (await parts.source.contribute(REQUEST, LiveState.empty()),
+                dict(await parts.windows.snapshot()))
+
+    state, raw = asyncio.run(go())
+    assert state.latency == {} and raw == {}

@@ -27,7 +27,7 @@ def fitted(name: str) -> object:
     return learner
 
 
-@pytest.mark.parametrize("name", ["knn", "logreg", "mf"])
+@pytest.mark.parametrize("name", ["knn", "logreg", "mf", "ensemble"])
 def test_round_trip_predicts_the_same(tmp_path: Path, name: str) -> None:
     learner = fitted(name)
     path = save_learner(learner, tmp_path / "router", {"data_source": "synthetic"})  # type: ignore[arg-type]

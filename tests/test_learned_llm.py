@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from pointsman.config import load_config
+from pointsman.config import _merge, default_config_data, load_config, parse_config
 from pointsman.errors import UpstreamServerError
 from pointsman.learned.hybrid import HybridScorer
 from pointsman.learned.llm_router import LlmRouterScorer
@@ -15,6 +15,7 @@ from pointsman.learned.register import llm_scorer
 from pointsman.providers.base import ChatCall, ChatResult, Provider, Usage
 from pointsman.signals.base import Signal
 from pointsman.signals.heuristic import HeuristicScorer
+from pointsman.testing import UpstreamStub
 from pointsman.types import RouteRequest
 
 CONFIG = load_config()
@@ -113,3 +114,27 @@ def test_hybrid_records_the_stage_that_decided() -> None:
     assert asyncio.run(hybrid(50, 90).ascore(request)).stage == "embedding"
     no_llm = HybridScorer(Fixed("h", 50), Fixed("e", 52))
     assert no_llm.score(request).stage == "embedding"
+
+
+def test_llm_router_through_the_upstream_stub(upstream: UpstreamStub) -> None:
+    data = _merge(default_config_data(), {"providers": {"endpoints": {"openai": {
+        "kind": "openai", "base_url": upstream.base_url, "api_key": "test-key"}}}})
+    config = parse_config(data, "stub.yaml")
+    llm = llm_scorer(config, {"model": "gpt-4o-mini", "timeout_s": 0.5})
+    hard = RouteRequest.from_prompt("Prove the Riemann hypothesis.")
+    other = RouteRequest.from_prompt("hello there")
+
+    async def scenario() -> tuple[Signal, Signal, Signal]:
+        upstream.behave("gpt-4o-mini", text='{"difficulty": "hard"}')
+        first = await llm.ascore(hard)
+        again = await llm.ascore(hard)
+        upstream.behave("gpt-4o-mini", hang=True)
+        slow = await llm.ascore(other)
+        return first, again, slow
+
+    first, again, slow = asyncio.run(scenario())
+    assert first.stage == again.stage == "llm" and first.score == 85.0
+    sent = upstream.last_request("gpt-4o-mini")
+    assert sent is not None and sent["temperature"] == 0 and sent["max_tokens"] == 16
+    assert slow.stage == "llm-fallback:timeout"
+    assert upstream.requests("gpt-4o-mini") == 2  # the repeated prompt hit the cache

@@ -36,7 +36,7 @@ def make(name: str, **options: Any) -> Learner:
     return learners.get(name)(opts)
 
 
-@pytest.mark.parametrize("name", ["knn", "logreg", "mf"])
+@pytest.mark.parametrize("name", ["knn", "logreg", "mf", "ensemble"])
 def test_each_learner_sends_hard_prompts_to_the_strong_model(name: str) -> None:
     learner = make(name)
     learner.fit(table())
@@ -107,3 +107,12 @@ def test_many_model_choice_by_quality_and_cost() -> None:
     assert cheapest_within(quality, costs, 0.70) == 0
     assert relative_cost(np.array([1.0, np.nan]), 2).tolist() == [1.0, 1.0]
     assert relative_cost(None, 3).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_ensemble_members_and_options() -> None:
+    learner = learners.get("ensemble")({"encoder": "hashing", "members": "knn,logreg",
+                                        "member_options": {"knn": {"k": 3}}})
+    learner.fit(table(20))
+    assert learner.models == ("weak", "strong")  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="members"):
+        learners.get("ensemble")({"members": "knn,svm"})

@@ -81,3 +81,30 @@ def test_hybrid_from_config_records_the_stage(artifact: Path) -> None:
     sure = router({"scorer": "hybrid", "scorer_options": {
         "low": 99, "high": 100, "embedding_options": {"artifact": str(artifact)}}})
     assert sure.decide(RouteRequest.from_prompt("hi")).stage == "heuristic"
+
+
+def test_cost_target_uses_the_held_out_lambda_calibration(tmp_path: Path) -> None:
+    from pointsman.learned.calibration import lambda_curve, lambda_for_cost, out_of_fold
+
+    prompts = tuple((HARD if i % 2 == 0 else EASY).format(i) for i in range(40))
+    quality = np.array([[0.0, 0.9, 1.0] if i % 2 == 0 else [1.0, 1.0, 1.0] for i in range(40)])
+    data = OutcomeTable(prompts, MODELS, quality, np.tile([0.0001, 0.001, 0.01], (40, 1)))
+
+    def make() -> Any:
+        return learners.get("knn")({"encoder": "hashing", "k": 5, "prior_strength": 0})
+
+    curve = lambda_curve(out_of_fold(make, data, 4), data)
+    assert curve[0]["lambda"] == 0 and curve[0]["relative_cost"] == pytest.approx(0.505)
+    assert curve[-1]["relative_cost"] < 0.1
+    assert lambda_for_cost(curve, 1.0) == 0.0  # the best quality is affordable
+    learner = make()
+    learner.fit(data)
+    path = save_learner(learner, tmp_path / "c.npz", {"lambda_curve": curve})
+    mapping = {"small": "gpt-4.1-nano", "medium": "gpt-4o-mini", "large": "gpt-4.1"}
+    r = router({"scorer": "knn", "scorer_options": {
+        "artifact": str(path), "models": mapping, "cost_target": 0.2}})
+    assert r.decide(RouteRequest.from_prompt(HARD.format(1))).model == "gpt-4o-mini"
+    with pytest.raises(ConfigError, match="below the cheapest"):
+        lambda_for_cost(curve, 0.0)
+    with pytest.raises(ConfigError, match="calibrate-folds"):
+        lambda_for_cost(None, 0.5)

@@ -72,3 +72,18 @@ def test_config_errors_name_the_field() -> None:
         router({"semantic_routes": {"routes": []}})
     with pytest.raises(ConfigError, match="unknown options"):
         router({"router": {"scorer": "semantic", "scorer_options": {"bogus": 1}}})
+
+
+def test_real_minilm_matches_paraphrases() -> None:
+    from pointsman.embeddings import packaged_model_dir
+
+    try:
+        packaged_model_dir()
+    except ConfigError as exc:
+        pytest.skip(f"packaged MiniLM is absent ({exc.message})")
+    r = router({"semantic_routes": {**ROUTES, "encoder": "minilm:128"}})
+    refund = r.decide(RouteRequest.from_prompt("Can I have my cash returned? The parcel "
+                                               "arrived broken."))
+    assert refund.rule == "route:refunds"
+    other = r.decide(RouteRequest.from_prompt("Write a haiku about autumn leaves."))
+    assert other.rule is None or not other.rule.startswith("route:")

@@ -22,6 +22,7 @@ from pointsman.errors import ConfigError
 from pointsman.gateway.config import GatewayConfig
 from pointsman.latency.config import LatencyConfig
 from pointsman.learned.semantic_config import SemanticRoutesConfig
+from pointsman.providers.config import ProvidersConfig
 
 
 class Strict(BaseModel):
@@ -156,6 +157,7 @@ class PointsmanConfig(Strict):
     semantic_routes: SemanticRoutesConfig = SemanticRoutesConfig()
     gateway: GatewayConfig = GatewayConfig()
     latency: LatencyConfig = LatencyConfig()
+    providers: ProvidersConfig = ProvidersConfig()
     _source: str = PrivateAttr(default="<config>")
 
     @property

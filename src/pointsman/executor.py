@@ -167,21 +167,11 @@ class Executor:
     async def _walk(self, run: _Run,
                     once: Callable[[Deployment, ChatCall], Awaitable[T]]) -> tuple[_Hit, T]:
         for model in (run.decision.model, *run.decision.fallbacks):
-            spec = self.catalog.get(model)
-            reservation = await self._reserve(run, spec)
-            if reservation is False:
-                continue
-            hold = reservation if isinstance(reservation, Reservation) else None
-            try:
-                found = await self._try_model(run, spec, hold, once)
-            except BaseException:
-                await self._release(hold)
-                raise
+            found = await self._try_model(run, self.catalog.get(model), once)
             if found is not None:
                 return found
-            await self._release(hold)
-        if run.refusals and not run.models_tried:
-            raise run.refusals[0]
+        if run.refusals and len(run.refusals) == len(run.attempts):
+            raise run.refusals[0]  # nothing was tried: every model was refused a budget
         raise AllAttemptsFailedError(run.attempts)
 
     async def _reserve(self, run: _Run, spec: ModelSpec) -> Reservation | bool:
@@ -201,7 +191,7 @@ class Executor:
         if hold is not None and self.guard is not None:
             await self.guard.release(hold)
 
-    async def _try_model(self, run: _Run, spec: ModelSpec, hold: Reservation | None,
+    async def _try_model(self, run: _Run, spec: ModelSpec,
                          once: Callable[[Deployment, ChatCall], Awaitable[T]]
                          ) -> tuple[_Hit, T] | None:
         deployments = {d.name: d for d in self.source.deployments(spec.name)}
@@ -214,10 +204,19 @@ class Executor:
             run.attempts.append(Attempt(spec.name, "every deployment is cooling down",
                                         "cooling_down"))
             return None
-        for name in order:
-            found = await self._try_deployment(run, spec, deployments[name], hold, once)
-            if found is not None:
-                return found
+        reservation = await self._reserve(run, spec)  # per model, before its first call
+        if reservation is False:
+            return None
+        hold = reservation if isinstance(reservation, Reservation) else None
+        try:
+            for name in order:
+                found = await self._try_deployment(run, spec, deployments[name], hold, once)
+                if found is not None:
+                    return found
+        except BaseException:
+            await self._release(hold)
+            raise
+        await self._release(hold)
         return None
 
     async def _try_deployment(self, run: _Run, spec: ModelSpec, dep: Deployment,

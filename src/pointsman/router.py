@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pointsman.budget.config import PlanConfig
-from pointsman.budget.plans import budget_exclusion, budget_note, named_plan
+from pointsman.budget.plans import budget_exclusion, budget_note, downgrade_steps, named_plan
 from pointsman.catalog import Catalog, build_catalog
 from pointsman.config import PointsmanConfig
 from pointsman.errors import (
@@ -118,7 +118,8 @@ class Router:
         else:
             chosen, rule, reason = self._choose(ctx, eligible, ranked)
             reason += gate.note
-        reason += budget_note(state.budget, filtered)
+        plan = ctx.plan[1] if ctx.plan is not None else None
+        reason += budget_note(state.budget, filtered, downgrade_steps(self.config.budgets, plan))
         return self._decision(ctx, chosen, eligible, ranked, filtered, rule, reason)
 
     # -- steps --------------------------------------------------------------------------

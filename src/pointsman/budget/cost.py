@@ -29,6 +29,15 @@ def cost_of(spec: ModelSpec, usage: Usage) -> Cost:
                 spec.cost(usage.prompt_tokens, usage.completion_tokens), True)
 
 
+def baseline_cost(candidates: Iterable[ModelSpec], prompt_tokens: int,
+                  completion_tokens: int) -> float:
+    """What the same tokens would have cost on the most expensive candidate: the request
+    log's ``baseline_cost_usd``, so savings ("always using the most expensive candidate")
+    compare like with like (actual tokens on both sides; a request that spent nothing
+    saved nothing)."""
+    return max((s.cost(prompt_tokens, completion_tokens) for s in candidates), default=0.0)
+
+
 def usage_from_chunk(chunk: Mapping[str, Any]) -> Usage | None:
     """The ``usage`` of an OpenAI chunk or completion body, if it carries one."""
     usage = chunk.get("usage")

@@ -8,7 +8,7 @@ owner or the ``x-pointsman-plan`` header), else from ``budgets.members`` (``key:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pointsman.budget.config import BudgetsConfig, DowngradeStep, PlanConfig
@@ -68,7 +68,7 @@ def _position_exclusion(cfg: BudgetsConfig, plan: PlanConfig | None, spec: Model
                         cost_usd: float, budget: BudgetView) -> str | None:
     if budget.premium_requests_left == 0 and spec.tier == "premium":
         return f"no premium requests left in budget {budget.name}"
-    steps = plan.downgrade if plan is not None and plan.downgrade is not None else cfg.downgrade
+    steps = downgrade_steps(cfg, plan)
     ceiling = max_tier(steps, budget.used_fraction)
     if ceiling is not None and TIER_RANK[spec.tier] > TIER_RANK[ceiling]:
         return (f"budget {budget.name} at {budget.used_fraction:.0%}: stepped down to "
@@ -79,11 +79,24 @@ def _position_exclusion(cfg: BudgetsConfig, plan: PlanConfig | None, spec: Model
     return None
 
 
-def budget_note(budget: BudgetView | None, filtered: Mapping[str, str]) -> str:
-    """The phrase a decision's reason gains when the budget restricted the candidates."""
+def downgrade_steps(cfg: BudgetsConfig, plan: PlanConfig | None) -> list[DowngradeStep]:
+    """The downgrade steps in force: the plan's own, else the global ones."""
+    return plan.downgrade if plan is not None and plan.downgrade is not None else cfg.downgrade
+
+
+def budget_note(budget: BudgetView | None, filtered: Mapping[str, str],
+                steps: Sequence[DowngradeStep] = ()) -> str:
+    """The phrase a decision's reason gains when the budget restricted the candidates,
+    naming the downgrade step reached (``past the 95% step: tiers up to cheap``)."""
     if budget is None or not any(budget.name in why for why in filtered.values()):
         return ""
     if math.isinf(budget.limit_usd):
         return f"; budget {budget.name}: {budget.premium_requests_left} premium requests left"
+    reached = [s for s in steps if budget.used_fraction >= s.at]
+    step = ""
+    if reached:
+        top = max(reached, key=lambda s: s.at)
+        ceiling = max_tier(list(steps), budget.used_fraction)
+        step = f"; past the {top.at:.0%} step: budget stepped down to tier {ceiling} or below"
     return (f"; budget {budget.name}: ${budget.spent_usd:.4f} of ${budget.limit_usd:.2f} "
-            f"spent ({budget.used_fraction:.0%}), ${budget.remaining_usd:.4f} left")
+            f"spent ({budget.used_fraction:.0%}), ${budget.remaining_usd:.4f} left{step}")

@@ -16,6 +16,7 @@ from pointsman.errors import PointsmanError
 
 COMMAND_MODULES: list[str] = ["pointsman.cli.route", "pointsman.cli.spend",
                               "pointsman.cli.train", "pointsman.cli.serve",
+                              "pointsman.cli.keys",
                               "pointsman.cli.eval", "pointsman.cli.calibrate",
                               "pointsman.cli.shadow"]
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -32,6 +34,11 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _drained(signum: int, frame: FrameType | None) -> None:
+    sys.stdout.write("pointsman: stopped after draining in-flight requests\n")
+    raise SystemExit(0)
+
+
 def serve(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Config file.")] = None,
     host: Annotated[str | None, typer.Option(help="Address (default gateway.host).")] = None,
@@ -45,13 +52,13 @@ def serve(
 
     from pointsman.config import load_config
     from pointsman.gateway.app import create_app
-    from pointsman.gateway.auth import check_bind
+    from pointsman.gateway.auth import KeyRing, check_bind
 
     cfg = load_config(config)
     host = host or cfg.gateway.host
+    check_bind(host, KeyRing(cfg.gateway.keys, cfg.gateway.keys_db))
     app = create_app(cfg)
     gw = app.state.gateway
-    check_bind(host, gw.keys)
     sock = _bind(host, cfg.gateway.port if port is None else port)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
@@ -64,6 +71,8 @@ def serve(
     out.write(f"pointsman: {len(with_deps)} of {len(served)} catalog models have deployments: "
               f"{', '.join(n for d in with_deps.values() for n in d) or 'none'}\n")
     out.flush()
+    # uvicorn drains on SIGTERM, then re-raises it to the handler found at start: exit 0.
+    signal.signal(signal.SIGTERM, _drained)
     server = uvicorn.Server(uvicorn.Config(
         app, log_level=log_level, access_log=False, lifespan="on",
         timeout_graceful_shutdown=int(cfg.gateway.drain_timeout_s)))

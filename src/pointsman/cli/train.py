@@ -11,6 +11,7 @@ import typer
 
 from pointsman.artifacts import save_learner
 from pointsman.errors import InputError
+from pointsman.learned.calibration import lambda_curve, out_of_fold
 from pointsman.learning import Learner, OutcomeTable
 from pointsman.registry import learners
 
@@ -56,18 +57,28 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Artifact file to write (.npz).")],
     router_option: Annotated[list[str] | None, typer.Option(
         "--router-option", help="Learner option key=value (repeatable).")] = None,
+    calibrate_folds: Annotated[int, typer.Option(
+        "--calibrate-folds", min=0, help="K-fold λ calibration for cost targets (0: off; "
+        "needs data with costs).")] = 0,
 ) -> None:
     """Fit a learned router on outcome data and write a versioned artifact."""
     from pointsman.evaluation.loaders import load_table
 
     if fmt not in FORMATS:
         raise InputError(f"--format must be one of {list(FORMATS)}, got {fmt!r}")
-    learner = learners.get(router)(parse_options(router_option or []))
+    options = parse_options(router_option or [])
+    make = learners.get(router)
+    learner = make(options)
     table = load_table(data, fmt)
     started = time.perf_counter()
     learner.fit(table)
     seconds = time.perf_counter() - started
-    path = save_learner(learner, out, _metadata(table, data, fmt, learner, seconds))
+    metadata = _metadata(table, data, fmt, learner, seconds)
+    if calibrate_folds:
+        predicted = out_of_fold(lambda: make(options), table, calibrate_folds)
+        metadata["lambda_curve"] = lambda_curve(predicted, table)
+        metadata["calibration"] = f"{calibrate_folds}-fold out-of-fold predictions, seed 0"
+    path = save_learner(learner, out, metadata)
     typer.echo(f"wrote {path}: {router} on {len(table)} prompts × {len(table.models)} models "
                f"({seconds:.1f} s)")
 

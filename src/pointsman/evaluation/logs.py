@@ -157,8 +157,10 @@ def _table(quality: Mapping[str, Mapping[str, list[float]]],
                 q[i, j] = float(np.mean(quality[prompt][model]))
             if cost.get(prompt, {}).get(model):
                 c[i, j] = float(np.mean(cost[prompt][model]))
-    notes = (f"skipped {skipped} records without a quality label or not ok",
-             "records with the same prompt merged; ungraded models are unknown (nan)")
+    notes: tuple[str, ...] = (
+        "records with the same prompt merged; ungraded models are unknown (nan)",)
+    if skipped:
+        notes += (f"skipped {skipped} records without a quality label or not ok",)
     return OutcomeTable(prompts, models, q, c, (), source=source, notes=notes)
 
 

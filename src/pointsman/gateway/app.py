@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pointsman.budget.factory import budgets_configured, build_guard, build_ledger
@@ -54,6 +54,14 @@ async def _method_not_allowed(request: Request, exc: Exception) -> Response:
 async def _pointsman_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PointsmanError)
     return error_response(exc)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """A bug, not bad input: logged with its traceback, answered as OpenAI-style JSON."""
+    log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+    body = {"error": {"message": f"internal error ({type(exc).__name__}); see the gateway log",
+                      "type": "api_error", "param": None, "code": "internal_error"}}
+    return JSONResponse(body, status_code=500)
 
 
 async def _close(what: object) -> None:
@@ -104,7 +112,8 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
                 await _close(item)
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
-        404: _not_found, 405: _method_not_allowed, PointsmanError: _pointsman_error})
+        404: _not_found, 405: _method_not_allowed, PointsmanError: _pointsman_error,
+        Exception: _internal_error})
     app.state.gateway = gw
     return app
 

@@ -8,9 +8,12 @@ With no key configured the gateway is open, and binds only to loopback
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
-from collections.abc import Sequence
+import math
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
@@ -49,29 +52,55 @@ class _Key:
     principal: Principal
 
 
+def _principal(name: str, user: str | None, team: str | None, plan: str | None,
+               models: Sequence[str] | None, admin: bool) -> Principal:
+    owner = {"key": name, "user": user, "team": team, "plan": plan}
+    return Principal(name, owner, tuple(models) if models is not None else None, admin)
+
+
 class KeyRing:
-    def __init__(self, keys: Sequence[KeyConfig]) -> None:
+    """Config keys (compared as given) and database keys (compared by SHA-256), every
+    comparison in constant time and against every key."""
+
+    def __init__(self, keys: Sequence[KeyConfig], db_path: str | None = None,
+                 reload_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._keys: list[_Key] = []
         for cfg in keys:
             secret = cfg.secret()
             if secret is None:
                 raise ConfigError(f"gateway.keys: key {cfg.name!r}: environment variable "
                                   f"{cfg.key_env} is not set")
-            owner = {"key": cfg.name, "user": cfg.user, "team": cfg.team, "plan": cfg.plan}
-            models = tuple(cfg.models) if cfg.models is not None else None
-            self._keys.append(_Key(secret.encode(), Principal(cfg.name, owner, models,
-                                                              cfg.admin)))
+            self._keys.append(_Key(secret.encode(), _principal(
+                cfg.name, cfg.user, cfg.team, cfg.plan, cfg.models, cfg.admin)))
+        self.db_path = db_path
+        self.reload_s = reload_s
+        self.clock = clock
+        self._hashed: list[_Key] = []
+        self._loaded_at = -math.inf
 
     @property
     def open(self) -> bool:
-        return not self._keys
+        return not self._keys and self.db_path is None
 
     @property
     def admin_secrets(self) -> list[str]:
         return [k.secret.decode() for k in self._keys if k.principal.admin]
 
+    def _database_keys(self) -> list[_Key]:
+        if self.db_path is None:
+            return []
+        now = self.clock()
+        if now - self._loaded_at >= self.reload_s:
+            from pointsman.gateway.keystore import load_keys
+
+            self._hashed = [_Key(k.sha256, _principal(k.name, k.user, k.team, k.plan, k.models,
+                                                       k.admin))
+                            for k in load_keys(self.db_path) if not k.revoked]
+            self._loaded_at = now
+        return self._hashed
+
     def authenticate(self, authorization: str | None) -> Principal:
-        if not self._keys:
+        if self.open:
             return ANONYMOUS
         if not authorization:
             raise AuthError("missing API key: send it as 'Authorization: Bearer <key>'")
@@ -83,6 +112,12 @@ class KeyRing:
         for key in self._keys:  # compare with every key so timing says nothing
             if hmac.compare_digest(given, key.secret):
                 found = key.principal
+        hashed = self._database_keys()
+        if hashed:
+            given_hash = hashlib.sha256(given).digest()
+            for key in hashed:
+                if hmac.compare_digest(given_hash, key.secret):
+                    found = key.principal
         if found is None:
             raise AuthError("invalid API key")
         return found

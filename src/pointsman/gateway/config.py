@@ -71,6 +71,8 @@ class GatewayConfig(_Strict):
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     keys: list[KeyConfig] = Field(default_factory=list)
+    keys_db: str | None = None  # SQLite file of keys managed with ``pointsman keys``
+    keys_db_reload_s: float = Field(default=10.0, gt=0)
     request_log: RequestLogConfig = RequestLogConfig()
     retry: RetryConfig = RetryConfig()
     health: HealthConfig = HealthConfig()

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from pointsman.budget.cost import baseline_cost
 from pointsman.budget.spend import Scope, SpendSummary
 from pointsman.config import PointsmanConfig
 from pointsman.errors import ConfigError, InputError, PointsmanError, UnknownModelError
@@ -51,13 +52,15 @@ class Gateway:
         self.config = config
         self.router = Router(config)
         self.catalog = self.router.catalog
-        self.keys = KeyRing(config.gateway.keys)
+        gcfg = config.gateway
+        self.keys = KeyRing(gcfg.keys, gcfg.keys_db, gcfg.keys_db_reload_s)
         self.metrics = Metrics()
         self.health = health or MemoryHealth(config.gateway.health)
         self.deployments = deployments
         by_model = {m: [d.name for d in deployments.deployments(m)] for m in self.catalog.models}
         self.cooldown = CooldownSource(self.health, by_model)
-        self.latency = build_latency(config.latency, by_model, health=self.health)
+        self.latency = build_latency(config.latency, by_model, health=self.health,
+                                     tiers={m.name: m.tier for m in self.catalog})
         self.sources: list[StateSource] = [self.cooldown, self.latency.source, *sources]
         if guard is not None and isinstance(guard, StateSource):
             self.sources.append(guard)
@@ -155,7 +158,8 @@ class Gateway:
             models_tried=list(models_tried), outcome=outcome,
             error=f"{error.code}: {error.message}" if error is not None else None, model=model,
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=cost_usd,
-            baseline_cost_usd=decision.baseline_cost_usd if decision is not None else 0.0,
+            baseline_cost_usd=baseline_cost(self.router.candidates, prompt_tokens,
+                                            completion_tokens),
             ttft_ms=ttft_ms, total_ms=total_ms, stream=chat.stream, messages=messages)
         try:
             await self.log.write(record)

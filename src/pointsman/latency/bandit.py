@@ -1,4 +1,5 @@
-"""Discounted UCB1 over the deployments of one model: the adaptive DeploymentChooser.
+"""Discounted UCB1 (or Thompson sampling) over the deployments of one model: the adaptive
+DeploymentChooser.
 
 Each arm (a deployment) keeps a discounted pull count ``n`` and reward sum ``s``. Every
 pull recorded for a model first multiplies all its arms' ``n`` and ``s`` by ``discount``
@@ -12,6 +13,11 @@ each arm is tried, nothing is divided by zero). An arm left alone has its ``n`` 
 the others are pulled, so its bonus grows until it is explored again; a deployment that
 recovered wins its traffic back that way.
 
+With ``algorithm: thompson`` each arm draws from Beta(1 + s, 1 + n - s) instead (rewards
+in [0, 1] taken as fractional successes, same discounted statistics) and arms are ordered by
+their draws: randomised, so concurrent requests spread over the arms even before any reward
+comes back.
+
 The reward of an attempt is in [0, 1] (:func:`reward`): success, latency and cost weighed
 by the config; a failure or a timeout scores 0. The chooser returns *every* available arm,
 so the executor falls back down the order when one fails.
@@ -20,6 +26,7 @@ so the executor falls back down the order when one fails.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -74,6 +81,18 @@ def ucb_order(arms: Sequence[str], stats: Mapping[str, Arm], exploration: float)
     return sorted(arms, key=lambda a: (-scores[a], position[a]))
 
 
+def thompson_order(arms: Sequence[str], stats: Mapping[str, Arm], rng: random.Random
+                   ) -> list[str]:
+    """Arms ordered by a draw from each arm's Beta posterior (ties: configured order)."""
+    position = {arm: i for i, arm in enumerate(arms)}
+    draws: dict[str, float] = {}
+    for arm in arms:
+        st = stats.get(arm) or Arm(0.0, 0.0)
+        wins = min(max(st.reward, 0.0), st.pulls)
+        draws[arm] = rng.betavariate(1.0 + wins, 1.0 + st.pulls - wins)
+    return sorted(arms, key=lambda a: (-draws[a], position[a]))
+
+
 def discounted(stats: Mapping[str, Arm], arm: str, value: float, discount: float
                ) -> dict[str, Arm]:
     """The statistics after one pull of ``arm`` with reward ``value``."""
@@ -113,18 +132,20 @@ class Availability(Protocol):
     async def available(self, deployment: str) -> bool: ...
 
 
-class UCB1Chooser:
-    """A :class:`~pointsman.state.DeploymentChooser`: available deployments, best UCB first.
+class BanditChooser:
+    """A :class:`~pointsman.state.DeploymentChooser`: available deployments, best first by
+    discounted UCB1 (or Thompson sampling, per ``cfg.algorithm``).
 
     With ``health``, deployments cooling down (or blocked by Retry-After) are left out, as
     :class:`pointsman.health.HealthyFirstChooser` does.
     """
 
     def __init__(self, store: BanditStore, cfg: BanditConfig,
-                 health: Availability | None = None) -> None:
+                 health: Availability | None = None, rng: random.Random | None = None) -> None:
         self.store = store
         self.cfg = cfg
         self.health = health
+        self.rng = rng or random.Random()
 
     async def order(self, model: str, deployments: Sequence[str]) -> list[str]:
         names = list(deployments)
@@ -132,4 +153,7 @@ class UCB1Chooser:
             names = [d for d in names if await self.health.available(d)]
         if len(names) <= 1 or not self.cfg.enabled:
             return names
-        return ucb_order(names, await self.store.arms(model), self.cfg.exploration)
+        stats = await self.store.arms(model)
+        if self.cfg.algorithm == "thompson":
+            return thompson_order(names, stats, self.rng)
+        return ucb_order(names, stats, self.cfg.exploration)

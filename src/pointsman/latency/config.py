@@ -10,7 +10,7 @@ Strict pydantic models (unknown keys are refused). Example::
         use_cases:
           autocomplete: {target_ms: 200, metric: ttft}
           batch: {target_ms: null}
-      bandit: {exploration: 0.3, discount: 0.99}
+      bandit: {exploration: 0.2, discount: 0.995}
 """
 
 from __future__ import annotations
@@ -86,21 +86,28 @@ class RewardWeights(_Strict):
 
 
 class BanditConfig(_Strict):
-    """Discounted UCB1 over the deployments of one model.
+    """Discounted UCB1 (or Thompson sampling) over the deployments of one model.
 
     Every recorded pull multiplies the model's arm statistics by ``discount`` first, so
     the bandit remembers about ``1 / (1 - discount)`` pulls: a slow arm's count decays while
     it is avoided, its exploration bonus grows, and a recovered deployment wins traffic back.
+    ``tier_bonus`` > 0 also runs a bandit over the models of each tier, whose index (times
+    ``tier_bonus``) is added to the weighted score (:mod:`pointsman.latency.tiers`).
     """
 
     enabled: bool = True
-    exploration: float = Field(default=0.3, ge=0)
-    discount: float = Field(default=0.99, gt=0, le=1)
+    algorithm: Literal["ucb1", "thompson"] = "ucb1"
+    exploration: float = Field(default=0.2, ge=0)
+    discount: float = Field(default=0.995, gt=0, le=1)
     reward: RewardWeights = RewardWeights()
     cache_s: float = Field(default=0.25, ge=0)
+    tier_bonus: float = Field(default=0.0, ge=0, le=1)
 
 
 class LatencyConfig(_Strict):
+    """``enabled: false`` switches off the live windows and latency targets (the weighted
+    score then uses the catalog's typical latency); the bandit has its own ``enabled``."""
+
     enabled: bool = True
     store: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"

@@ -1,10 +1,13 @@
 """Latency windows in Redis, shared by every gateway replica.
 
-Keys (under the configured prefix): ``w:<key>`` a list of samples, newest first, each 40
-bytes (five little-endian doubles: ts, ttft_ms, total_ms, tokens_per_s, timed_out), so a
-window of 1,000 decodes with one ``numpy.frombuffer``; ``wkeys`` the set of window keys.
-Appending is one Lua script per attempt (LPUSH, LTRIM to ``max_samples``, pop samples older
-than the window from the tail, PEXPIRE): atomic, no read-modify-write from Python.
+Keys (under the configured prefix): ``w:<key>`` one string per window, a ring buffer: an
+8-byte count of samples ever written, then up to ``max_samples`` rows of 40 bytes (five
+little-endian doubles: ts, ttft_ms, total_ms, tokens_per_s, timed_out); ``wkeys`` the set
+of window keys. Appending is one Lua script per attempt that overwrites the oldest row
+(GETRANGE + SETRANGE, O(1)) and pushes the key's expiry: atomic, no read-modify-write from
+Python. Samples older than ``window.seconds`` are dropped when read, so the window is
+bounded by count in Redis and by time in what it reports; a window of 1,000 decodes with
+one ``numpy.frombuffer``.
 
 Reads are cheap on purpose: :meth:`RedisWindows.snapshot` serves a local copy of every
 window's stats and refreshes it at most every ``refresh_s`` seconds with *one* Lua call
@@ -41,34 +44,37 @@ from pointsman.types import LatencyStats
 
 log = logging.getLogger("pointsman.latency")
 
-# KEYS: index set, window lists...; ARGV: sample, max_samples, horizon (s), ttl_ms
+# KEYS: index set, window strings...; ARGV: row, max_samples, ttl_ms
 _ADD = """
-local max, horizon, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local max, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
 for i = 2, #KEYS do
   local k = KEYS[i]
-  redis.call('LPUSH', k, ARGV[1])
-  redis.call('LTRIM', k, 0, max - 1)
-  while true do
-    local last = redis.call('LINDEX', k, -1)
-    if not last or struct.unpack('<d', last) >= horizon then break end
-    redis.call('RPOP', k)
-  end
+  local head = redis.call('GETRANGE', k, 0, 7)
+  local n = 0
+  if #head == 8 then n = struct.unpack('<d', head) end
+  redis.call('SETRANGE', k, 8 + (n % max) * 40, ARGV[1])
+  redis.call('SETRANGE', k, 0, struct.pack('<d', n + 1))
   redis.call('PEXPIRE', k, ttl)
   redis.call('SADD', KEYS[1], k)
 end
 return 1
 """
 
-# KEYS: index set. Returns {key, rows, key, rows, ...}: each window's rows concatenated
+# KEYS: index set. Returns {key, window, key, window, ...}; forgets expired windows.
 _SNAPSHOT = """
+local keys = redis.call('SMEMBERS', KEYS[1])
 local out = {}
-for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local items = redis.call('LRANGE', k, 0, -1)
-  if #items == 0 then
-    redis.call('SREM', KEYS[1], k)
-  else
-    table.insert(out, k)
-    table.insert(out, table.concat(items))
+for first = 1, #keys, 500 do
+  local batch = {}
+  for j = first, math.min(first + 499, #keys) do table.insert(batch, keys[j]) end
+  local values = redis.call('MGET', unpack(batch))
+  for i, k in ipairs(batch) do
+    if values[i] then
+      table.insert(out, k)
+      table.insert(out, values[i])
+    else
+      redis.call('SREM', KEYS[1], k)
+    end
   end
 end
 return out
@@ -85,6 +91,16 @@ def encode(sample: Sample) -> bytes:
 def decode(rows: bytes) -> np.ndarray:
     """An (n, 5) float array of concatenated encoded rows."""
     return np.frombuffer(rows, dtype="<f8").reshape(-1, 5)
+
+
+def live_rows(window: bytes, horizon: float, max_samples: int) -> np.ndarray:
+    """The rows of a window string (past its 8-byte count) at least as new as ``horizon``;
+    at most the newest ``max_samples`` (more only if ``max_samples`` was lowered)."""
+    rows = decode(window[8: 8 + (len(window) - 8) // 40 * 40])
+    live = rows[rows[:, 0] >= horizon]
+    if len(live) > max_samples:
+        live = live[np.argsort(live[:, 0])[-max_samples:]]
+    return live
 
 
 def redis_client(url: str, socket_timeout_s: float, max_connections: int = 64) -> Redis:
@@ -116,12 +132,10 @@ class RedisWindows:
         self._refreshing: asyncio.Task[None] | None = None
 
     async def add(self, keys: Sequence[str], sample: Sample) -> None:
-        horizon = self.clock() - self.cfg.seconds
         ttl_ms = int(self.cfg.seconds * 1000) + 1000
         names = [self._index, *(self.prefix + "w:" + key for key in keys)]
         try:
-            await self._add(keys=names, args=[encode(sample), self.cfg.max_samples,
-                                              repr(horizon), ttl_ms])
+            await self._add(keys=names, args=[encode(sample), self.cfg.max_samples, ttl_ms])
         except (RedisError, OSError) as exc:
             log.warning("latency windows: Redis unavailable, sample dropped: %s", exc)
 
@@ -133,6 +147,11 @@ class RedisWindows:
                 self._refreshing is None or self._refreshing.done()):
             self._refreshing = asyncio.create_task(self.refresh())
         return self._cache
+
+    async def settled(self) -> None:
+        """Wait for a background refresh in flight, if any."""
+        if self._refreshing is not None:
+            await self._refreshing
 
     async def refresh(self) -> None:
         """Read every window in one call and recompute the local copy."""
@@ -154,8 +173,7 @@ class RedisWindows:
         out: dict[str, LatencyStats] = {}
         for i in range(0, len(flat), 2):
             name = flat[i].decode() if isinstance(flat[i], bytes) else str(flat[i])
-            rows = decode(flat[i + 1])[: self.cfg.max_samples]
-            live = rows[rows[:, 0] >= horizon]
+            live = live_rows(flat[i + 1], horizon, self.cfg.max_samples)
             if len(live):
                 out[name[skip:]] = summarize(live)
         return out

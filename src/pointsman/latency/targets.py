@@ -92,9 +92,11 @@ def expected_p95(spec: ModelSpec, state: LiveState, metric: Metric, prior: bool
     return spec.ttft_ms if metric == "ttft" else spec.latency_ms
 
 
-def _source(spec: ModelSpec, state: LiveState) -> str:
+def _describe(spec: ModelSpec, state: LiveState, metric: Metric, value: float | None) -> str:
     stats = state.latency.get(spec.name)
-    return "live" if stats is not None and stats.samples > 0 else "catalog"
+    if stats is not None and stats.samples > 0:
+        return f"p95 {metric} {value:.0f} ms (live)"
+    return f"typical {metric} {value:.0f} ms (catalog)"
 
 
 def apply_target(eligible: Sequence[ModelSpec], state: LiveState, target: Target | None,
@@ -108,13 +110,13 @@ def apply_target(eligible: Sequence[ModelSpec], state: LiveState, target: Target
     if not slow:
         return LatencyGate(list(eligible), state,
                            note=f"; every candidate meets the {target.describe()}")
-    why = {s.name: f"p95 {target.metric} {p95[s.name]:.0f} ms ({_source(s, state)}) > "
-                   f"latency target {target.ms:g} ms" for s in slow}
+    why = {s.name: f"{_describe(s, state, target.metric, p95[s.name])} > latency target "
+                   f"{target.ms:g} ms" for s in slow}
     if len(slow) == len(eligible):
         fastest = min(eligible, key=lambda s: (p95[s.name] or 0.0, s.name))
         return LatencyGate(list(eligible), state, forced=fastest, note=(
             f"no candidate meets the {target.describe()}: took the fastest, {fastest.name} "
-            f"(p95 {target.metric} {p95[fastest.name]:.0f} ms, {_source(fastest, state)})"))
+            f"({_describe(fastest, state, target.metric, p95[fastest.name])})"))
     names = ", ".join(why)
     if cfg.mode == "exclude":
         return LatencyGate([s for s in eligible if s.name not in why], state, filtered=why,

@@ -29,7 +29,7 @@ class KnnLearner(EmbeddingLearner):
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         super().__init__(options)
-        self.k = self.opts.integer("k", 40)
+        self.k = self.opts.integer("k", 100)
         self.weighting = self.opts.choice("weighting", "softmax", WEIGHTINGS)
         self.temperature = self.opts.number("temperature", 0.05, low=1e-4)
         self.prior_strength = self.opts.number("prior_strength", 2.0, low=0.0)

@@ -130,12 +130,13 @@ class LlmRouterScorer:
                       target=base.target)
 
 
-def parse_label(body: Mapping[str, Any], classes: Mapping[str, float]) -> str | None:
-    """The difficulty class in an OpenAI chat.completion body, or ``None``."""
+def parse_label(body: Mapping[str, Any], classes: Mapping[str, float],
+                key: str = "difficulty") -> str | None:
+    """The class under ``key`` in an OpenAI chat.completion body's JSON, or ``None``."""
     try:
         content = body["choices"][0]["message"]["content"]
         answer = json.loads(content)
-        label = answer["difficulty"] if isinstance(answer, dict) else answer
+        label = answer[key] if isinstance(answer, dict) else answer
     except (KeyError, IndexError, TypeError, ValueError):
         return None
     label = str(label).strip().lower()

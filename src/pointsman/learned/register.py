@@ -4,13 +4,14 @@ router (``router.scorer: knn | logreg | mf | semantic | llm | hybrid``)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from importlib import import_module
 from typing import Any
 
+from pointsman.catalog import Catalog
 from pointsman.config import PointsmanConfig
 from pointsman.errors import ConfigError
 from pointsman.learned.base import EmbeddingLearner
 from pointsman.learned.classifier import LogisticLearner
+from pointsman.learned.ensemble import EnsembleLearner
 from pointsman.learned.hybrid import hybrid_scorer
 from pointsman.learned.knn import KnnLearner
 from pointsman.learned.llm_router import DEFAULT_CLASSES, LlmRouterScorer
@@ -20,13 +21,16 @@ from pointsman.learned.scorer import learned_scorer
 from pointsman.learned.semantic import semantic_scorer
 from pointsman.providers.base import Provider
 from pointsman.registry import create_scorer, learners, scorers
+from pointsman.router import resolve_catalog
 from pointsman.signals.base import ComplexityScorer
 
-LEARNERS: dict[str, type[EmbeddingLearner]] = {
-    "knn": KnnLearner, "logreg": LogisticLearner, "mf": MatrixFactorisationLearner}
+LEARNERS: dict[str, type[EmbeddingLearner] | type[EnsembleLearner]] = {
+    "knn": KnnLearner, "logreg": LogisticLearner, "mf": MatrixFactorisationLearner,
+    "ensemble": EnsembleLearner}
 
 
-def _learner_factory(cls: type[EmbeddingLearner]) -> Callable[[Mapping[str, Any]], Any]:
+def _learner_factory(cls: type[EmbeddingLearner] | type[EnsembleLearner]
+                     ) -> Callable[[Mapping[str, Any]], Any]:
     return lambda options: cls(options)
 
 
@@ -38,15 +42,14 @@ def _scorer_factory(kind: str) -> Callable[[PointsmanConfig, Mapping[str, Any]],
 def llm_scorer(config: PointsmanConfig, options: Mapping[str, Any],
                provider: Provider | None = None) -> LlmRouterScorer:
     """``router.scorer: llm``: options ``model`` (catalog name), ``timeout_s``,
-    ``cache_size``, ``classes`` ({name: complexity}), ``base`` (fallback scorer)."""
+    ``cache_size``, ``classes`` ({name: complexity}), ``base`` (fallback scorer).
+
+    The model is called through its first usable deployment (``providers`` config), unless
+    a ``provider`` is passed in (tests, or a gateway sharing its providers).
+    """
     opts = Options("router.scorer_options (llm)", options,
                    {"model", "timeout_s", "cache_size", "classes", "base"})
     model = opts.string("model", "gpt-4o-mini")
-    if model not in config.router.candidates and model not in config.catalog.models:
-        from pointsman.router import resolve_catalog
-
-        if model not in resolve_catalog(config):
-            raise ConfigError(f"router.scorer_options.model: unknown model {model!r}")
     classes = options.get("classes") or DEFAULT_CLASSES
     if not isinstance(classes, Mapping) or not all(
             isinstance(v, int | float) and 0 <= v <= 100 for v in classes.values()):
@@ -54,30 +57,29 @@ def llm_scorer(config: PointsmanConfig, options: Mapping[str, Any],
     base = opts.string("base", "heuristic")
     if base in ("llm", "hybrid"):
         raise ConfigError(f"router.scorer_options.base: {base!r} cannot be the LLM's fallback")
-    return LlmRouterScorer(provider or _provider(config, model), _wire_name(config, model),
-                           create_scorer(config, base, {}),
+    fallback = create_scorer(config, base, {})
+    catalog = resolve_catalog(config)
+    if model not in catalog:
+        raise ConfigError(f"router.scorer_options.model: unknown model {model!r}")
+    if provider is not None:
+        upstream = catalog.get(model).wire_name
+    else:
+        provider, upstream = _deployment(config, catalog, model)
+    return LlmRouterScorer(provider, upstream, fallback,
                            timeout_s=opts.number("timeout_s", 2.0, low=0.01),
                            classes={str(k): float(v) for k, v in classes.items()},
                            cache_size=opts.integer("cache_size", 10_000))
 
 
-def _wire_name(config: PointsmanConfig, model: str) -> str:
-    from pointsman.router import resolve_catalog
+def _deployment(config: PointsmanConfig, catalog: Catalog, model: str) -> tuple[Provider, str]:
+    """The provider and upstream name of ``model``'s first usable deployment."""
+    from pointsman.providers.config import build_providers
 
-    return resolve_catalog(config).get(model).wire_name
-
-
-def _provider(config: PointsmanConfig, model: str) -> Provider:
-    """The provider adapter for ``model``, when the provider layer offers a factory."""
-    module = import_module("pointsman.providers")
-    build = getattr(module, "provider_for_model", None)
-    if build is None:
-        raise ConfigError("router.scorer: llm needs a provider adapter for "
-                          f"{model!r}, and this build has no provider factory")
-    provider = build(config, model)
-    if not isinstance(provider, Provider):
-        raise ConfigError(f"router.scorer: llm: no provider for {model!r}")
-    return provider
+    deployments = build_providers(config, catalog).deployments(model)
+    if not deployments:
+        raise ConfigError(f"router.scorer_options.model: {model!r} has no usable deployment "
+                          "(is its endpoint's API key set?)")
+    return deployments[0].provider, deployments[0].upstream_model
 
 
 for _name, _cls in LEARNERS.items():

@@ -10,7 +10,9 @@ Two ways to use the predicted qualities:
   ``quality_target``): each mapped model's utility is ``q̂ − λ × cost / max cost`` (cost is
   the mean per-call cost in the training data, else the catalog price of the request);
   with ``quality_target`` the cheapest model whose ``q̂`` reaches that share of the best
-  ``q̂`` wins. The pick is returned as the signal's route target.
+  ``q̂`` wins; ``cost_target`` (a share of the dearest model's average cost) takes λ from
+  the artifact's held-out calibration (``pointsman train --calibrate-folds K``). The
+  pick is returned as the signal's route target.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from pointsman.artifacts import read_artifact
 from pointsman.config import PointsmanConfig
 from pointsman.errors import ConfigError
+from pointsman.learned.calibration import lambda_for_cost
 from pointsman.learned.features import prompt_text
 from pointsman.learned.options import Options
 from pointsman.learned.utility import cheapest_within, choose_by_utility
@@ -30,7 +33,7 @@ from pointsman.learning import FloatArray, Learner, strong_win_score
 from pointsman.signals.base import RouteTarget, Signal
 from pointsman.types import RouteRequest
 
-KNOWN = {"artifact", "strong", "weak", "models", "lambda", "quality_target"}
+KNOWN = {"artifact", "strong", "weak", "models", "lambda", "quality_target", "cost_target"}
 
 
 class LearnedScorer:
@@ -103,10 +106,14 @@ def learned_scorer(config: PointsmanConfig, options: Mapping[str, Any], kind: st
     mapping = opts.mapping("models")
     _check_catalog(config, mapping)
     lam = opts.number("lambda", 0.0, low=0.0) if "lambda" in options else None
+    if "cost_target" in options:
+        lam = lambda_for_cost(artifact.metadata.get("lambda_curve"),
+                              opts.number("cost_target", 1.0, low=0.0))
     target = (opts.number("quality_target", 0.95, low=0.0, high=1.0)
               if "quality_target" in options else None)
     if mapping and lam is None and target is None:
-        raise ConfigError("router.scorer_options: `models` needs `lambda` or `quality_target`")
+        raise ConfigError("router.scorer_options: `models` needs `lambda`, `cost_target` or "
+                          "`quality_target`")
     costs = getattr(learner, "mean_cost", None)
     return LearnedScorer(learner, models, name=kind, prior=getattr(learner, "prior", None),
                          strong=opts.optional_string("strong"),

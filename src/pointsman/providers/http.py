@@ -19,7 +19,7 @@ import asyncio
 import email.utils
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -230,7 +230,7 @@ class HttpAdapter:
         return data
 
     async def events(self, response: httpx.Response,
-                     deadline: Deadline) -> AsyncIterator[SseEvent]:
+                     deadline: Deadline) -> AsyncGenerator[SseEvent, None]:
         """The server-sent events of a response, each read within the deadline."""
         lines = response.aiter_lines()
         event, data = "", []

@@ -10,13 +10,21 @@ and every other field); a stream is parsed from server-sent events and must end 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 import httpx
 
 from pointsman.errors import StreamBrokenError
 from pointsman.providers.base import ChatCall, ChatResult, Usage
-from pointsman.providers.http import Deadline, HttpAdapter, decode_event, kept_headers, log
+from pointsman.providers.http import (
+    Deadline,
+    HttpAdapter,
+    SseEvent,
+    decode_event,
+    kept_headers,
+    log,
+)
 
 
 def usage_of(data: Mapping[str, Any]) -> Usage | None:
@@ -68,16 +76,20 @@ class OpenAICompatProvider(HttpAdapter):
         body = {**call.body, "stream": True}
         response = await self.open(self.url, body, self._auth, deadline)
         try:
-            async for event in self.events(response, deadline):
-                if event.data.strip() == "[DONE]":
-                    return
-                chunk = decode_event(event, model, self.where)
-                if "error" in chunk and "choices" not in chunk:
-                    message = self.redact(str(chunk["error"])[:300])
-                    raise StreamBrokenError(f"upstream error mid-stream: {message}", model)
-                yield chunk
+            async with aclosing(self.events(response, deadline)) as events:
+                async for event in events:
+                    if event.data.strip() == "[DONE]":
+                        return
+                    yield self._chunk(event, model)
             log.info("%s: stream for %s ended without [DONE]", self.name, model)
             raise StreamBrokenError(f"the stream from {self.where} ended without data: [DONE]",
                                     model)
         finally:
             await response.aclose()
+
+    def _chunk(self, event: SseEvent, model: str) -> dict[str, Any]:
+        chunk = decode_event(event, model, self.where)
+        if "error" in chunk and "choices" not in chunk:
+            message = self.redact(str(chunk["error"])[:300])
+            raise StreamBrokenError(f"upstream error mid-stream: {message}", model)
+        return chunk

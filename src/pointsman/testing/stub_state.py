@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-CutMode = Literal["reset", "end", "garbage"]
+CutMode = Literal["reset", "end", "garbage", "error"]
 ECHO_CHARS = 80
 
 
@@ -33,10 +33,13 @@ class Behavior:
     hang            never answer (until the client gives up or the stub stops)
     cut_after       streams: stop after this many tokens (0: before the first token)
     cut_mode        how a cut stream stops: "reset" (connection closed mid-body), "end"
-                    (a clean end without the terminator) or "garbage" (a malformed event)
+                    (a clean end without the terminator), "garbage" (a malformed event) or
+                    "error" (an error event, as an overloaded upstream sends mid-stream)
     tokens          the answer's length in tokens (words repeat); None: the natural answer
     tool_call       when the request has tools and ends with a user turn, call the first tool
     text            a fixed answer instead of the echo
+    usage           False: streams carry no usage chunk, even when asked (as some
+                    OpenAI-compatible servers do)
     """
 
     delay_ms: float = 0.0
@@ -49,10 +52,12 @@ class Behavior:
     tokens: int | None = None
     tool_call: bool = False
     text: str | None = None
+    usage: bool = True
 
     def __post_init__(self) -> None:
-        if self.cut_mode not in ("reset", "end", "garbage"):
-            raise ValueError(f"cut_mode must be reset, end or garbage, not {self.cut_mode!r}")
+        if self.cut_mode not in ("reset", "end", "garbage", "error"):
+            raise ValueError(f"cut_mode must be reset, end, garbage or error, not "
+                             f"{self.cut_mode!r}")
         if any(not 100 <= s <= 599 for s in self.statuses):
             raise ValueError(f"statuses must be HTTP statuses, got {list(self.statuses)}")
 
@@ -89,7 +94,8 @@ class StubState:
 
     def __init__(self, default: Behavior | None = None, api_key: str | None = None) -> None:
         self.initial = default or Behavior()
-        self.api_key = api_key
+        self.initial_api_key = api_key
+        self.api_key = api_key  # None: any key (or none) is accepted
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._behaviors: dict[str, Behavior] = {}
@@ -107,6 +113,7 @@ class StubState:
             self._behaviors.clear()
             self._stats.clear()
             self._total = 0
+            self.api_key = self.initial_api_key
 
     def take_turn(self, model: str, body: Mapping[str, Any],
                   headers: Mapping[str, str]) -> Turn:
@@ -220,7 +227,7 @@ def tool_arguments(schema: Any, echo: str) -> dict[str, Any]:
         return {}
     samples: dict[str, Any] = {"string": echo[:40], "integer": 1, "number": 1,
                                "boolean": True, "array": [], "object": {}}
-    return {name: samples.get(str(spec.get("type")) if isinstance(spec, dict) else "", None)
+    return {name: samples.get(str(spec.get("type")) if isinstance(spec, dict) else "")
             for name, spec in props.items()}
 
 

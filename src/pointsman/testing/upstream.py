@@ -32,6 +32,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import asdict
 from types import TracebackType
 from typing import Any
 
@@ -49,11 +50,16 @@ from pointsman.testing.stub_wire import (
     openai_wire,
 )
 
-POLL_S = 0.02
+POLL_S = 0.05
+SHORT_S = 0.5
 
 
 async def pause(state: StubState, seconds: float, request: Request | None = None) -> bool:
-    """Sleep in slices; False when the stub is stopping or the client went away."""
+    """Sleep; False when the stub is stopping or the client went away. Short waits are
+    one plain sleep (cheap under load); long ones poll, so they end at shutdown."""
+    if seconds <= SHORT_S:
+        await asyncio.sleep(seconds)
+        return not state.stopping.is_set()
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:
         if state.stopping.is_set():
@@ -145,6 +151,8 @@ class StubApp:
             if is_token and behavior.token_delay_ms and not await pause(
                     self.state, behavior.token_delay_ms / 1000, request):
                 return
+            if self.state.stopping.is_set():
+                return
             yield data
 
     async def models(self, request: Request) -> Response:
@@ -159,7 +167,7 @@ class StubApp:
             made = self.state.behave(model, **body)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             return JSONResponse({"error": {"message": f"bad behaviour: {exc}"}}, 400)
-        return JSONResponse({"model": model, "behavior": made.updated().__repr__()})
+        return JSONResponse({"model": model, "behavior": asdict(made)})
 
     async def stats(self, request: Request) -> Response:
         return JSONResponse(self.state.stats())
@@ -198,7 +206,9 @@ class UpstreamStub:
         return f"{self.url}/v1"
 
     def start(self) -> UpstreamStub:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says
+        # TCP; without it Nagle + delayed ACK add ~40 ms to every answer.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self._port))
         sock.listen(128)
@@ -233,7 +243,12 @@ class UpstreamStub:
         """Set fields of one model's behaviour (``"*"``: every model without its own)."""
         return self.state.behave(model, **changes)
 
+    def require_key(self, api_key: str | None) -> None:
+        """Refuse (401) calls without this key; None accepts any. ``reset`` undoes it."""
+        self.state.api_key = api_key
+
     def reset(self) -> None:
+        """Forget behaviours, counters and :meth:`require_key`."""
         self.state.reset()
 
     def stats(self) -> dict[str, Any]:
@@ -282,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                        tokens=args.tokens)
     app = create_app(StubState(default, args.api_key))
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                http="h11", ws="none", lifespan="off")
+                http="h11", ws="none", lifespan="off", timeout_graceful_shutdown=2)
 
 
 if __name__ == "__main__":

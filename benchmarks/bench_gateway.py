@@ -1,0 +1,284 @@
+"""Gateway overhead: added latency and throughput against calling the upstream stub directly.
+
+Run: .venv/bin/python benchmarks/bench_gateway.py [--duration 4] [--quick]
+
+Processes: the upstream stub (``python -m pointsman.testing.upstream``) on core 1, one
+``pointsman serve`` worker pinned to core 0 (``taskset -c 0``) with heuristic routing and
+the SQLite request log on, and the load from a separate process (this script with
+``--load``: async httpx) on core 1. For each upstream delay (0 and 50 ms), concurrency (1,
+16, 64) and mode (non-streaming; streaming: time to first token) it prints p50 / p99 and
+requests/s for the direct call and through the gateway, and the difference. Also: time from
+spawning ``pointsman serve`` to its first answered ``/health``, and its idle RSS.
+
+LiteLLM's proxy runs too (one worker on core 0, in front of the same stub) when
+``.venv-bench`` exists (``python -m venv .venv-bench && .venv-bench/bin/pip install
+'litellm[proxy]==1.74.9'``, the ``bench`` extra); otherwise it is skipped with a message.
+
+Targets (issue 4): added p50 <= 1 ms and p99 <= 3 ms at c=1; with 50 ms delay at c=64
+throughput within 5 % of direct; saturation >= 2,000 req/s on one core; idle RSS <= 120 MB;
+ready within 1.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+BENCH_VENV = REPO / ".venv-bench"
+PROMPT = "What is the capital of France?"
+NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+
+
+# -- the load generator (runs in its own process) ---------------------------------------
+async def _one(client: httpx.AsyncClient, body: dict[str, Any], stream: bool) -> float:
+    start = time.perf_counter()
+    if not stream:
+        response = await client.post("/chat/completions", json=body)
+        response.raise_for_status()
+        return time.perf_counter() - start
+    async with client.stream("POST", "/chat/completions", json=body) as response:
+        response.raise_for_status()
+        first: float | None = None
+        async for line in response.aiter_lines():
+            if first is None and line.startswith("data:") and '"content"' in line:
+                first = time.perf_counter() - start
+    if first is None:
+        raise RuntimeError("the stream sent no content")
+    return first
+
+
+async def load(base_url: str, model: str, concurrency: int, duration: float, stream: bool,
+               api_key: str | None) -> dict[str, float]:
+    body: dict[str, Any] = {"model": model, "stream": stream,
+                            "messages": [{"role": "user", "content": PROMPT}]}
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    transport = httpx.AsyncHTTPTransport(
+        socket_options=NODELAY, limits=httpx.Limits(max_connections=concurrency,
+                                                    max_keepalive_connections=concurrency))
+    latencies: list[float] = []
+    async with httpx.AsyncClient(base_url=base_url, transport=transport, headers=headers,
+                                 timeout=30) as client:
+        for _ in range(min(concurrency, 8)):  # warm-up
+            await _one(client, body, stream)
+        stop_at = time.perf_counter() + duration
+
+        async def worker() -> None:
+            while time.perf_counter() < stop_at:
+                latencies.append(await _one(client, body, stream))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {"n": len(latencies), "rps": len(latencies) / elapsed,
+            "p50_ms": statistics.median(latencies) * 1000,
+            "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000}
+
+
+# -- orchestration ------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_ready(url: str, timeout: float = 30.0) -> float:
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        try:
+            if httpx.get(url, timeout=0.5).status_code < 500:
+                return time.perf_counter() - start
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.01)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@dataclass
+class Proc:
+    popen: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+def taskset(core: int) -> list[str]:
+    return ["taskset", "-c", str(core)] if shutil.which("taskset") else []
+
+
+def start_stub(port: int, delay_ms: float) -> Proc:
+    proc = Proc(subprocess.Popen(
+        [*taskset(1), PYTHON, "-m", "pointsman.testing.upstream", "--port", str(port),
+         "--delay-ms", str(delay_ms), "--tokens", "20"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    wait_ready(f"http://127.0.0.1:{port}/v1/models")
+    return proc
+
+
+def gateway_config(tmp: Path, stub_port: int) -> Path:
+    base = f"http://127.0.0.1:{stub_port}/v1"
+    data = {
+        "router": {"candidates": ["gpt-4o-mini", "gpt-4.1"]},
+        "providers": {"endpoints": {"stub": {"kind": "openai", "base_url": base}},
+                      "deployments": {"gpt-4o-mini": [{"endpoint": "stub"}],
+                                      "gpt-4.1": [{"endpoint": "stub"}]}},
+        "gateway": {"request_log": {"sqlite_path": str(tmp / "requests.db")}},
+        "budgets": {"store": "memory"},
+    }
+    path = tmp / "bench.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def start_gateway(config: Path, port: int) -> tuple[Proc, float, float]:
+    spawned = time.perf_counter()
+    proc = Proc(subprocess.Popen(
+        [*taskset(0), PYTHON, "-m", "pointsman", "serve", "--config", str(config),
+         "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/health")
+    except RuntimeError:
+        proc.stop()
+        assert proc.popen.stderr is not None
+        raise RuntimeError(proc.popen.stderr.read().decode()) from None
+    ready = time.perf_counter() - spawned
+    return proc, ready, rss_mb(proc.popen.pid)
+
+
+def run_load(base_url: str, model: str, concurrency: int, duration: float,
+             stream: bool) -> dict[str, float]:
+    out = subprocess.run(
+        [*taskset(1), PYTHON, __file__, "--load", base_url, "--model", model,
+         "--concurrency", str(concurrency), "--duration", str(duration)]
+        + (["--stream"] if stream else []), capture_output=True, text=True, check=True)
+    result: dict[str, float] = json.loads(out.stdout)
+    return result
+
+
+def row(label: str, direct: dict[str, float], via: dict[str, float]) -> str:
+    return (f"{label:<26} direct p50 {direct['p50_ms']:7.2f} p99 {direct['p99_ms']:7.2f} "
+            f"{direct['rps']:7.0f}/s | gateway p50 {via['p50_ms']:7.2f} p99 "
+            f"{via['p99_ms']:7.2f} {via['rps']:7.0f}/s | added p50 "
+            f"{via['p50_ms'] - direct['p50_ms']:+6.2f} ms p99 "
+            f"{via['p99_ms'] - direct['p99_ms']:+6.2f} ms, throughput "
+            f"{via['rps'] / direct['rps'] * 100:5.1f} %")
+
+
+def bench(duration: float, concurrencies: Sequence[int], delays: Sequence[float]) -> None:
+    print(f"cores: {os.cpu_count()}  load average: {os.getloadavg()[0]:.2f} (shared machine: "
+          "figures are noisy when the load is high)")
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        for delay in delays:
+            stub_port, gw_port = free_port(), free_port()
+            stub = start_stub(stub_port, delay)
+            gateway, ready, rss = start_gateway(gateway_config(tmp, stub_port), gw_port)
+            try:
+                if delay == delays[0]:
+                    print(f"pointsman serve: ready in {ready:.2f} s (spawn to first /health), "
+                          f"idle RSS {rss:.0f} MB")
+                print(f"-- upstream delay {delay:g} ms")
+                for stream in (False, True):
+                    for c in concurrencies:
+                        direct = run_load(f"http://127.0.0.1:{stub_port}/v1", "gpt-4o-mini",
+                                          c, duration, stream)
+                        via = run_load(f"http://127.0.0.1:{gw_port}/v1", "auto", c, duration,
+                                       stream)
+                        label = f"{'stream TTFT' if stream else 'non-stream'} c={c}"
+                        print(row(label, direct, via), flush=True)
+            finally:
+                gateway.stop()
+                stub.stop()
+    litellm = BENCH_VENV / "bin" / "litellm"
+    if not litellm.exists():
+        print(f"LiteLLM: skipped ({litellm} is absent; see the module docstring)")
+        return
+    with tempfile.TemporaryDirectory() as tmpdir:
+        bench_litellm(litellm, Path(tmpdir), duration, concurrencies)
+
+
+def bench_litellm(litellm: Path, tmp: Path, duration: float,
+                  concurrencies: Sequence[int]) -> None:
+    stub_port, port = free_port(), free_port()
+    stub = start_stub(stub_port, 0.0)
+    config = tmp / "litellm.yaml"
+    config.write_text(yaml.safe_dump({"model_list": [{
+        "model_name": "gpt-4o-mini",
+        "litellm_params": {"model": "openai/gpt-4o-mini", "api_key": "sk-bench",
+                           "api_base": f"http://127.0.0.1:{stub_port}/v1"}}],
+        "litellm_settings": {"telemetry": False}}))
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
+    spawned = time.perf_counter()
+    proxy = Proc(subprocess.Popen(
+        [*taskset(0), str(litellm), "--config", str(config), "--port", str(port),
+         "--num_workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env))
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/health/liveliness", timeout=120)
+        print(f"LiteLLM proxy: ready in {time.perf_counter() - spawned:.2f} s, idle RSS "
+              f"{rss_mb(proxy.popen.pid):.0f} MB (delay 0 ms, non-streaming)")
+        for c in concurrencies:
+            direct = run_load(f"http://127.0.0.1:{stub_port}/v1", "gpt-4o-mini", c,
+                              duration, False)
+            via = run_load(f"http://127.0.0.1:{port}/v1", "gpt-4o-mini", c, duration, False)
+            print(row(f"litellm c={c}", direct, via), flush=True)
+    finally:
+        proxy.stop()
+        stub.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=4.0)
+    parser.add_argument("--quick", action="store_true", help="c=1 and 16, delay 0 only")
+    parser.add_argument("--load", metavar="BASE_URL", help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="auto", help=argparse.SUPPRESS)
+    parser.add_argument("--concurrency", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--stream", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--api-key", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.load:
+        result = asyncio.run(load(args.load, args.model, args.concurrency, args.duration,
+                                  args.stream, args.api_key))
+        print(json.dumps(result))
+        return
+    if args.quick:
+        bench(args.duration, (1, 16), (0.0,))
+    else:
+        bench(args.duration, (1, 16, 64), (0.0, 50.0))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The Anthropic Messages adapter: ``POST {base_url}/v1/messages`` with ``x-api-key`` and
+``anthropic-version``; requests and answers are translated by
+:mod:`pointsman.providers.anthropic_wire`. A stream must end with ``message_stop``.
+Status 529 (overloaded) is an :class:`~pointsman.errors.UpstreamServerError`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
+from typing import Any
+
+import httpx
+
+from pointsman.errors import StreamBrokenError
+from pointsman.providers.anthropic_wire import StreamTranslator, to_anthropic, to_completion
+from pointsman.providers.anthropic_wire import usage_of as anthropic_usage
+from pointsman.providers.base import ChatCall, ChatResult
+from pointsman.providers.http import Deadline, HttpAdapter, decode_event, kept_headers, log
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+class AnthropicProvider(HttpAdapter):
+    """A :class:`~pointsman.providers.base.Provider` for the Anthropic Messages API.
+
+    ``base_url`` may end in ``/v1`` or not (``https://api.anthropic.com``);
+    ``default_max_tokens`` fills ``max_tokens`` when the caller gave none.
+    """
+
+    def __init__(self, name: str, base_url: str, client: httpx.AsyncClient | None = None, *,
+                 api_key: str | None = None, headers: Mapping[str, str] | None = None,
+                 api_key_header: str | None = None, version: str = ANTHROPIC_VERSION,
+                 default_max_tokens: int = 4096) -> None:
+        super().__init__(name, base_url, client, api_key=api_key, headers=headers)
+        self.default_max_tokens = default_max_tokens
+        self._auth = {"anthropic-version": version}
+        if api_key:
+            self._auth[api_key_header or "x-api-key"] = api_key
+
+    @property
+    def url(self) -> str:
+        root = self.base_url.removesuffix("/v1")
+        return f"{root}/v1/messages"
+
+    async def complete(self, call: ChatCall) -> ChatResult:
+        model = str(call.body.get("model", ""))
+        deadline = Deadline(call.timeouts, model, streaming=False)
+        body = to_anthropic(call.body, self.default_max_tokens)
+        body.pop("stream", None)
+        response = await self.open(self.url, body, self._auth, deadline)
+        data = await self.read_json(response, deadline)
+        return ChatResult(to_completion(data), anthropic_usage(data.get("usage")),
+                          kept_headers(response.headers))
+
+    async def stream(self, call: ChatCall) -> AsyncIterator[Mapping[str, Any]]:
+        model = str(call.body.get("model", ""))
+        deadline = Deadline(call.timeouts, model, streaming=True)
+        body = {**to_anthropic(call.body, self.default_max_tokens), "stream": True}
+        options = call.body.get("stream_options")
+        include_usage = isinstance(options, Mapping) and bool(options.get("include_usage"))
+        translator = StreamTranslator(model, include_usage)
+        response = await self.open(self.url, body, self._auth, deadline)
+        try:
+            async with aclosing(self.events(response, deadline)) as events:
+                async for event in events:
+                    for chunk in translator.feed(decode_event(event, model, self.where)):
+                        yield chunk
+                    if translator.done:
+                        return
+            log.info("%s: stream for %s ended without message_stop", self.name, model)
+            raise StreamBrokenError(f"the stream from {self.where} ended without message_stop",
+                                    model)
+        finally:
+            await response.aclose()

@@ -1,0 +1,321 @@
+"""Translation between OpenAI Chat Completions and Anthropic Messages (pure functions).
+
+Request (OpenAI → Anthropic):
+    system / developer messages     ``system`` (joined with blank lines)
+    user, assistant text            the same roles; image_url parts become image blocks
+    assistant ``tool_calls``        ``tool_use`` blocks (arguments parsed from JSON)
+    ``tool`` messages               ``tool_result`` blocks in a user turn
+    consecutive turns of one role   merged into one turn (Anthropic alternates roles)
+    tools / tool_choice             ``{name, description, input_schema}`` / auto, any, none,
+                                    tool; ``parallel_tool_calls: false`` →
+                                    ``disable_parallel_tool_use``
+    max_tokens / max_completion_tokens   ``max_tokens`` (required; the endpoint's default)
+    stop                            ``stop_sequences``
+    temperature (capped at 1), top_p, user → ``metadata.user_id``
+    response_format json_object / json_schema   an instruction appended to ``system``
+    anything else (n, seed, logprobs, penalties)   dropped: Anthropic has no equivalent
+
+Response (Anthropic → OpenAI): text blocks → ``content``; tool_use → ``tool_calls`` with
+JSON-string arguments; stop_reason end_turn / stop_sequence / pause_turn → stop,
+max_tokens → length, tool_use → tool_calls, refusal → content_filter; usage input
+(+ cache) / output tokens → prompt / completion tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pointsman.errors import InputError, StreamBrokenError
+from pointsman.providers.base import Usage
+
+FINISH = {"end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop",
+          "max_tokens": "length", "tool_use": "tool_calls", "refusal": "content_filter"}
+Block = dict[str, Any]
+
+
+def _bad(message: str) -> InputError:
+    return InputError(f"cannot translate for the Anthropic Messages API: {message}",
+                      param="messages")
+
+
+def _text(content: Any) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
+    raise _bad(f"content must be a string or a list of parts, not {type(content).__name__}")
+
+
+def _image(url: str) -> Block:
+    if url.startswith("data:"):
+        header, _, data = url.partition(",")
+        media_type = header.removeprefix("data:").split(";")[0]
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type,
+                                            "data": data}}
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _parts(content: Any) -> list[Block]:
+    if content is None or isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    if not isinstance(content, list):
+        raise _bad(f"content must be a string or a list of parts, not {type(content).__name__}")
+    blocks: list[Block] = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if kind == "text":
+            blocks.append({"type": "text", "text": str(part.get("text", ""))})
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, Mapping) else image
+            blocks.append(_image(str(url)))
+        else:
+            raise _bad(f"content part type {kind!r} is not supported")
+    return blocks
+
+
+def _tool_use(call: Any) -> Block:
+    function = call.get("function") if isinstance(call, Mapping) else None
+    if not isinstance(function, Mapping):
+        raise _bad("an assistant tool_call has no function")
+    raw = function.get("arguments") or "{}"
+    try:
+        arguments = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        raise _bad(f"tool call {function.get('name')!r} has arguments that are not JSON") from None
+    if not isinstance(arguments, dict):
+        raise _bad(f"tool call {function.get('name')!r} arguments must be a JSON object")
+    return {"type": "tool_use", "id": str(call.get("id", "")), "name": str(function.get("name")),
+            "input": arguments}
+
+
+def _turn(message: Mapping[str, Any]) -> tuple[str, list[Block]]:
+    role = message.get("role")
+    if role == "user":
+        return "user", _parts(message.get("content"))
+    if role == "assistant":
+        blocks = [b for b in _parts(message.get("content")) if b.get("text") != ""]
+        return "assistant", blocks + [_tool_use(c) for c in message.get("tool_calls") or ()]
+    if role == "tool":
+        return "user", [{"type": "tool_result", "tool_use_id": str(message.get("tool_call_id")),
+                         "content": _text(message.get("content"))}]
+    raise _bad(f"unknown message role {role!r}")
+
+
+def translate_messages(messages: Any) -> tuple[str, list[dict[str, Any]]]:
+    """OpenAI messages → (Anthropic ``system``, Anthropic ``messages``)."""
+    if not isinstance(messages, list) or not messages:
+        raise _bad("messages must be a non-empty list")
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if not isinstance(message, Mapping):
+            raise _bad("every message must be an object")
+        if message.get("role") in ("system", "developer"):
+            system.append(_text(message.get("content")))
+            continue
+        role, blocks = _turn(message)
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return "\n\n".join(s for s in system if s), turns
+
+
+def translate_tools(tools: Sequence[Any]) -> list[Block]:
+    out = []
+    for tool in tools:
+        function = tool.get("function") if isinstance(tool, Mapping) else None
+        if not isinstance(function, Mapping) or not function.get("name"):
+            raise InputError("every tool needs function.name", param="tools")
+        entry: Block = {"name": function["name"], "input_schema": function.get("parameters")
+                        or {"type": "object", "properties": {}}}
+        if function.get("description"):
+            entry["description"] = function["description"]
+        out.append(entry)
+    return out
+
+
+def translate_tool_choice(choice: Any, parallel: Any) -> Block | None:
+    if choice is None and parallel is not False:
+        return None
+    if choice is None or choice == "auto":
+        out: Block = {"type": "auto"}
+    elif choice == "required":
+        out = {"type": "any"}
+    elif choice == "none":
+        return {"type": "none"}
+    elif isinstance(choice, Mapping) and isinstance(choice.get("function"), Mapping):
+        out = {"type": "tool", "name": choice["function"].get("name")}
+    else:
+        raise InputError(f"unsupported tool_choice {choice!r}", param="tool_choice")
+    if parallel is False:
+        out["disable_parallel_tool_use"] = True
+    return out
+
+
+def _json_instruction(response_format: Any) -> str:
+    kind = response_format.get("type") if isinstance(response_format, Mapping) else None
+    if kind == "json_object":
+        return "Respond with one JSON object and nothing else."
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        return ("Respond with one JSON object that matches this JSON schema, and nothing "
+                f"else: {json.dumps(schema)}")
+    return ""
+
+
+def to_anthropic(body: Mapping[str, Any], default_max_tokens: int) -> dict[str, Any]:
+    """An OpenAI Chat Completions body as an Anthropic Messages body."""
+    system, messages = translate_messages(body.get("messages"))
+    instruction = _json_instruction(body.get("response_format"))
+    system = "\n\n".join(s for s in (system, instruction) if s)
+    out: dict[str, Any] = {"model": body.get("model"), "messages": messages,
+                           "max_tokens": int(body.get("max_completion_tokens")
+                                             or body.get("max_tokens") or default_max_tokens)}
+    if system:
+        out["system"] = system
+    if body.get("tools"):
+        out["tools"] = translate_tools(body["tools"])
+        choice = translate_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
+        if choice is not None:
+            out["tool_choice"] = choice
+    stop = body.get("stop")
+    if stop:
+        out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if body.get("temperature") is not None:
+        out["temperature"] = min(float(body["temperature"]), 1.0)
+    if body.get("top_p") is not None:
+        out["top_p"] = body["top_p"]
+    if body.get("user"):
+        out["metadata"] = {"user_id": str(body["user"])}
+    if body.get("stream"):
+        out["stream"] = True
+    return out
+
+
+def usage_of(usage: Any) -> Usage | None:
+    if not isinstance(usage, Mapping):
+        return None
+    prompt = sum(int(usage.get(k) or 0) for k in (
+        "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+    return Usage(prompt, int(usage.get("output_tokens") or 0))
+
+
+def usage_dict(usage: Usage) -> dict[str, int]:
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens}
+
+
+def to_completion(data: Mapping[str, Any]) -> dict[str, Any]:
+    """An Anthropic Messages response as an OpenAI ``chat.completion``."""
+    blocks = [b for b in data.get("content") or () if isinstance(b, Mapping)]
+    text = "".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
+    message: dict[str, Any] = {"role": "assistant", "content": text or None}
+    calls = [{"id": b.get("id"), "type": "function",
+              "function": {"name": b.get("name"), "arguments": json.dumps(b.get("input") or {})}}
+             for b in blocks if b.get("type") == "tool_use"]
+    if calls:
+        message["tool_calls"] = calls
+    completion: dict[str, Any] = {
+        "id": data.get("id"), "object": "chat.completion", "created": int(time.time()),
+        "model": data.get("model"),
+        "choices": [{"index": 0, "message": message, "logprobs": None,
+                     "finish_reason": FINISH.get(str(data.get("stop_reason")), "stop")}]}
+    usage = usage_of(data.get("usage"))
+    if usage is not None:
+        completion["usage"] = usage_dict(usage)
+    return completion
+
+
+class StreamTranslator:
+    """Anthropic stream events in, OpenAI ``chat.completion.chunk`` dicts out.
+
+    Tool-use blocks become ``tool_calls`` deltas indexed by their order among the tool
+    calls (as OpenAI numbers them); the final chunk carries ``usage`` when asked for.
+    """
+
+    def __init__(self, model: str, include_usage: bool) -> None:
+        self.id = ""
+        self.model = model
+        self.created = int(time.time())
+        self.include_usage = include_usage
+        self.tools: dict[int, int] = {}
+        self.prompt = 0
+        self.completion = 0
+        self.done = False
+
+    def chunk(self, delta: Block, finish: str | None = None) -> dict[str, Any]:
+        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    def feed(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The chunks one event makes (often none). Raises StreamBrokenError on bad input."""
+        try:
+            return self._feed(event)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StreamBrokenError(f"malformed Anthropic stream event "
+                                    f"{event.get('type')!r}: {exc!r}", self.model) from None
+
+    def _feed(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        kind = event.get("type")
+        if kind == "message_start":
+            message = event["message"]
+            self.id = str(message.get("id", ""))
+            self.model = str(message.get("model") or self.model)
+            self._count(message.get("usage"))
+            return [self.chunk({"role": "assistant", "content": ""})]
+        if kind == "content_block_start":
+            return self._block_start(int(event["index"]), event["content_block"])
+        if kind == "content_block_delta":
+            return self._delta(int(event["index"]), event["delta"])
+        if kind == "message_delta":
+            self._count(event.get("usage"))
+            reason = event["delta"].get("stop_reason")
+            return [self.chunk({}, FINISH.get(str(reason), "stop"))] if reason else []
+        if kind == "message_stop":
+            self.done = True
+            if not self.include_usage:
+                return []
+            usage = usage_dict(Usage(self.prompt, self.completion))
+            return [{**self.chunk({}), "choices": [], "usage": usage}]
+        if kind == "error":
+            error = event.get("error") or {}
+            raise StreamBrokenError(f"upstream error mid-stream: {error.get('message')}",
+                                    self.model)
+        return []  # ping, content_block_stop and event types added later
+
+    def _count(self, usage: Any) -> None:
+        counted = usage_of(usage)
+        if counted is None:
+            return
+        if any(k in usage for k in ("input_tokens", "cache_read_input_tokens")):
+            self.prompt = max(self.prompt, counted.prompt_tokens)
+        if "output_tokens" in usage:
+            self.completion = counted.completion_tokens
+
+    def _block_start(self, index: int, block: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if block["type"] == "tool_use":
+            self.tools[index] = len(self.tools)
+            return [self.chunk({"tool_calls": [{
+                "index": self.tools[index], "id": block["id"], "type": "function",
+                "function": {"name": block["name"], "arguments": ""}}]})]
+        if block["type"] == "text" and block.get("text"):
+            return [self.chunk({"content": block["text"]})]
+        return []
+
+    def _delta(self, index: int, delta: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if delta["type"] == "text_delta":
+            return [self.chunk({"content": delta["text"]})]
+        if delta["type"] == "input_json_delta" and index in self.tools:
+            if not delta["partial_json"]:
+                return []
+            return [self.chunk({"tool_calls": [{
+                "index": self.tools[index], "function": {"arguments": delta["partial_json"]}}]})]
+        return []  # thinking and signature deltas have no OpenAI equivalent

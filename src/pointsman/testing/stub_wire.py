@@ -1,0 +1,283 @@
+"""The two wire formats the upstream stub speaks: OpenAI Chat Completions and Anthropic
+Messages. Each turns a :class:`~pointsman.testing.stub_state.Plan` into a body or into a
+list of server-sent events (``(is_token, bytes)``, so the server can pace tokens)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from starlette.responses import JSONResponse, Response
+
+from pointsman.testing.stub_state import (
+    Behavior,
+    Plan,
+    content_text,
+    prompt_tokens,
+    text_plan,
+    tool_plan,
+)
+
+Event = tuple[bool, bytes]
+CREATED = 1_700_000_000
+
+
+class WireFormat(Protocol):
+    def error(self, status: int, message: str) -> Response: ...
+
+    def status(self, status: int, behavior: Behavior) -> Response: ...
+
+    def check(self, body: Mapping[str, Any], headers: Mapping[str, str],
+              api_key: str | None) -> Response | None: ...
+
+    def plan(self, body: Mapping[str, Any], behavior: Behavior, number: int) -> Plan: ...
+
+    def complete(self, body: Mapping[str, Any], plan: Plan, number: int) -> dict[str, Any]: ...
+
+    def events(self, body: Mapping[str, Any], plan: Plan, number: int,
+               behavior: Behavior) -> list[Event]: ...
+
+
+def _stops(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [s for s in value or () if isinstance(s, str)]
+
+
+def _last_user(messages: Any) -> tuple[str, bool]:
+    """The last user message's text, and whether the conversation ends with a user turn
+    (a tool result does not count as one)."""
+    if not isinstance(messages, list) or not messages:
+        return "", False
+    text, ends_with_user = "", False
+    for i, message in enumerate(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list) and any(isinstance(p, dict) and p.get("type")
+                                                 == "tool_result" for p in content):
+                continue
+            text, ends_with_user = content_text(content), i == len(messages) - 1
+    return text, ends_with_user
+
+
+def _cut(events: list[Event], behavior: Behavior, terminator: list[Event],
+         error: bytes) -> list[Event]:
+    """Apply ``cut_after``: keep the events up to that many tokens, then stop."""
+    if behavior.cut_after is None:
+        return events + terminator
+    kept, tokens = [], 0
+    for event in events:
+        if event[0]:
+            if tokens == behavior.cut_after:
+                break
+            tokens += 1
+        kept.append(event)
+    if behavior.cut_mode == "garbage":
+        kept.append((False, b"data: {not json\n\n"))
+    elif behavior.cut_mode == "error":
+        kept.append((False, error))
+    return kept
+
+
+def _retry_headers(status: int, behavior: Behavior) -> dict[str, str]:
+    if behavior.retry_after is not None and status in (429, 503, 529):
+        return {"retry-after": behavior.retry_after}
+    return {}
+
+
+class OpenAIWire:
+    """``POST /v1/chat/completions``."""
+
+    def error(self, status: int, message: str) -> Response:
+        fallback = "server_error" if status >= 500 else "invalid_request_error"
+        kind = {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(status, fallback)
+        return JSONResponse({"error": {"message": message, "type": kind, "code": kind}}, status)
+
+    def status(self, status: int, behavior: Behavior) -> Response:
+        response = self.error(status, f"stub: injected status {status}")
+        response.headers.update(_retry_headers(status, behavior))
+        return response
+
+    def check(self, body: Mapping[str, Any], headers: Mapping[str, str],
+              api_key: str | None) -> Response | None:
+        if api_key is not None and headers.get("authorization") != f"Bearer {api_key}":
+            return self.error(401, "Incorrect API key provided.")
+        if not isinstance(body.get("messages"), list) or not body["messages"]:
+            return self.error(400, "'messages' must be a non-empty array")
+        if body.get("stream_options") and not body.get("stream"):
+            return self.error(400, "stream_options is only allowed when stream is true")
+        return None
+
+    def plan(self, body: Mapping[str, Any], behavior: Behavior, number: int) -> Plan:
+        model = str(body.get("model"))
+        messages = body["messages"]
+        text, ends_with_user = _last_user(messages)
+        prompt = prompt_tokens(messages)
+        tools = body.get("tools") or []
+        if behavior.tool_call and tools and ends_with_user:
+            function = tools[0].get("function") or {}
+            return tool_plan(str(function.get("name")), function.get("parameters"), text,
+                             prompt, f"call_stub_{number}")
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        return text_plan(model, text, behavior, prompt, limit, _stops(body.get("stop")))
+
+    @staticmethod
+    def _finish(plan: Plan) -> str:
+        return {"tool": "tool_calls", "stop_sequence": "stop"}.get(plan.finish, plan.finish)
+
+    @staticmethod
+    def _usage(plan: Plan) -> dict[str, int]:
+        return {"prompt_tokens": plan.prompt_tokens, "completion_tokens": plan.completion_tokens,
+                "total_tokens": plan.prompt_tokens + plan.completion_tokens}
+
+    def complete(self, body: Mapping[str, Any], plan: Plan, number: int) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": plan.text or None}
+        if plan.tool_name:
+            message["tool_calls"] = [{"id": plan.tool_id, "type": "function", "function": {
+                "name": plan.tool_name, "arguments": "".join(plan.pieces)}}]
+        return {"id": f"chatcmpl-stub-{number}", "object": "chat.completion",
+                "created": CREATED, "model": body.get("model"),
+                "choices": [{"index": 0, "message": message, "logprobs": None,
+                             "finish_reason": self._finish(plan)}],
+                "usage": self._usage(plan)}
+
+    def events(self, body: Mapping[str, Any], plan: Plan, number: int,
+               behavior: Behavior) -> list[Event]:
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            return _sse({"id": f"chatcmpl-stub-{number}", "object": "chat.completion.chunk",
+                         "created": CREATED, "model": body.get("model"),
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+        events: list[Event] = [(False, chunk({"role": "assistant", "content": ""}))]
+        if plan.tool_name:
+            events.append((False, chunk({"tool_calls": [{
+                "index": 0, "id": plan.tool_id, "type": "function",
+                "function": {"name": plan.tool_name, "arguments": ""}}]})))
+            events += [(True, chunk({"tool_calls": [{"index": 0, "function": {
+                "arguments": piece}}]})) for piece in plan.pieces]
+        else:
+            events += [(True, chunk({"content": piece})) for piece in plan.pieces]
+        events.append((False, chunk({}, self._finish(plan))))
+        tail: list[Event] = []
+        if behavior.usage and (body.get("stream_options") or {}).get("include_usage"):
+            tail.append((False, _sse({"id": f"chatcmpl-stub-{number}",
+                                      "object": "chat.completion.chunk", "created": CREATED,
+                                      "model": body.get("model"), "choices": [],
+                                      "usage": self._usage(plan)})))
+        tail.append((False, b"data: [DONE]\n\n"))
+        error = _sse({"error": {"message": "stub: overloaded mid-stream",
+                                "type": "server_error", "code": None}})
+        return _cut(events, behavior, tail, error)
+
+
+def _sse(data: Mapping[str, Any], event: str | None = None) -> bytes:
+    head = f"event: {event}\n".encode() if event else b""
+    return head + b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+
+
+class AnthropicWire:
+    """``POST /v1/messages``."""
+
+    def error(self, status: int, message: str) -> Response:
+        kind = {400: "invalid_request_error", 401: "authentication_error",
+                404: "not_found_error", 429: "rate_limit_error",
+                529: "overloaded_error"}.get(status, "api_error")
+        return JSONResponse({"type": "error", "error": {"type": kind, "message": message}},
+                            status)
+
+    def status(self, status: int, behavior: Behavior) -> Response:
+        response = self.error(status, f"stub: injected status {status}")
+        response.headers.update(_retry_headers(status, behavior))
+        return response
+
+    def check(self, body: Mapping[str, Any], headers: Mapping[str, str],
+              api_key: str | None) -> Response | None:
+        if api_key is not None and headers.get("x-api-key") != api_key:
+            return self.error(401, "invalid x-api-key")
+        if not headers.get("anthropic-version"):
+            return self.error(400, "anthropic-version: header is required")
+        if not isinstance(body.get("max_tokens"), int):
+            return self.error(400, "max_tokens: Field required")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return self.error(400, "messages: at least one message is required")
+        if any(not isinstance(m, dict) or m.get("role") not in ("user", "assistant")
+               for m in messages):
+            return self.error(400, "messages: roles must be 'user' or 'assistant'")
+        return None
+
+    def plan(self, body: Mapping[str, Any], behavior: Behavior, number: int) -> Plan:
+        messages = body["messages"]
+        text, ends_with_user = _last_user(messages)
+        prompt = prompt_tokens(messages, body.get("system"))
+        tools = body.get("tools") or []
+        if behavior.tool_call and tools and ends_with_user:
+            return tool_plan(str(tools[0].get("name")), tools[0].get("input_schema"), text,
+                             prompt, f"toolu_stub_{number}")
+        return text_plan(str(body.get("model")), text, behavior, prompt, body["max_tokens"],
+                         _stops(body.get("stop_sequences")))
+
+    @staticmethod
+    def _stop_reason(plan: Plan) -> str:
+        return {"tool": "tool_use", "stop": "end_turn", "length": "max_tokens"}.get(
+            plan.finish, plan.finish)
+
+    def complete(self, body: Mapping[str, Any], plan: Plan, number: int) -> dict[str, Any]:
+        if plan.tool_name:
+            content: list[dict[str, Any]] = [
+                {"type": "text", "text": f"Calling {plan.tool_name}."},
+                {"type": "tool_use", "id": plan.tool_id, "name": plan.tool_name,
+                 "input": json.loads("".join(plan.pieces))}]
+        else:
+            content = [{"type": "text", "text": plan.text}]
+        return {"id": f"msg_stub_{number}", "type": "message", "role": "assistant",
+                "model": body.get("model"), "content": content,
+                "stop_reason": self._stop_reason(plan), "stop_sequence": plan.stop_sequence,
+                "usage": {"input_tokens": plan.prompt_tokens,
+                          "output_tokens": plan.completion_tokens}}
+
+    def events(self, body: Mapping[str, Any], plan: Plan, number: int,
+               behavior: Behavior) -> list[Event]:
+        start = {"type": "message_start", "message": {
+            "id": f"msg_stub_{number}", "type": "message", "role": "assistant", "content": [],
+            "model": body.get("model"), "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": plan.prompt_tokens, "output_tokens": 1}}}
+        events: list[Event] = [(False, _sse(start, "message_start")),
+                               (False, _sse({"type": "ping"}, "ping"))]
+        if plan.tool_name:
+            events += self._tool_blocks(plan)
+        else:
+            events += self._block(0, {"type": "text", "text": ""},
+                                  [{"type": "text_delta", "text": p} for p in plan.pieces])
+        end = [(False, _sse({"type": "message_delta", "delta": {
+                   "stop_reason": self._stop_reason(plan), "stop_sequence": plan.stop_sequence},
+                   "usage": {"output_tokens": plan.completion_tokens}}, "message_delta")),
+               (False, _sse({"type": "message_stop"}, "message_stop"))]
+        error = _sse({"type": "error", "error": {"type": "overloaded_error",
+                                                 "message": "stub: overloaded mid-stream"}},
+                     "error")
+        return _cut(events, behavior, end, error)
+
+    def _tool_blocks(self, plan: Plan) -> list[Event]:
+        preface = self._block(0, {"type": "text", "text": ""},
+                              [{"type": "text_delta", "text": f"Calling {plan.tool_name}."}])
+        preface = [(False, data) for _, data in preface]  # the preface is not counted
+        block: dict[str, Any] = {"type": "tool_use", "id": plan.tool_id,
+                                 "name": plan.tool_name, "input": {}}
+        return preface + self._block(1, block, [{"type": "input_json_delta",
+                                                 "partial_json": p} for p in plan.pieces])
+
+    @staticmethod
+    def _block(index: int, block: dict[str, Any], deltas: list[dict[str, Any]]) -> list[Event]:
+        events: list[Event] = [(False, _sse({"type": "content_block_start", "index": index,
+                                             "content_block": block}, "content_block_start"))]
+        events += [(True, _sse({"type": "content_block_delta", "index": index, "delta": d},
+                               "content_block_delta")) for d in deltas]
+        events.append((False, _sse({"type": "content_block_stop", "index": index},
+                                   "content_block_stop")))
+        return events
+
+
+openai_wire = OpenAIWire()
+anthropic_wire = AnthropicWire()

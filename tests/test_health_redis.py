@@ -1,0 +1,159 @@
+"""The Redis-shared HealthStore: the same breaker as in memory (trip on consecutive
+failures or error rate, cooldown, one half-open probe across replicas, Retry-After),
+shared by two replicas; fails open when Redis is down."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+
+import pytest
+import redis
+
+from pointsman.gateway.config import HealthConfig
+from pointsman.health import CooldownSource, HealthStore, MemoryHealth
+from pointsman.health_redis import RedisHealth
+from pointsman.types import LiveState, RouteRequest
+
+REDIS = "redis://127.0.0.1:6379/0"
+CFG = HealthConfig(window_s=60, error_rate=0.5, min_requests=4, consecutive_failures=3,
+                   cooldown_s=10)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def drop_keys(prefix: str) -> None:
+    client = redis.Redis.from_url(REDIS)
+    keys = list(client.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+Scenario = Callable[[Callable[[], HealthStore], Clock], Awaitable[None]]
+
+
+def run(kind: str, scenario: Scenario) -> None:
+    clock = Clock()
+    prefix = f"test:health:{uuid.uuid4().hex}:"
+    made: list[RedisHealth] = []
+
+    def make() -> HealthStore:
+        if kind == "memory":
+            return MemoryHealth(CFG, clock)
+        store = RedisHealth(REDIS, prefix, CFG, cache_s=0.0, clock=clock)
+        made.append(store)
+        return store
+
+    async def go() -> None:
+        try:
+            await scenario(make, clock)
+        finally:
+            for store in made:
+                await store.aclose()
+
+    try:
+        asyncio.run(go())
+    finally:
+        drop_keys(prefix)
+
+
+async def state(store: HealthStore, deployment: str) -> str:
+    if isinstance(store, RedisHealth):
+        return await store.state(deployment)
+    assert isinstance(store, MemoryHealth)
+    return store.state(deployment)
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_consecutive_failures_open_then_one_probe_closes(kind: str) -> None:
+    async def scenario(make: Callable[[], HealthStore], clock: Clock) -> None:
+        one = make()
+        two = make() if kind == "redis" else one  # a second replica sharing the breaker
+        for _ in range(2):
+            await one.report("a", False)
+        assert await two.available("a")
+        await one.report("a", False)
+        assert await state(two, "a") == "open" and not await two.available("a")
+        clock.now += 10
+        assert await state(two, "a") == "half_open"
+        assert await two.acquire("a")  # the probe goes through on one replica
+        assert not await one.acquire("a")  # nobody else, on any replica, while in flight
+        await two.report("a", True)
+        assert await state(one, "a") == "closed" and await one.acquire("a")
+    run(kind, scenario)
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_failed_probe_reopens_for_the_cooldown(kind: str) -> None:
+    async def scenario(make: Callable[[], HealthStore], clock: Clock) -> None:
+        health = make()
+        for _ in range(3):
+            await health.report("a", False)
+        clock.now += 10
+        assert await health.acquire("a")
+        await health.report("a", False)
+        assert await state(health, "a") == "open"
+        clock.now += 9.9
+        assert not await health.available("a")
+        clock.now += 0.2
+        assert await health.available("a")
+    run(kind, scenario)
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_error_rate_over_the_window_trips(kind: str) -> None:
+    async def scenario(make: Callable[[], HealthStore], clock: Clock) -> None:
+        health = make()
+        for ok in (True, False, True, False):  # 50 % of 4, never 3 in a row
+            await health.report("a", ok)
+        assert await state(health, "a") == "open"
+        for ok in (False, True, False):
+            clock.now += 40
+            await health.report("b", ok)
+        await health.report("b", True)  # the first failure left the 60 s window
+        assert await state(health, "b") == "closed"
+    run(kind, scenario)
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_retry_after_blocks_without_counting_as_a_failure(kind: str) -> None:
+    async def scenario(make: Callable[[], HealthStore], clock: Clock) -> None:
+        health = make()
+        await health.report("a", True, retry_after=2.0)
+        assert await state(health, "a") == "blocked" and not await health.acquire("a")
+        clock.now += 2.0
+        assert await state(health, "a") == "closed" and await health.acquire("a")
+    run(kind, scenario)
+
+
+def test_cooldown_view_reads_the_shared_breaker() -> None:
+    async def scenario(make: Callable[[], HealthStore], clock: Clock) -> None:
+        writer, reader = make(), make()
+        source = CooldownSource(reader, {"gpt-4o-mini": ["mini@a", "mini@b"]})
+        request = RouteRequest.from_prompt("hi")
+        for name in ("mini@a", "mini@b"):
+            for _ in range(3):
+                await writer.report(name, False)
+        cooled = await source.contribute(request, LiveState.empty())
+        assert cooled.cooling_down == frozenset({"gpt-4o-mini"})
+    run("redis", scenario)
+
+
+def test_a_dead_redis_fails_open() -> None:
+    async def go() -> tuple[bool, bool]:
+        health = RedisHealth("redis://127.0.0.1:1/0", "x:", CFG, socket_timeout_s=0.1)
+        try:
+            await health.report("a", False)
+            return await health.available("a"), await health.acquire("a")
+        finally:
+            await health.aclose()
+
+    assert asyncio.run(go()) == (True, True)

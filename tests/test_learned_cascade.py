@@ -1,0 +1,136 @@
+"""The FrugalGPT quality-check cascade over the real executor with fake providers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pointsman.config import load_config
+from pointsman.errors import UpstreamServerError
+from pointsman.executor import Answer, Executor
+from pointsman.learned.cascade import (
+    FirstJudge,
+    LogprobJudge,
+    ModelJudge,
+    QualityCascade,
+    SelfReportedJudge,
+    answer_chunks,
+)
+from pointsman.providers.base import ChatCall, ChatResult, Provider, Timeouts, Usage
+from pointsman.router import Router
+from pointsman.types import RouteRequest
+
+ROUTER = Router(load_config())
+TIMEOUTS = Timeouts()
+REQUEST = RouteRequest.from_prompt("Explain the proof of the four colour theorem.")
+
+
+class Replies:
+    """A provider whose answer text depends on the upstream model asked."""
+
+    name = "fake"
+
+    def __init__(self, texts: Mapping[str, str], failing: Sequence[str] = ()) -> None:
+        self.texts, self.failing = texts, set(failing)
+        self.asked: list[str] = []
+
+    async def complete(self, call: ChatCall) -> ChatResult:
+        model = str(call.body["model"])
+        self.asked.append(model)
+        if model in self.failing:
+            raise UpstreamServerError("down", model, 503)
+        body = {"choices": [{"message": {"role": "assistant", "content": self.texts[model]},
+                             "finish_reason": "stop"}]}
+        return ChatResult(body, Usage(10, 10))
+
+    async def stream(self, call: ChatCall) -> AsyncIterator[Mapping[str, Any]]:
+        raise NotImplementedError
+        yield {}
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Dep:
+    name: str
+    provider: Provider
+    upstream_model: str
+    timeouts: Timeouts = TIMEOUTS
+
+
+class Source:
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+
+    def deployments(self, model: str) -> Sequence[Dep]:
+        return [Dep(f"{model}-1", self.provider, model)]
+
+
+async def no_wait(seconds: float) -> None:
+    return None
+
+
+def cascade(provider: Replies, threshold: float = 0.7, steps: int = 3) -> QualityCascade:
+    executor = Executor(ROUTER.catalog, Source(provider), sleep=no_wait)
+    return QualityCascade(executor, ROUTER.catalog, SelfReportedJudge(), threshold=threshold,
+                          max_steps=steps)
+
+
+def decision() -> Any:
+    base = ROUTER.decide(REQUEST)
+    return replace(base, model="gpt-4.1-nano",
+                   fallbacks=("gpt-4o-mini", "gpt-4.1", "claude-opus-4-5"))
+
+
+def test_escalates_until_the_answer_is_good_enough() -> None:
+    provider = Replies({"gpt-4.1-nano": "maybe. Confidence: 0.3",
+                        "gpt-4o-mini": "hmm. Confidence: 50%",
+                        "gpt-4.1": "proof... Confidence: 0.9",
+                        "claude-opus-4-5": "never asked"})
+    result = asyncio.run(cascade(provider).complete(REQUEST, decision(), {"messages": []}))
+    assert [s.model for s in result.steps] == ["gpt-4.1-nano", "gpt-4o-mini", "gpt-4.1"]
+    assert [s.score for s in result.steps] == [0.3, 0.5, 0.9]
+    assert result.answer.model == "gpt-4.1" and "opus" not in " ".join(provider.asked)
+    assert result.total_cost_usd > result.answer.cost.usd
+    chunks = list(answer_chunks(result.answer))
+    assert chunks[1]["choices"][0]["delta"]["content"] == "proof... Confidence: 0.9"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_stops_at_a_good_answer_the_step_bound_or_a_failure() -> None:
+    good = Replies({"gpt-4.1-nano": "Confidence: 0.95"})
+    assert len(asyncio.run(cascade(good).complete(REQUEST, decision(), {})).steps) == 1
+    weak = dict.fromkeys(("gpt-4.1-nano", "gpt-4o-mini", "gpt-4.1", "claude-opus-4-5"),
+                         "Confidence: 0.1")
+    bounded = asyncio.run(cascade(Replies(weak), steps=2).complete(REQUEST, decision(), {}))
+    assert len(bounded.steps) == 2
+    broken = Replies(weak, failing=["gpt-4o-mini", "gpt-4.1", "claude-opus-4-5"])
+    kept = asyncio.run(cascade(broken).complete(REQUEST, decision(), {}))
+    assert kept.answer.model == "gpt-4.1-nano"
+    assert kept.steps[-1].error == "all_models_failed"
+    unjudged = Replies({"gpt-4.1-nano": "no confidence stated"})
+    assert len(asyncio.run(cascade(unjudged).complete(REQUEST, decision(), {})).steps) == 1
+
+
+def answer(body: dict[str, Any]) -> Answer:
+    from pointsman.budget.cost import Cost
+
+    return Answer("m", "d", body, Cost(1, 1, 0.0, True), 1.0, (), ("m",))
+
+
+def test_judges() -> None:
+    logprobs = {"choices": [{"message": {"content": "x"},
+                             "logprobs": {"content": [{"logprob": -0.1}, {"logprob": -0.3}]}}]}
+    score = asyncio.run(LogprobJudge().judge(REQUEST, answer(logprobs)))
+    assert score is not None and abs(score - 0.8187) < 1e-3
+    assert asyncio.run(LogprobJudge().judge(REQUEST, answer({"choices": []}))) is None
+    grader = Replies({"judge": '{"grade": 7}'})
+    judged = asyncio.run(ModelJudge(grader, "judge").judge(REQUEST, answer(logprobs)))
+    assert judged == 0.7
+    down = Replies({}, failing=["judge"])
+    first = FirstJudge([LogprobJudge(), ModelJudge(down, "judge")])
+    assert asyncio.run(first.judge(REQUEST, answer({"choices": [{}]}))) is None
+    assert asyncio.run(first.judge(REQUEST, answer(logprobs))) == score
