@@ -1,7 +1,7 @@
 """Decision time of the learned routers through ``Router.decide`` on one core.
 
     taskset -c 0 .venv/bin/python benchmarks/bench_learned.py
-    taskset -c 0 .venv/bin/python benchmarks/bench_learned.py --encoder minilm-static --rows 15000
+    taskset -c 0 .venv/bin/python benchmarks/bench_learned.py --encoder minilm:128  # full model
 
 For each router (kNN, logistic regression) an artifact of realistic size (``--rows`` training
 prompts, random unit vectors: the cost does not depend on their content) is written to a
@@ -90,7 +90,7 @@ def figures(label: str, ms: list[float]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--encoder", default="minilm:128")
+    parser.add_argument("--encoder", default="minilm-static")
     parser.add_argument("--rows", type=int, default=15000)
     parser.add_argument("--n", type=int, default=200)
     args = parser.parse_args()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -115,8 +116,18 @@ class RedisProcess:
                 time.sleep(0.02)
         raise RuntimeError("redis-server did not start")
 
+    def freeze(self) -> None:
+        """SIGSTOP: the port stays open but nothing answers (a hung Redis)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)  # a frozen server cannot handle SIGTERM
             self.proc.terminate()
             self.proc.wait(5)
             self.proc = None
@@ -125,13 +136,13 @@ class RedisProcess:
 class _Hook(BaseHTTPRequestHandler):
     received: list[dict[str, Any]]
 
-    def do_POST(self) -> None:  # noqa: N802 (the http.server naming)
+    def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         self.received.append(json.loads(self.rfile.read(length)))
         self.send_response(204)
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 

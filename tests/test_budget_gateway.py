@@ -74,9 +74,9 @@ def sqlite_budgets(tmp_path: Path, **extra: Any) -> dict[str, Any]:
 # -- 1. actual cost = ledger = request log = header ----------------------------------------
 
 def _stream(client: openai.OpenAI, model: str, text: str, usage: bool) -> tuple[str, Any, Any]:
+    options: Any = {"stream_options": {"include_usage": True}} if usage else {}
     raw = client.chat.completions.with_raw_response.create(
-        model=model, **ask(text), stream=True,
-        **({"stream_options": {"include_usage": True}} if usage else {}))
+        model=model, stream=True, **ask(text), **options)
     assert raw.headers["x-pointsman-cost-estimated"] == "true"
     chunks = list(raw.parse())
     content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -305,6 +305,11 @@ def test_freemium_premium_requests_then_cheap_only(stub: UpstreamStub, tmp_path:
         for _ in range(5):
             raw = client.chat.completions.with_raw_response.create(model="auto", **ask())
             served.append((raw.headers["x-pointsman-model"], raw.headers["x-pointsman-reason"]))
+        with pytest.raises(openai.RateLimitError) as caught:  # premium asked for by name
+            client.chat.completions.create(model="gpt-4.1", **ask())
+    assert caught.value.code == "budget_exceeded"
+    assert "budget user:fred/day (3 premium requests)" in caught.value.message
+    assert "resets at" in caught.value.message
     tiers = [CATALOG.get(m).tier for m, _ in served]
     assert tiers == ["premium"] * 3 + ["cheap"] * 2
     assert all("0 premium requests left" in reason for _, reason in served[3:])

@@ -1,4 +1,5 @@
-"""``pointsman eval``, ``calibrate`` and ``shadow`` as a user runs them: real subprocesses."""
+"""``pointsman eval``, ``calibrate`` and ``shadow`` as a user runs them (subprocesses, and
+in-process through typer's CliRunner for the readable output)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import sys
 from pathlib import Path
 
 import yaml
+from typer.testing import CliRunner
+
+from pointsman.cli import app
 
 RB_HEADER = (",sample_id,prompt,eval_name,m-a,m-b,m-c,m-a|model_response,m-b|model_response,"
              "m-c|model_response,m-a|total_cost,m-b|total_cost,m-c|total_cost,"
@@ -17,6 +21,12 @@ RB_HEADER = (",sample_id,prompt,eval_name,m-a,m-b,m-c,m-a|model_response,m-b|mod
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pointsman", *args], capture_output=True,
                           text=True, timeout=120, check=False)
+
+
+def run_in_process(*args: str) -> tuple[int, str]:
+    """The same command in-process (faster), for output checks that need no exit-2 path."""
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout
 
 
 def _routellm(folder: Path) -> Path:
@@ -75,9 +85,10 @@ def test_many_model_comparison_and_readable_output(tmp_path: Path) -> None:
         assert key in first, key
     assert {"quality", "cost"} <= set(first["curve"][0])
     assert first["quality_within_budget"][0]["budget"] == 0.005
-    human = run("eval", "--data", str(data), "--format", "routerbench", "--folds", "3")
-    assert human.returncode == 0, human.stderr
-    assert "AIQ" in human.stdout and "3-fold" in human.stdout
+    code, text = run_in_process("eval", "--data", str(data), "--format", "routerbench",
+                                "--folds", "3")
+    assert code == 0, text
+    assert "AIQ" in text and "3-fold" in text
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -109,8 +120,8 @@ def test_calibrate_prints_and_writes_the_threshold(tmp_path: Path) -> None:
     assert router["threshold"] == round(out["threshold"], 6)
     assert router["mode"] == "threshold" and router["scorer"] == "heuristic"
     assert router["strong_model"] == "gpt-4.1"
-    human = run("calibrate", "--data", str(data), "--strong-share", "0.5")
-    assert human.returncode == 0 and "router-heuristic-" in human.stdout
+    code, text = run_in_process("calibrate", "--data", str(data), "--strong-share", "0.5")
+    assert code == 0 and "router-heuristic-" in text
 
 
 def test_shadow_replay_command(tmp_path: Path) -> None:
@@ -128,5 +139,5 @@ def test_shadow_replay_command(tmp_path: Path) -> None:
     out = json.loads(proc.stdout)
     assert out["n_requests"] == 2 and out["logged"]["strong_share"] == 1.0
     assert out["change"]["estimated_cost_usd"] < 0
-    human = run("shadow", "--data", str(log), "--shadow-config", str(config))
-    assert human.returncode == 0 and "strong share" in human.stdout
+    code, text = run_in_process("shadow", "--data", str(log), "--shadow-config", str(config))
+    assert code == 0 and "strong share" in text

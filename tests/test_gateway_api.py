@@ -335,6 +335,9 @@ def test_a_capped_key_gets_429_budget_exceeded_and_spend_is_reported(tmp_path: P
                 "authorization": "Bearer sk-alice-0123456789"}).status_code == 403
         while _OPEN:
             _OPEN.pop().close()
+    rows = records(w.db)  # the app's shutdown flushed the log: the refusal is in it too
+    assert [r["outcome"] for r in rows] == ["ok", "error"]
+    assert rows[1]["error"].startswith("budget_exceeded") and rows[1]["cost_usd"] == 0
 
 
 def test_request_log_in_postgresql(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from pointsman.catalog import Catalog
 from pointsman.errors import (
     AllAttemptsFailedError,
     Attempt,
+    BudgetExceededError,
     PermissionDeniedError,
     PointsmanError,
     ProviderError,
@@ -361,18 +362,20 @@ class OpenStream:
             await self._finish()
 
     async def _rest(self) -> AsyncIterator[Chunk]:
+        """The chunks after the first token. The adapter bounds each wait by the call's
+        deadlines (the Provider contract); here the total is only checked between chunks,
+        which costs a clock read instead of a timer per chunk."""
         timeouts = self._hit.deployment.timeouts
-        deadline = asyncio.get_running_loop().time() + timeouts.total
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeouts.total
         try:
-            while True:
-                async with asyncio.timeout_at(deadline):
-                    chunk = await anext(self._iterator)
+            async for chunk in self._iterator:
                 yield chunk
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            self.broken = UpstreamTimeoutError(
-                f"the stream exceeded the total timeout of {timeouts.total}s", self.model)
+                if loop.time() > deadline:
+                    self.broken = UpstreamTimeoutError(
+                        f"the stream exceeded the total timeout of {timeouts.total}s",
+                        self.model)
+                    return
         except ProviderError as exc:
             self.broken = exc
 
@@ -398,8 +401,6 @@ def _has_token(chunk: Chunk) -> bool:
 
 
 def _is_refusal(exc: PointsmanError) -> bool:
-    from pointsman.errors import BudgetExceededError
-
     return isinstance(exc, BudgetExceededError | PermissionDeniedError)
 
 

@@ -10,7 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pointsman.budget.config import PlanConfig
-from pointsman.budget.plans import budget_exclusion, budget_note, downgrade_steps, named_plan
+from pointsman.budget.plans import (
+    budget_exclusion,
+    budget_note,
+    downgrade_steps,
+    named_plan,
+    usd,
+)
 from pointsman.catalog import Catalog, build_catalog
 from pointsman.config import PointsmanConfig
 from pointsman.errors import (
@@ -165,7 +171,7 @@ class Router:
         if budget is not None and any(budget.name in why for why in filtered.values()):
             return BudgetExceededError(
                 f"budget {budget.name} cannot cover this request: ${budget.spent_usd:.4f} of "
-                f"${budget.limit_usd:.2f} spent; resets at {budget.resets_at} ({message})",
+                f"{usd(budget.limit_usd)} spent; resets at {budget.resets_at} ({message})",
                 budget.name, budget.resets_at, self.config.budgets.exceeded_status)
         return NoCandidateError(message)
 

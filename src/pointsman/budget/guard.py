@@ -28,7 +28,7 @@ from pointsman.budget import windows
 from pointsman.budget.alerts import Alerter
 from pointsman.budget.config import BudgetLimit, BudgetsConfig
 from pointsman.budget.ledger import Check, Hold, SpendLedger, Totals, hold_for, to_nanos, to_usd
-from pointsman.budget.plans import plan_name, resolve_plan
+from pointsman.budget.plans import plan_name, resolve_plan, usd
 from pointsman.errors import BudgetExceededError, PermissionDeniedError, StoreUnavailableError
 from pointsman.state import Reservation
 from pointsman.types import BudgetView, LiveState, RouteRequest
@@ -191,7 +191,7 @@ class LedgerBudgetGuard:
         resets = windows.iso(match.span.resets_at, self.zone)
         limit = match.limit
         caps = " and ".join(part for part in (
-            f"${limit.limit_usd:.2f}" if limit.limit_usd is not None else "",
+            usd(limit.limit_usd) if limit.limit_usd is not None else "",
             f"{limit.limit_requests} {'/'.join(limit.requests_tiers)} requests"
             if limit.limit_requests is not None else "") if part)
         return BudgetExceededError(

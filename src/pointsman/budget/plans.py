@@ -17,6 +17,13 @@ from pointsman.types import TIERS, BudgetView, ModelSpec
 TIER_RANK = {tier: i for i, tier in enumerate(TIERS)}
 
 
+def usd(value: float) -> str:
+    """Dollars for messages: cents, or as many places as a tiny budget needs ($0.0001)."""
+    if value == 0 or abs(value) >= 0.01 or not math.isfinite(value):
+        return f"${value:.2f}"
+    return f"${value:.{min(9, 1 - math.floor(math.log10(abs(value))))}f}"
+
+
 def plan_name(cfg: BudgetsConfig, metadata: Mapping[str, Any]) -> str | None:
     explicit = metadata.get("plan")
     if isinstance(explicit, str) and explicit in cfg.plans:
@@ -98,5 +105,5 @@ def budget_note(budget: BudgetView | None, filtered: Mapping[str, str],
         top = max(reached, key=lambda s: s.at)
         ceiling = max_tier(list(steps), budget.used_fraction)
         step = f"; past the {top.at:.0%} step: budget stepped down to tier {ceiling} or below"
-    return (f"; budget {budget.name}: ${budget.spent_usd:.4f} of ${budget.limit_usd:.2f} "
+    return (f"; budget {budget.name}: ${budget.spent_usd:.4f} of {usd(budget.limit_usd)} "
             f"spent ({budget.used_fraction:.0%}), ${budget.remaining_usd:.4f} left{step}")

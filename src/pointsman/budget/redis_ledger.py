@@ -3,7 +3,9 @@
 Keys (all under the configured prefix): ``c:<counter>`` a hash of ``s`` (spent), ``h``
 (held) and ``r`` (requests) that expires after its window; ``holds`` a sorted set of
 live reservation tokens scored by their expiry (ms); ``holdinfo`` a hash token → the
-hold's amount and counters (JSON); ``a:<alert>`` alert marks with the window's expiry.
+hold's amount and counters (JSON); ``settled`` a sorted set of the tokens settled in the
+last day, so a settle that timed out on the client yet ran, then was retried by the
+guard's reconciliation, charges once; ``a:<alert>`` alert marks with the window's expiry.
 Expired holds are purged at the start of every script. The scripts also touch counter
 keys named inside ``holdinfo``, so this needs a single Redis (not Redis Cluster).
 
@@ -77,8 +79,13 @@ redis.call('HSET', KEYS[2], ARGV[2], cjson.encode({a = amount, c = charges}))
 return ''
 """
 
-# ARGV: prefix, token, actual, hold JSON (used when the hold already expired)
+# ARGV: prefix, token, actual, hold JSON (used when the hold already expired), now_ms.
+# Idempotent: a settle that timed out on the client may still have run, and is retried
+# by the guard's reconciliation; KEYS[3] remembers settled tokens for SETTLED_MS.
 _SETTLE = _PRELUDE + """
+local now = tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (now - tonumber(ARGV[6])))
+if redis.call('ZADD', KEYS[3], 'NX', now, ARGV[2]) == 0 then return 0 end
 drop(ARGV[2])
 local hold = cjson.decode(ARGV[4])
 for _, c in ipairs(hold.c) do add(c[1], tonumber(ARGV[3]), 0, c[2], false) end
@@ -97,6 +104,9 @@ for _, group in ipairs(cjson.decode(ARGV[3])) do
 end
 return out
 """
+
+
+SETTLED_MS = 24 * 3600 * 1000  # how long a settled token is remembered (retries dedup)
 
 
 def _ms(ts: float) -> int:
@@ -121,7 +131,7 @@ class RedisLedger:
             socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s,
             retry=Retry(NoBackoff(), 0))
         self._redis = Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
-        self._keys = [prefix + "holds", prefix + "holdinfo"]
+        self._keys = [prefix + "holds", prefix + "holdinfo", prefix + "settled"]
         self._scripts = {name: self._redis.register_script(src) for name, src in (
             ("reserve", _RESERVE), ("settle", _SETTLE), ("release", _RELEASE),
             ("totals", _TOTALS))}
@@ -141,7 +151,7 @@ class RedisLedger:
         return text or None
 
     async def settle(self, token: str, hold: Hold, actual: int, now: float) -> None:
-        await self._call("settle", token, actual, hold.dumps())
+        await self._call("settle", token, actual, hold.dumps(), _ms(now), SETTLED_MS)
 
     async def release(self, token: str, now: float) -> None:
         await self._call("release", token)

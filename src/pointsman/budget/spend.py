@@ -1,8 +1,10 @@
 """Spend and savings: the report of ``pointsman spend`` and ``GET /v1/spend``.
 
 Spend against budgets comes from the spend ledger; top models and savings (cost against
-always using the most expensive candidate, the decision's ``baseline_cost_usd``) come
-from the request log through :class:`SpendQueries`.
+always using the most expensive candidate: the log's ``baseline_cost_usd``, the same
+actual tokens priced on the dearest of ``router.candidates``, see
+:func:`pointsman.budget.cost.baseline_cost`) come from the request log through
+:class:`SpendQueries`.
 """
 
 from __future__ import annotations

@@ -30,10 +30,16 @@ async def chat_completions(request: Request) -> Response:
         principal = gw.keys.authenticate(request.headers.get("authorization"))
         body = await read_json(request, gw.config.gateway.max_body_bytes)
         chat = parse_chat(request, body, principal.owner, trust_headers=principal.admin)
+    except PointsmanError as exc:  # not a request yet: not logged, only counted
+        gw.metrics.error(exc.code)
+        return error_response(exc)
+    try:
         principal.check_model(chat.model)
         decision = await gw.decide(chat)
-    except PointsmanError as exc:
+    except PointsmanError as exc:  # refused (model, budget, no candidate): logged
         gw.metrics.error(exc.code)
+        await gw.write_record(chat, principal, None, outcome="error", models_tried=(),
+                              error=exc, total_ms=(time.perf_counter() - started) * 1000)
         return error_response(exc)
     if chat.stream:
         return await stream_response(gw, chat, principal, decision, upstream_body(chat),

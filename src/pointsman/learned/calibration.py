@@ -20,8 +20,8 @@ from pointsman.learned.base import column_means
 from pointsman.learned.utility import relative_cost
 from pointsman.learning import FloatArray, Learner, OutcomeTable
 
-LAMBDAS: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2,
-                              0.3, 0.5, 1.0, 2.0)
+# λ = 0, then 40 steps from 0.001 to 3 on a log scale (costs are relative: 1 = dearest).
+LAMBDAS: tuple[float, ...] = (0.0, *(round(float(x), 6) for x in np.geomspace(0.001, 3.0, 40)))
 
 
 def out_of_fold(make: Callable[[], Learner], table: OutcomeTable, folds: int,

@@ -55,8 +55,13 @@ def _one(text: str) -> list[float]:
     ]
 
 
+CLIP = 3.0
+
+
 class Standardiser:
-    """Column-wise (x - mean) / std with statistics from the training rows."""
+    """Column-wise (x - mean) / std with statistics from the training rows, clipped to
+    ±``CLIP``: prompts unlike any training prompt (code after prose-only training) must not
+    push a linear model far outside what it was fitted on."""
 
     def __init__(self, mean: FloatArray | None = None, std: FloatArray | None = None) -> None:
         self.mean = mean
@@ -70,7 +75,7 @@ class Standardiser:
     def apply(self, rows: FloatArray) -> FloatArray:
         if self.mean is None or self.std is None:
             raise ValueError("the feature standardiser is not fitted")
-        return np.asarray((rows - self.mean) / self.std, dtype=np.float64)
+        return np.clip((rows - self.mean) / self.std, -CLIP, CLIP).astype(np.float64)
 
 
 def encode(spec: str, texts: Sequence[str], batch: int = 64) -> FloatArray:

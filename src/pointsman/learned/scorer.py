@@ -61,20 +61,22 @@ class LearnedScorer:
         row = quality[0]
         win = float(strong_win_score(quality, self.strong, self.weak)[0])
         signals = {f"q:{m}": round(float(q), 4) for m, q in zip(self.models, row, strict=True)}
-        return Signal(100.0 * win, signals, stage=self.name, target=self._target(row))
+        return Signal(100.0 * win, signals, target=self._target(row))
 
     def _target(self, row: FloatArray) -> RouteTarget | None:
         if not self.mapping:
             return None
         q = row[self.columns]
+        costs = self.costs[self.columns] if self.costs is not None else None
         if self.quality_target is not None:
-            costs = self.costs[self.columns] if self.costs is not None else None
             pick = cheapest_within(q, costs, self.quality_target)
             how = f"cheapest within {self.quality_target:.0%} of the best predicted quality"
         else:
-            costs = self.costs[self.columns] if self.costs is not None else None
-            pick = choose_by_utility(q, costs, self.lam or 0.0)
-            how = f"best predicted quality − {self.lam} × relative cost"
+            # Relative to the dearest model of the artifact, as in the λ calibration.
+            top = float(np.nanmax(self.costs)) if self.costs is not None and np.isfinite(
+                self.costs).any() else None
+            pick = choose_by_utility(q, costs, self.lam or 0.0, top)
+            how = f"best predicted quality − {self.lam or 0.0:g} × relative cost"
         column = list(self.mapping)[pick]
         return RouteTarget(self.name, model=self.mapping[column],
                            detail=f"{how}; q̂({column}) = {q[pick]:.3f}")

@@ -13,16 +13,18 @@ import numpy as np
 from pointsman.learning import FloatArray
 
 
-def relative_cost(costs: FloatArray | None, m: int) -> FloatArray:
+def relative_cost(costs: FloatArray | None, m: int, top: float | None = None) -> FloatArray:
+    """Costs divided by ``top`` (default: the dearest of ``costs``); unknown = 1."""
     if costs is None or not np.isfinite(costs).any():
         return np.zeros(m)
-    top = float(np.nanmax(costs)) or 1.0
+    top = top or float(np.nanmax(costs)) or 1.0
     return np.asarray(np.where(np.isnan(costs), 1.0, costs / top), dtype=np.float64)
 
 
-def choose_by_utility(quality: FloatArray, costs: FloatArray | None, lam: float) -> int:
+def choose_by_utility(quality: FloatArray, costs: FloatArray | None, lam: float,
+                      top: float | None = None) -> int:
     """Index of the best model for one prompt (ties go to the cheaper)."""
-    rel = relative_cost(costs, len(quality))
+    rel = relative_cost(costs, len(quality), top)
     utility = np.nan_to_num(quality, nan=-1.0) - lam * rel
     best = np.flatnonzero(utility >= utility.max() - 1e-12)
     return int(best[np.argmin(rel[best])])
