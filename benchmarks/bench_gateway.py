@@ -143,7 +143,11 @@ def start_stub(port: int, delay_ms: float) -> Proc:
         [*taskset(1), PYTHON, "-m", "pointsman.testing.upstream", "--port", str(port),
          "--delay-ms", str(delay_ms), "--tokens", "20"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    wait_ready(f"http://127.0.0.1:{port}/v1/models")
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/v1/models")
+    except RuntimeError:
+        proc.stop()
+        raise
     return proc
 
 
@@ -204,7 +208,11 @@ def bench(duration: float, concurrencies: Sequence[int], delays: Sequence[float]
         for delay in delays:
             stub_port, gw_port = free_port(), free_port()
             stub = start_stub(stub_port, delay)
-            gateway, ready, rss = start_gateway(gateway_config(tmp, stub_port), gw_port)
+            try:
+                gateway, ready, rss = start_gateway(gateway_config(tmp, stub_port), gw_port)
+            except BaseException:
+                stub.stop()
+                raise
             try:
                 if delay == delays[0]:
                     print(f"pointsman serve: ready in {ready:.2f} s (spawn to first /health), "
