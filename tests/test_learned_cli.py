@@ -29,9 +29,11 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 writer.writerow([f"say hello to my good friend number {i}", "True", "True"])
     out = folder / "knn-router.npz"
     proc = run("train", "--data", str(folder), "--format", "routellm", "--router", "knn",
-               "--router-option", "encoder=hashing", "--router-option", "k=5", "--out", str(out))
+               "--router-option", "encoder=hashing", "--router-option", "k=5", "--out", str(out),
+               "--calibrate-folds", "2")
     assert proc.returncode == 0, proc.stderr
     assert "40 prompts × 2 models" in proc.stdout
+    assert "held_out_apgr" in proc.stdout
     return out
 
 
@@ -54,6 +56,16 @@ def test_train_then_route_with_the_artifact(tmp_path: Path, artifact: Path) -> N
     assert hard_d["model"] == "gpt-4.1" and easy_d["model"] == "gpt-4o-mini"
     assert hard_d["strategy"] == "knn/threshold"
     assert hard_d["scores"]["complexity"] > 60 > easy_d["scores"]["complexity"]
+
+
+def test_artifact_metadata_records_data_protocol_and_metrics(artifact: Path) -> None:
+    from pointsman.artifacts import read_artifact
+
+    meta = read_artifact(artifact).metadata
+    assert meta["data_format"] == "routellm" and meta["rows"] == 40
+    assert "2-fold out-of-fold" in meta["protocol"]
+    assert meta["metrics"]["held_out_apgr"] == 0.75  # the best possible on this split
+    assert meta["encoder"] == "hashing" and meta["pointsman_version"]
 
 
 def test_bad_artifacts_and_arguments_are_one_line_exit_2(tmp_path: Path, artifact: Path) -> None:

@@ -7,12 +7,13 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 
 from pointsman.artifacts import save_learner
 from pointsman.errors import InputError
 from pointsman.learned.calibration import lambda_curve, out_of_fold
-from pointsman.learning import Learner, OutcomeTable
+from pointsman.learning import FloatArray, Learner, OutcomeTable, strong_win_score
 from pointsman.registry import learners
 
 FORMATS = ("routellm", "routerbench", "log")
@@ -58,8 +59,8 @@ def train(
     router_option: Annotated[list[str] | None, typer.Option(
         "--router-option", help="Learner option key=value (repeatable).")] = None,
     calibrate_folds: Annotated[int, typer.Option(
-        "--calibrate-folds", min=0, help="K-fold λ calibration for cost targets (0: off; "
-        "needs data with costs).")] = 0,
+        "--calibrate-folds", min=0, help="K-fold held-out metrics, and the λ calibration "
+        "for cost targets when the data has costs (0: off).")] = 0,
 ) -> None:
     """Fit a learned router on outcome data and write a versioned artifact."""
     from pointsman.evaluation.loaders import load_table
@@ -76,11 +77,34 @@ def train(
     metadata = _metadata(table, data, fmt, learner, seconds)
     if calibrate_folds:
         predicted = out_of_fold(lambda: make(options), table, calibrate_folds)
-        metadata["lambda_curve"] = lambda_curve(predicted, table)
-        metadata["calibration"] = f"{calibrate_folds}-fold out-of-fold predictions, seed 0"
+        metadata["protocol"] = (f"fit on all {len(table)} rows; held-out metrics and λ curve "
+                                f"from {calibrate_folds}-fold out-of-fold predictions (seed 0)")
+        metadata["metrics"] |= held_out(predicted, table)
+        if table.cost is not None:
+            metadata["lambda_curve"] = lambda_curve(predicted, table)
     path = save_learner(learner, out, metadata)
     typer.echo(f"wrote {path}: {router} on {len(table)} prompts × {len(table.models)} models "
                f"({seconds:.1f} s)")
+    for key, value in metadata["metrics"].items():
+        if key.startswith("held_out"):
+            typer.echo(f"  {key}: {value}")
+
+
+def held_out(predicted: FloatArray, table: OutcomeTable) -> dict[str, Any]:
+    """Two-model APGR and CPT(50%) of the out-of-fold predictions (best vs worst model)."""
+    from pointsman.evaluation.metrics import two_model_metrics
+    from pointsman.learned.base import column_means
+
+    if len(table.models) != 2:
+        return {}
+    means = column_means(table.quality, 0.5)
+    strong, weak = int(np.argmax(means)), int(np.argmin(means))
+    known = ~np.isnan(table.quality).any(axis=1)
+    scores = strong_win_score(predicted, strong, weak)[known]
+    metrics = two_model_metrics(scores, table.quality[known, weak], table.quality[known, strong])
+    cpt50 = metrics.cpt.get(0.5)
+    return {"held_out_apgr": round(metrics.apgr, 4),
+            "held_out_cpt50": None if cpt50 is None else round(cpt50, 4)}
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.linear_model import LogisticRegression
 
 from pointsman.artifacts import Arrays, require
 from pointsman.learned.base import EmbeddingLearner
@@ -56,6 +55,8 @@ class LogisticLearner(EmbeddingLearner):
         if len(np.unique(labels)) < 2:
             rate = (labels.sum() + 1.0) / (len(labels) + 2.0)
             return np.zeros(x.shape[1]), float(np.log(rate / (1.0 - rate)))
+        from sklearn.linear_model import LogisticRegression  # only when training
+
         model = LogisticRegression(C=self.c, max_iter=self.max_iter)
         model.fit(x[known], labels)
         return np.asarray(model.coef_[0], dtype=np.float64), float(model.intercept_[0])

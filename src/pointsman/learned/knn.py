@@ -29,9 +29,9 @@ class KnnLearner(EmbeddingLearner):
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         super().__init__(options)
-        self.k = self.opts.integer("k", 200)
+        self.k = self.opts.integer("k", 100)
         self.weighting = self.opts.choice("weighting", "softmax", WEIGHTINGS)
-        self.temperature = self.opts.number("temperature", 0.03, low=1e-4)
+        self.temperature = self.opts.number("temperature", 0.05, low=1e-4)
         self.prior_strength = self.opts.number("prior_strength", 2.0, low=0.0)
         self.vectors_: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
         self.quality: FloatArray = np.zeros((0, 0))

@@ -32,7 +32,7 @@ class SemanticRoutesConfig(_Strict):
     """``encoder``: embedding spec; ``default_threshold``: used when a route cannot be fitted
     (a single utterance and no negatives) and gives no ``threshold`` of its own."""
 
-    encoder: str = "minilm:128"
+    encoder: str = "minilm-static"
     default_threshold: float = Field(default=0.6, ge=-1, le=1)
     routes: list[SemanticRoute] = Field(default_factory=list)
 
