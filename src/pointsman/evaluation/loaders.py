@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import json
 import math
 import sys
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from pointsman.errors import DataError
+from pointsman.evaluation.logs import json_lines
 from pointsman.learning import OutcomeTable
 
 FORMATS: tuple[str, ...] = ("routellm", "routerbench", "log")
@@ -161,18 +161,8 @@ def _contaminated(path: Path, files: Sequence[Path]) -> tuple[set[str], Path | N
 
 def _read_contaminated(file: Path) -> set[str]:
     out: set[str] = set()
-    try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{file}: cannot read ({exc})") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{file}: line {number} is not JSON ({exc.msg})") from None
-        if not isinstance(item, dict) or not isinstance(item.get("eval_prompt"), str):
+    for number, item in json_lines(file):
+        if not isinstance(item.get("eval_prompt"), str):
             raise DataError(f"{file}: line {number} has no string 'eval_prompt'")
         out.add(item["eval_prompt"])
     return out

@@ -54,22 +54,31 @@ def log_files(path: str | Path) -> list[Path]:
     return [where]
 
 
+def json_lines(file: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Every JSON object of one JSON Lines file with its line number; blank lines skipped.
+
+    A line that is not a JSON object is a :class:`DataError` naming the file and line.
+    """
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{file}: cannot read ({exc})") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{file}: line {number} is not JSON ({exc.msg})") from None
+        if not isinstance(item, dict):
+            raise DataError(f"{file}: line {number} is not a JSON object")
+        yield number, item
+
+
 def records(path: str | Path) -> Iterator[tuple[Path, int, dict[str, Any]]]:
     """Every JSON object of the log, with its file and line number."""
     for file in log_files(path):
-        try:
-            lines = file.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(f"{file}: cannot read ({exc})") from None
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{file}: line {number} is not JSON ({exc.msg})") from None
-            if not isinstance(item, dict):
-                raise DataError(f"{file}: line {number} is not a JSON object")
+        for number, item in json_lines(file):
             yield file, number, item
 
 
