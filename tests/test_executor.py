@@ -17,6 +17,7 @@ from pointsman.errors import (
     RateLimitedError,
     StreamBrokenError,
     UpstreamConnectionError,
+    UpstreamMisconfiguredError,
     UpstreamRejectedError,
     UpstreamServerError,
 )
@@ -154,6 +155,20 @@ def test_rejected_4xx_stops_the_chain(catalog: Catalog) -> None:
         asyncio.run(executor.complete(REQUEST, decision("gpt-4o-mini", "claude-haiku-4-5"),
                                       BODY))
     assert haiku.calls == []
+
+
+def test_upstream_refusing_pointsman_moves_on_without_retrying(catalog: Catalog) -> None:
+    deps = FakeDeployments()
+    bad = deps.add("gpt-4o-mini", ScriptedProvider(
+        "openai", [UpstreamMisconfiguredError("upstream x refused pointsman's key", status=401),
+                   "ok"]))
+    azure = deps.add("gpt-4o-mini", ScriptedProvider("azure"))
+    executor, recorder, sleeper = make(catalog, deps, retry=RetryConfig(max_retries=3))
+    answer = asyncio.run(executor.complete(REQUEST, decision("gpt-4o-mini"), BODY))
+    assert answer.deployment == "gpt-4o-mini@azure"
+    assert len(bad.calls) == 1 and len(azure.calls) == 1 and sleeper.delays == []
+    assert [a.code for a in answer.attempts] == ["upstream_misconfigured"]
+    assert not recorder.outcomes[0].ok
 
 
 def test_all_failing_lists_every_attempt(catalog: Catalog) -> None:

@@ -189,3 +189,36 @@ def test_upstream_4xx_is_returned_as_is(gateway: tuple[openai.OpenAI, Path],
         client.chat.completions.create(**ask("gpt-4o-mini"))
     assert info.value.body["code"] == "upstream_rejected"  # type: ignore[index]
     assert stub.requests("gpt-4.1") == 0
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_upstream_refusing_pointsman_falls_back(gateway: tuple[openai.OpenAI, Path],
+                                                stub: UpstreamStub, status: int) -> None:
+    client, _ = gateway
+    stub.behave("gpt-4o-mini", statuses=[status])
+    raw = client.chat.completions.with_raw_response.create(**ask("gpt-4o-mini"))
+    assert raw.headers["x-pointsman-attempts"] == "gpt-4o-mini,gpt-4.1"
+    assert raw.parse().model == "gpt-4.1"
+    assert stub.requests("gpt-4o-mini") == 1  # not retried: the same key would fail again
+
+
+def test_upstream_auth_failure_everywhere_is_a_502_naming_it(
+        gateway: tuple[openai.OpenAI, Path], stub: UpstreamStub) -> None:
+    client, _ = gateway
+    stub.behave("*", statuses=[401, 401, 401])
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(**ask("gpt-4o-mini"))
+    error: Any = info.value.body
+    assert info.value.status_code == 502 and error["code"] == "all_models_failed"
+    assert [a["code"] for a in error["attempts"]] == ["upstream_misconfigured"] * 2
+    assert "upstream 127.0.0.1 refused pointsman's API key (401)" in error["message"]
+
+
+def test_upstream_422_is_returned_as_is(gateway: tuple[openai.OpenAI, Path],
+                                        stub: UpstreamStub) -> None:
+    client, _ = gateway
+    stub.behave("gpt-4o-mini", statuses=[422])
+    with pytest.raises(openai.UnprocessableEntityError) as info:
+        client.chat.completions.create(**ask("gpt-4o-mini"))
+    assert info.value.body["code"] == "upstream_rejected"  # type: ignore[index]
+    assert stub.requests("gpt-4.1") == 0

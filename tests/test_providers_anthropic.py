@@ -15,6 +15,7 @@ from pointsman.errors import (
     InputError,
     RateLimitedError,
     StreamBrokenError,
+    UpstreamMisconfiguredError,
     UpstreamRejectedError,
     UpstreamServerError,
     UpstreamTimeoutError,
@@ -255,10 +256,11 @@ def test_bad_key_rejected_without_leaking_it(upstream: UpstreamStub,
                                              caplog: pytest.LogCaptureFixture) -> None:
     upstream.require_key("sk-ant-another")
     caplog.set_level(logging.DEBUG)
-    with pytest.raises(UpstreamRejectedError) as caught:
+    with pytest.raises(UpstreamMisconfiguredError) as caught:
         run(upstream.base_url, lambda p: p.complete(ChatCall({"model": "claude-k",
                                                               "messages": [user("hi")]})))
-    assert caught.value.status == 401
+    assert caught.value.status == 401 and caught.value.retryable
+    assert "upstream 127.0.0.1 refused pointsman's API key (401)" in caught.value.message
     assert "invalid x-api-key" in caught.value.message
     assert KEY not in str(caught.value)
     assert KEY not in caplog.text

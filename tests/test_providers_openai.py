@@ -19,6 +19,7 @@ from pointsman.errors import (
     RateLimitedError,
     StreamBrokenError,
     UpstreamConnectionError,
+    UpstreamMisconfiguredError,
     UpstreamRejectedError,
     UpstreamServerError,
     UpstreamTimeoutError,
@@ -151,9 +152,10 @@ def test_a_wrong_key_is_rejected_and_never_shown(upstream: UpstreamStub,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     upstream.require_key("sk-the-right-one")
     caplog.set_level(logging.DEBUG)
-    with pytest.raises(UpstreamRejectedError) as caught:
+    with pytest.raises(UpstreamMisconfiguredError) as caught:
         run(upstream.base_url, lambda p: p.complete(ChatCall(body("m-7"))))
-    assert caught.value.status == 401
+    assert caught.value.status == 401 and caught.value.retryable
+    assert "upstream 127.0.0.1 refused pointsman's API key (401)" in caught.value.message
     assert KEY not in str(caught.value)
     assert KEY not in caught.value.message
     assert KEY not in caplog.text

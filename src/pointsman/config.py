@@ -21,6 +21,7 @@ from pointsman.budget.config import BudgetsConfig
 from pointsman.errors import ConfigError
 from pointsman.gateway.config import GatewayConfig
 from pointsman.latency.config import LatencyConfig
+from pointsman.learned.cascade_config import CascadeConfig
 from pointsman.learned.semantic_config import SemanticRoutesConfig
 from pointsman.providers.config import ProvidersConfig
 
@@ -155,6 +156,7 @@ class PointsmanConfig(Strict):
     task_keywords: dict[str, list[str]] = Field(default_factory=dict)
     budgets: BudgetsConfig = BudgetsConfig()
     semantic_routes: SemanticRoutesConfig = SemanticRoutesConfig()
+    cascade: CascadeConfig = CascadeConfig()
     gateway: GatewayConfig = GatewayConfig()
     latency: LatencyConfig = LatencyConfig()
     providers: ProvidersConfig = ProvidersConfig()

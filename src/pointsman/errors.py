@@ -141,6 +141,14 @@ class UpstreamRejectedError(ProviderError):
     retryable = False
 
 
+class UpstreamMisconfiguredError(ProviderError):
+    """The upstream refused pointsman itself (401, 403: its key; 404: its URL or model
+    name): a 502 naming the upstream, never the upstream's 401 (the client's own key is
+    fine), and the executor moves on to the next deployment or model."""
+
+    code = "upstream_misconfigured"
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
     """One try of one model, kept for the error report and the request log."""

@@ -4,8 +4,10 @@ It tries ``[decision.model, *decision.fallbacks]`` in order and, for each model,
 deployments in the order the :class:`~pointsman.state.DeploymentChooser` gives. On 429,
 5xx, connection errors, timeouts (connect, first token, total) and a stream that breaks
 before its first token it moves on; ``Retry-After`` is honoured, and retries of the same
-deployment wait a bounded exponential backoff with jitter. A non-retryable 4xx
-(:class:`~pointsman.errors.UpstreamRejectedError`) stops the chain and goes back as-is.
+deployment wait a bounded exponential backoff with jitter. An upstream that refuses
+pointsman itself (401, 403, 404: :class:`~pointsman.errors.UpstreamMisconfiguredError`) is
+not retried but the chain moves on; a non-retryable 4xx about the request (400, 422:
+:class:`~pointsman.errors.UpstreamRejectedError`) stops the chain and goes back as-is.
 When everything fails, :class:`~pointsman.errors.AllAttemptsFailedError` lists every
 attempt. Each model's estimated cost is reserved on the budget guard before its first
 call, settled with the actual cost (catalog prices × usage) after, released on failure.
@@ -36,6 +38,7 @@ from pointsman.errors import (
     ProviderError,
     RateLimitedError,
     StreamBrokenError,
+    UpstreamMisconfiguredError,
     UpstreamRejectedError,
     UpstreamTimeoutError,
 )
@@ -248,7 +251,8 @@ class Executor:
     def retry_delay(self, exc: ProviderError, retry: int) -> float | None:
         """Seconds to wait before retrying the same deployment, or None to move on."""
         cfg = self.retry
-        if retry >= cfg.max_retries or isinstance(exc, UpstreamTimeoutError):
+        if retry >= cfg.max_retries or isinstance(exc, UpstreamTimeoutError
+                                                  | UpstreamMisconfiguredError):
             return None
         step = min(cfg.backoff_cap_s, cfg.backoff_base_s * 2.0 ** retry)
         jittered = step / 2 + self.rng.uniform(0, step / 2)

@@ -53,6 +53,7 @@ def serve(
     from pointsman.config import load_config
     from pointsman.gateway.app import create_app
     from pointsman.gateway.auth import KeyRing, check_bind
+    from pointsman.gateway.server import fast_http, fast_loop
 
     cfg = load_config(config)
     host = host or cfg.gateway.host
@@ -74,8 +75,8 @@ def serve(
     # uvicorn drains on SIGTERM, then re-raises it to the handler found at start: exit 0.
     signal.signal(signal.SIGTERM, _drained)
     server = uvicorn.Server(uvicorn.Config(
-        app, log_level=log_level, access_log=False, lifespan="on",
-        timeout_graceful_shutdown=int(cfg.gateway.drain_timeout_s)))
+        app, log_level=log_level, access_log=False, lifespan="on", ws="none",
+        loop=fast_loop(), http=fast_http(), timeout_graceful_shutdown=int(cfg.gateway.drain_timeout_s)))
     server.run(sockets=[sock])
 
 

@@ -90,6 +90,7 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
         owned.append(guard)
     gw = Gateway(config, deployments, guard=guard)
     owned.append(gw.latency)
+    owned.append(gw.health)
     admin = [*config.budgets.admin_keys, *gw.keys.admin_secrets]
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),

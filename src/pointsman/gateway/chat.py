@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pointsman.errors import PointsmanError
+from pointsman.gateway.cascade import cascade_threshold
 from pointsman.gateway.errors import error_response
 from pointsman.gateway.parse import ChatRequest, parse_chat, read_json
 from pointsman.gateway.respond import answered, failed
@@ -41,6 +42,12 @@ async def chat_completions(request: Request) -> Response:
         await gw.write_record(chat, principal, None, outcome="error", models_tried=(),
                               error=exc, total_ms=(time.perf_counter() - started) * 1000)
         return error_response(exc)
+    if gw.cascade is not None:
+        threshold = cascade_threshold(chat.model, gw.config.cascade)
+        if threshold is not None:
+            from pointsman.gateway.cascade_http import cascade_response
+
+            return await cascade_response(gw, chat, principal, decision, threshold, started)
     if chat.stream:
         return await stream_response(gw, chat, principal, decision, upstream_body(chat),
                                      started)

@@ -4,6 +4,7 @@ and deployment health (strict models: unknown keys are refused)."""
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -64,6 +65,11 @@ class HealthConfig(_Strict):
     min_requests: int = Field(default=10, ge=1)
     consecutive_failures: int = Field(default=3, ge=1)
     cooldown_s: float = Field(default=30.0, ge=0)
+    store: Literal["memory", "redis"] = "memory"  # redis: one breaker shared by replicas
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "pointsman:health:"
+    socket_timeout_s: float = Field(default=0.25, gt=0, le=5)
+    cache_s: float = Field(default=0.25, ge=0)  # how stale another replica's trip may be
 
 
 class GatewayConfig(_Strict):

@@ -28,6 +28,8 @@ async def list_models(request: Request) -> Response:
     data = [_entry("auto", "pointsman", description="routed by the configured strategy")]
     data += [_entry(name, "pointsman", description="threshold router (RouteLLM style)")
              for name in gw.virtual_models()]
+    data += [_entry(name, "pointsman", description="quality-check cascade (FrugalGPT)")
+             for name in gw.cascade_models()]
     data += [_entry(spec.name, spec.provider, tier=spec.tier,
                     context_window=spec.context_window,
                     capabilities=sorted(spec.capabilities))

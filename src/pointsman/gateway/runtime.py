@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pointsman.budget.cost import baseline_cost
 from pointsman.budget.spend import Scope, SpendSummary
@@ -16,16 +16,27 @@ from pointsman.config import PointsmanConfig
 from pointsman.errors import ConfigError, InputError, PointsmanError, UnknownModelError
 from pointsman.executor import DeploymentSource, Executor
 from pointsman.gateway.auth import KeyRing, Principal
+from pointsman.gateway.cascade import (
+    PooledProvider,
+    build_cascade,
+    cascade_names,
+    cascade_threshold,
+    gateway_scorer,
+)
+from pointsman.gateway.config import HealthConfig
 from pointsman.gateway.metrics import Metrics
 from pointsman.gateway.parse import ChatRequest
 from pointsman.health import CooldownSource, HealthRecorder, HealthStore, MemoryHealth
 from pointsman.latency.wiring import build_latency
 from pointsman.registry import create_scorer, scorers
 from pointsman.requestlog import Outcome, RequestLog, RequestRecord
-from pointsman.router import Router
+from pointsman.router import Router, resolve_catalog
 from pointsman.signals.base import AsyncComplexityScorer
 from pointsman.state import AttemptOutcome, BudgetGuard, OutcomeRecorder, StateSource
 from pointsman.types import Decision, LiveState, RouteRequest
+
+if TYPE_CHECKING:
+    from pointsman.learned.cascade import QualityCascade
 
 log = logging.getLogger("pointsman.gateway")
 VIRTUAL_PREFIX = "router-"
@@ -50,12 +61,13 @@ class Gateway:
                  sources: Sequence[StateSource] = (),
                  recorders: Sequence[OutcomeRecorder] = ()) -> None:
         self.config = config
-        self.router = Router(config)
+        self.pooled = PooledProvider(resolve_catalog(config), deployments)
+        self.router = Router(config, gateway_scorer(config, self.pooled))
         self.catalog = self.router.catalog
         gcfg = config.gateway
         self.keys = KeyRing(gcfg.keys, gcfg.keys_db, gcfg.keys_db_reload_s)
         self.metrics = Metrics()
-        self.health = health or MemoryHealth(config.gateway.health)
+        self.health = health or build_health(config.gateway.health)
         self.deployments = deployments
         by_model = {m: [d.name for d in deployments.deployments(m)] for m in self.catalog.models}
         self.cooldown = CooldownSource(self.health, by_model)
@@ -73,6 +85,8 @@ class Gateway:
         self.log: RequestLog | None = None
         self._virtual: dict[str, Router] = {}
         self._async_scorer = isinstance(self.router.scorer, AsyncComplexityScorer)
+        self.cascade = build_cascade(config.cascade, self.executor, self.catalog, self.pooled)
+        self.cascade_thresholds: dict[float, QualityCascade] = {}
 
     # -- routing ------------------------------------------------------------------------
     async def decide(self, chat: ChatRequest) -> Decision:
@@ -94,6 +108,8 @@ class Gateway:
             return self.router, None
         if model in self.catalog:
             return self.router, model
+        if self.cascade is not None and cascade_threshold(model, self.config.cascade) is not None:
+            return self.router, None
         if model.startswith(VIRTUAL_PREFIX):
             return self._virtual_router(model), None
         raise UnknownModelError(
@@ -124,13 +140,16 @@ class Gateway:
             "mode": "threshold", "threshold": threshold, "scorer": scorer_name,
             "scorer_options": options})})
         try:
-            router = Router(cfg, create_scorer(cfg))
+            router = Router(cfg, gateway_scorer(cfg, self.pooled) or create_scorer(cfg))
         except ConfigError as exc:
             raise InputError(f"virtual model {name!r}: {exc.message}", "model") from None
         if len(self._virtual) >= MAX_VIRTUAL_ROUTERS:
             self._virtual.pop(next(iter(self._virtual)))
         self._virtual[name] = router
         return router
+
+    def cascade_models(self) -> list[str]:
+        return cascade_names(self.config.cascade)
 
     def virtual_models(self) -> list[str]:
         rc = self.config.router
@@ -174,6 +193,16 @@ class Gateway:
             return SpendSummary(0, 0.0, 0.0, ())
         result: SpendSummary = await queries(scope, subject, since, until, top)
         return result
+
+
+def build_health(cfg: HealthConfig) -> HealthStore:
+    """``gateway.health.store``: this process's memory, or Redis shared by replicas."""
+    if cfg.store == "memory":
+        return MemoryHealth(cfg)
+    from pointsman.health_redis import RedisHealth
+
+    return RedisHealth(cfg.redis_url, cfg.redis_prefix, cfg, cache_s=cfg.cache_s,
+                       socket_timeout_s=cfg.socket_timeout_s)
 
 
 def _str(meta: Any, name: str) -> str | None:

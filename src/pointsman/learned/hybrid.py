@@ -22,6 +22,7 @@ from typing import Any
 from pointsman.config import PointsmanConfig
 from pointsman.errors import ConfigError
 from pointsman.learned.options import Options
+from pointsman.providers.base import Provider
 from pointsman.registry import create_scorer
 from pointsman.signals.base import AsyncComplexityScorer, ComplexityScorer, Signal
 from pointsman.types import RouteRequest
@@ -68,8 +69,10 @@ class HybridScorer:
         return await self.llm.ascore(request)
 
 
-def hybrid_scorer(config: PointsmanConfig, options: Mapping[str, Any]) -> HybridScorer:
-    """``router.scorer: hybrid``; see the module docstring for the options."""
+def hybrid_scorer(config: PointsmanConfig, options: Mapping[str, Any],
+                  provider: Provider | None = None) -> HybridScorer:
+    """``router.scorer: hybrid``; see the module docstring for the options. ``provider``
+    (e.g. the gateway's pooled one) carries the LLM stage's calls."""
     known = {"low", "high", "margin", "heuristic", "embedding", "embedding_options",
              "llm_options"}
     opts = Options("router.scorer_options (hybrid)", options, known)
@@ -80,7 +83,7 @@ def hybrid_scorer(config: PointsmanConfig, options: Mapping[str, Any]) -> Hybrid
     if options.get("llm_options") is not None:
         from pointsman.learned.register import llm_scorer
 
-        llm = llm_scorer(config, _sub(options, "llm_options"))
+        llm = llm_scorer(config, _sub(options, "llm_options"), provider=provider)
     rc = config.router
     center = rc.threshold * 100.0 if rc.mode == "threshold" else 50.0
     return HybridScorer(heuristic, embedding, llm, low=opts.number("low", 20.0),

@@ -15,7 +15,14 @@ from pointsman.errors import StreamBrokenError
 from pointsman.providers.anthropic_wire import StreamTranslator, to_anthropic, to_completion
 from pointsman.providers.anthropic_wire import usage_of as anthropic_usage
 from pointsman.providers.base import ChatCall, ChatResult
-from pointsman.providers.http import Deadline, HttpAdapter, decode_event, kept_headers, log
+from pointsman.providers.http import (
+    Deadline,
+    HttpAdapter,
+    decode_event,
+    drain,
+    kept_headers,
+    log,
+)
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -66,6 +73,7 @@ class AnthropicProvider(HttpAdapter):
                     for chunk in translator.feed(decode_event(event, model, self.where)):
                         yield chunk
                     if translator.done:
+                        await drain(events)
                         return
             log.info("%s: stream for %s ended without message_stop", self.name, model)
             raise StreamBrokenError(f"the stream from {self.where} ended without message_stop",

@@ -5,6 +5,8 @@ Every upstream failure leaves this module as a :class:`pointsman.errors.Provider
     429                               RateLimitedError (retry_after from Retry-After /
                                       retry-after-ms: seconds or an HTTP date)
     5xx, 529 (overloaded), 408, 409   UpstreamServerError (status kept)
+    401, 403, 404                     UpstreamMisconfiguredError (our key, URL or model name
+                                      is wrong there: a 502 naming the upstream; fall back)
     any other 4xx                     UpstreamRejectedError (status and upstream message kept)
     connection refused / DNS / TLS    UpstreamConnectionError
     connect, first-byte, total limit  UpstreamTimeoutError (the message says which)
@@ -31,6 +33,7 @@ from pointsman.errors import (
     RateLimitedError,
     StreamBrokenError,
     UpstreamConnectionError,
+    UpstreamMisconfiguredError,
     UpstreamRejectedError,
     UpstreamServerError,
     UpstreamTimeoutError,
@@ -41,7 +44,11 @@ log = logging.getLogger("pointsman.providers")
 
 T = TypeVar("T")
 RETRYABLE_4XX = frozenset({408, 409})
+MISCONFIGURED_4XX = {401: "refused pointsman's API key", 403: "denied pointsman access",
+                     404: "has no such URL or model"}
 MAX_ERROR_BODY = 64 * 1024
+DRAIN_S = 1.0  # what follows a stream's terminator: read this long at most, then close
+DRAIN_EVENTS = 16
 KEPT_HEADERS = ("x-request-id", "request-id", "openai-processing-ms")
 
 
@@ -125,7 +132,11 @@ def upstream_message(body: bytes) -> str:
 
 
 def status_error(status: int, headers: Mapping[str, str], message: str,
-                 model: str) -> ProviderError:
+                 model: str, where: str = "the upstream") -> ProviderError:
+    if status in MISCONFIGURED_4XX:
+        return UpstreamMisconfiguredError(
+            f"upstream {where} {MISCONFIGURED_4XX[status]} ({status}): {message} (check "
+            "the endpoint's base_url, API key and model name)", model, status)
     if status == 429:
         retry_after = parse_retry_after(headers)
         return RateLimitedError(f"upstream rate limit (429): {message}", model, retry_after)
@@ -211,7 +222,8 @@ class HttpAdapter:
         finally:
             await response.aclose()
         message = self.redact(upstream_message(raw[:MAX_ERROR_BODY]))
-        error = status_error(response.status_code, response.headers, message, deadline.model)
+        error = status_error(response.status_code, response.headers, message, deadline.model,
+                             self.where)
         log.info("%s: %s", self.name, error.message)
         raise error
 
@@ -252,6 +264,18 @@ class HttpAdapter:
                 yield SseEvent(event, "\n".join(data))
                 deadline.check()
             event, data = "", []
+
+
+async def drain(events: AsyncGenerator[SseEvent, None]) -> None:
+    """Read what follows a stream's terminator (normally only the end of the body), so the
+    connection goes back to the pool instead of being closed. An upstream that keeps
+    sending is given up on after a few events or :data:`DRAIN_S` (the connection closes)."""
+    try:
+        async with asyncio.timeout(DRAIN_S):
+            for _ in range(DRAIN_EVENTS):
+                await anext(events)
+    except (StopAsyncIteration, TimeoutError, ProviderError):
+        return
 
 
 def decode_event(event: SseEvent, model: str, where: str) -> dict[str, Any]:

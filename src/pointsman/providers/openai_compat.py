@@ -22,6 +22,7 @@ from pointsman.providers.http import (
     HttpAdapter,
     SseEvent,
     decode_event,
+    drain,
     kept_headers,
     log,
 )
@@ -79,6 +80,7 @@ class OpenAICompatProvider(HttpAdapter):
             async with aclosing(self.events(response, deadline)) as events:
                 async for event in events:
                     if event.data.strip() == "[DONE]":
+                        await drain(events)
                         return
                     yield self._chunk(event, model)
             log.info("%s: stream for %s ended without [DONE]", self.name, model)

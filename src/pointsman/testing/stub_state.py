@@ -101,6 +101,7 @@ class StubState:
         self._behaviors: dict[str, Behavior] = {}
         self._stats: dict[str, ModelStats] = {}
         self._total = 0
+        self._clients: set[str] = set()  # client "host:port"s seen: one per TCP connection
 
     def behave(self, model: str, **changes: Any) -> Behavior:
         with self._lock:
@@ -113,13 +114,17 @@ class StubState:
             self._behaviors.clear()
             self._stats.clear()
             self._total = 0
+            self._clients.clear()
             self.api_key = self.initial_api_key
 
     def take_turn(self, model: str, body: Mapping[str, Any],
-                  headers: Mapping[str, str]) -> Turn:
-        """Count the request, record it, and pop the model's next queued status."""
+                  headers: Mapping[str, str], client: str | None = None) -> Turn:
+        """Count the request (and its connection, ``client`` being its "host:port"), record
+        it, and pop the model's next queued status."""
         with self._lock:
             self._total += 1
+            if client is not None:
+                self._clients.add(client)
             stats = self._stats.setdefault(model, ModelStats())
             stats.requests += 1
             stats.last_request = copy.deepcopy(dict(body))
@@ -133,7 +138,7 @@ class StubState:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            return {"total": self._total,
+            return {"total": self._total, "connections": len(self._clients),
                     "models": {m: asdict(s) for m, s in self._stats.items()},
                     "behaviors": {m: asdict(b) for m, b in self._behaviors.items()}}
 

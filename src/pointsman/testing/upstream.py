@@ -43,6 +43,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from pointsman.gateway.server import fast_http, fast_loop
 from pointsman.testing.stub_state import Behavior, StubState, Turn
 from pointsman.testing.stub_wire import (
     WireFormat,
@@ -121,7 +122,9 @@ class StubApp:
         if not isinstance(body, dict):
             return wire.error(400, "the body is not a JSON object")
         model = str(body.get("model") or "")
-        turn = self.state.take_turn(model, body, dict(request.headers))
+        peer = request.client
+        turn = self.state.take_turn(model, body, dict(request.headers),
+                                    f"{peer.host}:{peer.port}" if peer else None)
         refused = wire.check(body, request.headers, self.state.api_key)
         if refused is not None:
             return refused
@@ -254,6 +257,10 @@ class UpstreamStub:
     def stats(self) -> dict[str, Any]:
         return self.state.stats()
 
+    def connections(self) -> int:
+        """How many TCP connections have carried requests (since start or :meth:`reset`)."""
+        return int(self.state.stats()["connections"])
+
     def requests(self, model: str) -> int:
         entry = self.state.stats()["models"].get(model)
         return int(entry["requests"]) if entry else 0
@@ -297,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                        tokens=args.tokens)
     app = create_app(StubState(default, args.api_key))
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                http="h11", ws="none", lifespan="off", timeout_graceful_shutdown=2)
+                loop=fast_loop(), http=fast_http(), ws="none", lifespan="off", timeout_graceful_shutdown=2)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,136 @@
+"""LLM-as-router and Redis-shared health in a served gateway (official ``openai`` SDK →
+uvicorn → upstream stub): the router's cheap model is called through the gateway's own
+deployments, a hanging one falls back to the heuristic; two gateways sharing Redis share
+a deployment's cooldown."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import redis
+import yaml
+
+from gateway_harness import running
+from pointsman.config import load_config
+from pointsman.gateway.app import create_app
+from pointsman.testing.upstream import UpstreamStub
+
+MODELS = ["gpt-4o-mini", "gpt-4.1"]
+REDIS = "redis://127.0.0.1:6379/0"
+QUESTION: Any = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def write_config(path: Path, stub: UpstreamStub, router: dict[str, Any],
+                 health: dict[str, Any] | None = None) -> Path:
+    data: dict[str, Any] = {
+        "router": {"candidates": MODELS, "strong_model": "gpt-4.1", "weak_model": "gpt-4o-mini",
+                   "mode": "threshold", "threshold": 0.5,
+                   "fallbacks": {"gpt-4o-mini": ["gpt-4.1"]}, **router},
+        "providers": {
+            "endpoints": {"stub": {"kind": "openai", "base_url": stub.base_url}},
+            "timeouts": {"connect": 1, "first_token": 1, "total": 2},
+            "deployments": {m: [{"endpoint": "stub"}] for m in [*MODELS, "gpt-4.1-nano"]}},
+        "gateway": {"request_log": {"sqlite_path": str(path / "requests.db")},
+                    "retry": {"max_retries": 0}, "health": health or {}},
+        "budgets": {"store": "memory"},
+    }
+    cfg = path / "pointsman.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    return cfg
+
+
+@contextmanager
+def served(path: Path, stub: UpstreamStub, router: dict[str, Any],
+           health: dict[str, Any] | None = None) -> Iterator[tuple[str, openai.OpenAI]]:
+    cfg = load_config(write_config(path, stub, router, health))
+    with running(create_app(cfg)) as url, \
+            openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0) as client:
+        yield url, client
+
+
+def decisions(path: Path) -> list[dict[str, Any]]:
+    with sqlite3.connect(path / "requests.db") as conn:
+        return [json.loads(r[0])["decision"] for r in conn.execute("SELECT record FROM requests")]
+
+
+LLM = {"scorer": "llm", "scorer_options": {"model": "gpt-4.1-nano", "timeout_s": 5}}
+QUICK = {"scorer": "llm", "scorer_options": {"model": "gpt-4.1-nano", "timeout_s": 0.3}}
+
+
+def test_the_scorer_calls_through_the_gateway_deployments(upstream: UpstreamStub,
+                                                          tmp_path: Path) -> None:
+    gw = create_app(load_config(write_config(tmp_path, upstream, LLM))).state.gateway
+    assert gw.router.scorer.provider is gw.pooled
+    assert gw.router.scorer.upstream_model == "gpt-4.1-nano"
+
+
+def test_llm_router_decides_through_the_gateway(upstream: UpstreamStub,
+                                                tmp_path: Path) -> None:
+    upstream.behave("gpt-4.1-nano", text='{"difficulty": "hard"}')
+    with served(tmp_path, upstream, LLM) as (_, client):
+        first = client.chat.completions.with_raw_response.create(model="auto",
+                                                                 messages=QUESTION)
+        again = client.chat.completions.with_raw_response.create(model="auto",
+                                                                 messages=QUESTION)
+    assert first.headers["x-pointsman-model"] == again.headers["x-pointsman-model"] == "gpt-4.1"
+    assert upstream.requests("gpt-4.1-nano") == 1  # the second answer came from the cache
+    asked = upstream.last_request("gpt-4.1-nano")
+    assert asked is not None and asked["temperature"] == 0
+    assert asked["response_format"] == {"type": "json_object"}
+    assert [d["stage"] for d in decisions(tmp_path)] == ["llm", "llm"]
+
+
+def test_llm_router_timeout_falls_back_to_the_heuristic(upstream: UpstreamStub,
+                                                        tmp_path: Path) -> None:
+    upstream.behave("gpt-4.1-nano", hang=True)
+    with served(tmp_path, upstream, QUICK) as (_, client):
+        answer = client.chat.completions.create(model="auto", messages=QUESTION)
+    assert answer.model == "gpt-4o-mini"  # an easy question, by the heuristic
+    assert (answer.choices[0].message.content or "").startswith("stub answer from gpt-4o-mini")
+    assert [d["stage"] for d in decisions(tmp_path)] == ["llm-fallback:timeout"]
+
+
+def test_hybrid_llm_stage_uses_the_gateway_provider(upstream: UpstreamStub,
+                                                    tmp_path: Path) -> None:
+    upstream.behave("gpt-4.1-nano", text='{"difficulty": "easy"}')
+    hybrid = {"scorer": "hybrid", "scorer_options": {
+        "low": 0, "high": 100, "margin": 101, "embedding": "heuristic",
+        "llm_options": {"model": "gpt-4.1-nano", "timeout_s": 5}}}
+    with served(tmp_path, upstream, hybrid) as (_, client):
+        answer = client.chat.completions.create(model="auto", messages=QUESTION)
+    assert answer.model == "gpt-4o-mini"
+    assert upstream.requests("gpt-4.1-nano") == 1
+    assert [d["stage"] for d in decisions(tmp_path)] == ["llm"]
+
+
+def test_two_gateways_share_a_cooldown_through_redis(upstream: UpstreamStub,
+                                                     tmp_path: Path) -> None:
+    prefix = f"test:health:{uuid.uuid4().hex}:"
+    health = {"store": "redis", "redis_url": REDIS, "redis_prefix": prefix,
+              "consecutive_failures": 2, "cooldown_s": 60, "cache_s": 0}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    upstream.behave("gpt-4o-mini", statuses=[500, 500])
+    try:
+        with served(tmp_path / "a", upstream, {}, health) as (_, a), \
+                served(tmp_path / "b", upstream, {}, health) as (url_b, b):
+            for _ in range(2):  # gateway A trips gpt-4o-mini's deployment, falls back
+                assert a.chat.completions.create(model="gpt-4o-mini",
+                                                 messages=QUESTION).model == "gpt-4.1"
+            assert httpx.get(f"{url_b}/health").json()["cooling_down"] == ["gpt-4o-mini"]
+            assert b.chat.completions.create(model="auto", messages=QUESTION).model == "gpt-4.1"
+        assert upstream.requests("gpt-4o-mini") == 2  # gateway B never called it
+    finally:
+        client = redis.Redis.from_url(REDIS)
+        keys = list(client.scan_iter(match=prefix + "*"))
+        if keys:
+            client.delete(*keys)
+        client.close()

@@ -1,0 +1,86 @@
+"""Guards for the gateway's speed targets that are not timings (those are printed by
+benchmarks/bench_gateway.py): upstream connections are reused across calls and streams,
+and building the default gateway app imports none of the heavy libraries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from pointsman.providers.anthropic import AnthropicProvider
+from pointsman.providers.base import ChatCall, Provider
+from pointsman.providers.openai_compat import OpenAICompatProvider
+from pointsman.testing import UpstreamStub
+
+ROUNDS = 12
+USER = {"role": "user", "content": "Name three rivers in Europe."}
+HEAVY = ("sklearn", "scipy", "matplotlib", "torch", "tokenizers", "safetensors", "pandas")
+
+
+async def _use(provider: Provider, stream: bool) -> list[Mapping[str, Any]]:
+    body = {"model": "m-pool", "messages": [USER], "max_tokens": 64}
+    if not stream:
+        return [(await provider.complete(ChatCall(body))).body]
+    return [chunk async for chunk in provider.stream(ChatCall(body))]
+
+
+def _connections_after(stub: UpstreamStub, make: type[Provider], url: str,
+                       stream: bool) -> int:
+    async def scenario() -> None:
+        async with httpx.AsyncClient() as client:
+            provider = make("stub", url, client)  # type: ignore[call-arg]
+            for _ in range(ROUNDS):
+                assert await _use(provider, stream)
+
+    stub.reset()
+    asyncio.run(scenario())
+    assert stub.requests("m-pool") == ROUNDS
+    return stub.connections()
+
+
+def test_openai_streams_and_calls_reuse_one_connection(upstream: UpstreamStub) -> None:
+    assert _connections_after(upstream, OpenAICompatProvider, upstream.base_url, True) == 1
+    assert _connections_after(upstream, OpenAICompatProvider, upstream.base_url, False) == 1
+
+
+def test_anthropic_streams_and_calls_reuse_one_connection(upstream: UpstreamStub) -> None:
+    assert _connections_after(upstream, AnthropicProvider, upstream.url, True) == 1
+    assert _connections_after(upstream, AnthropicProvider, upstream.url, False) == 1
+
+
+def test_a_stream_left_early_still_counts_one_connection_per_stream(
+        upstream: UpstreamStub) -> None:
+    """The stub's count is per TCP connection: a closed connection shows as a new one."""
+    async def scenario() -> None:
+        async with httpx.AsyncClient() as client:
+            provider = OpenAICompatProvider("stub", upstream.base_url, client)
+            for _ in range(3):
+                stream = provider.stream(ChatCall({"model": "m-cut", "messages": [USER]}))
+                await anext(aiter(stream))
+                await stream.aclose()  # type: ignore[attr-defined]
+
+    upstream.reset()
+    upstream.behave("m-cut", token_delay_ms=20, tokens=20)
+    asyncio.run(scenario())
+    assert upstream.connections() == 3
+
+
+CHECK = f"""
+import json, sys
+from pointsman.config import load_config
+from pointsman.gateway.app import create_app
+create_app(load_config(None))
+print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
+"""
+
+
+def test_the_default_gateway_imports_no_heavy_library() -> None:
+    out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
