@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 import yaml
@@ -69,6 +70,9 @@ def test_low_confidence_escalates_and_is_logged(upstream: UpstreamStub, tmp_path
         raw = client.chat.completions.with_raw_response.create(model="cascade",
                                                                messages=QUESTION)
         answer = raw.parse()
+        metrics = httpx.get(str(client.base_url).replace("/v1/", "/metrics")).text
+    assert 'pointsman_cascade_steps_total{model="gpt-4o-mini",result="below"} 1.0' in metrics
+    assert 'pointsman_cascade_steps_total{model="gpt-4.1-mini",result="passed"} 1.0' in metrics
     assert answer.model == raw.headers["x-pointsman-model"] == "gpt-4.1-mini"
     assert answer.choices[0].message.content == "Paris."  # the confidence line is removed
     assert raw.headers["x-pointsman-attempts"] == "gpt-4o-mini,gpt-4.1-mini"
@@ -197,3 +201,18 @@ def test_judge_model_grades_through_the_gateway(upstream: UpstreamStub,
     assert upstream.requests("gpt-4.1") == 2
     judged = upstream.last_request("gpt-4.1")
     assert judged is not None and "Paris." in judged["messages"][1]["content"]
+
+
+def test_streamed_tool_call_survives_the_cascade(upstream: UpstreamStub, tmp_path: Path) -> None:
+    upstream.behave("gpt-4o-mini", tool_call=True)  # no confidence stated: accepted as is
+    tool: Any = {"type": "function", "function": {
+        "name": "get_weather", "parameters": {"type": "object", "properties": {
+            "city": {"type": "string"}}, "required": ["city"]}}}
+    with served(tmp_path, upstream, ON) as client:
+        stream = client.chat.completions.create(model="cascade", messages=QUESTION,
+                                                tools=[tool], stream=True)
+        chunks = list(stream)
+    calls = [call for c in chunks for call in (c.choices[0].delta.tool_calls or [])]
+    assert [call.function.name for call in calls if call.function] == ["get_weather"]
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    assert upstream.requests("gpt-4.1-mini") == 0

@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import pytest
 
+from pointsman.providers.aiohttp_transport import AiohttpTransport
 from pointsman.providers.anthropic import AnthropicProvider
 from pointsman.providers.base import ChatCall, Provider
 from pointsman.providers.openai_compat import OpenAICompatProvider
@@ -20,6 +22,8 @@ from pointsman.testing import UpstreamStub
 
 ROUNDS = 12
 USER = {"role": "user", "content": "Name three rivers in Europe."}
+CLIENTS = {"httpx": httpx.AsyncClient,
+           "aiohttp": lambda: httpx.AsyncClient(transport=AiohttpTransport())}
 HEAVY = ("sklearn", "scipy", "matplotlib", "torch", "tokenizers", "safetensors", "pandas")
 
 
@@ -31,9 +35,9 @@ async def _use(provider: Provider, stream: bool) -> list[Mapping[str, Any]]:
 
 
 def _connections_after(stub: UpstreamStub, make: type[Provider], url: str,
-                       stream: bool) -> int:
+                       stream: bool, client_kind: str) -> int:
     async def scenario() -> None:
-        async with httpx.AsyncClient() as client:
+        async with CLIENTS[client_kind]() as client:
             provider = make("stub", url, client)  # type: ignore[call-arg]
             for _ in range(ROUNDS):
                 assert await _use(provider, stream)
@@ -44,21 +48,27 @@ def _connections_after(stub: UpstreamStub, make: type[Provider], url: str,
     return stub.connections()
 
 
-def test_openai_streams_and_calls_reuse_one_connection(upstream: UpstreamStub) -> None:
-    assert _connections_after(upstream, OpenAICompatProvider, upstream.base_url, True) == 1
-    assert _connections_after(upstream, OpenAICompatProvider, upstream.base_url, False) == 1
+@pytest.mark.parametrize("kind", sorted(CLIENTS))
+def test_openai_streams_and_calls_reuse_one_connection(upstream: UpstreamStub,
+                                                       kind: str) -> None:
+    url = upstream.base_url
+    assert _connections_after(upstream, OpenAICompatProvider, url, True, kind) == 1
+    assert _connections_after(upstream, OpenAICompatProvider, url, False, kind) == 1
 
 
-def test_anthropic_streams_and_calls_reuse_one_connection(upstream: UpstreamStub) -> None:
-    assert _connections_after(upstream, AnthropicProvider, upstream.url, True) == 1
-    assert _connections_after(upstream, AnthropicProvider, upstream.url, False) == 1
+@pytest.mark.parametrize("kind", sorted(CLIENTS))
+def test_anthropic_streams_and_calls_reuse_one_connection(upstream: UpstreamStub,
+                                                          kind: str) -> None:
+    assert _connections_after(upstream, AnthropicProvider, upstream.url, True, kind) == 1
+    assert _connections_after(upstream, AnthropicProvider, upstream.url, False, kind) == 1
 
 
+@pytest.mark.parametrize("kind", sorted(CLIENTS))
 def test_a_stream_left_early_still_counts_one_connection_per_stream(
-        upstream: UpstreamStub) -> None:
+        upstream: UpstreamStub, kind: str) -> None:
     """The stub's count is per TCP connection: a closed connection shows as a new one."""
     async def scenario() -> None:
-        async with httpx.AsyncClient() as client:
+        async with CLIENTS[kind]() as client:
             provider = OpenAICompatProvider("stub", upstream.base_url, client)
             for _ in range(3):
                 stream = provider.stream(ChatCall({"model": "m-cut", "messages": [USER]}))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 from starlette.responses import Response, StreamingResponse
 
@@ -30,7 +31,7 @@ from pointsman.gateway.parse import ChatRequest
 from pointsman.gateway.respond import _header, answered, decision_headers, failed
 from pointsman.gateway.runtime import Gateway
 from pointsman.gateway.sse import DONE, event
-from pointsman.learned.cascade import CascadeAnswer, answer_chunks
+from pointsman.learned.cascade import CascadeAnswer, Step, answer_chunks
 from pointsman.types import Decision
 
 
@@ -43,6 +44,8 @@ async def cascade_response(gw: Gateway, chat: ChatRequest, principal: Principal,
                                         cascade_body(chat.body, gw.config.cascade))
     except PointsmanError as exc:  # the first step found no model at all
         return await failed(gw, chat, principal, decision, exc, started)
+    for step in result.steps:
+        gw.metrics.cascade.labels(step.model, _result(step, threshold)).inc()
     steps = trail(result.steps)
     decision = replace(decision, reason=f"{decision.reason}; cascade@{threshold:g}: {steps}")
     answer = _final(result, asks_confidence(gw.config.cascade))
@@ -51,6 +54,14 @@ async def cascade_response(gw: Gateway, chat: ChatRequest, principal: Principal,
     response = await answered(gw, chat, principal, decision, answer, started)
     response.headers["x-pointsman-cascade"] = _header(steps)
     return response
+
+
+def _result(step: Step, threshold: float) -> str:
+    if step.error is not None:
+        return "failed"
+    if step.score is None:
+        return "unjudged"
+    return "passed" if step.score >= threshold else "below"
 
 
 def _final(result: CascadeAnswer, strip: bool) -> Answer:
@@ -72,11 +83,23 @@ async def _streamed(gw: Gateway, chat: ChatRequest, principal: Principal, decisi
                              headers={**headers, "cache-control": "no-cache"})
 
 
+def _chunks(answer: Answer) -> list[dict[str, Any]]:
+    """The final answer's chunks, with its tool calls (if any) before the finish chunk."""
+    chunks = list(answer_chunks(answer))
+    message = ((answer.body.get("choices") or [{}])[0].get("message") or {})
+    calls = message.get("tool_calls") or []
+    if calls:
+        delta = {"tool_calls": [{**call, "index": i} for i, call in enumerate(calls)]}
+        chunks.insert(-1, {**chunks[0], "choices": [{"index": 0, "delta": delta,
+                                                     "finish_reason": None}]})
+    return chunks
+
+
 async def _events(gw: Gateway, chat: ChatRequest, principal: Principal, decision: Decision,
                   answer: Answer, started: float) -> AsyncIterator[bytes]:
     ttft_ms = (time.perf_counter() - started) * 1000
     try:
-        for chunk in answer_chunks(answer):
+        for chunk in _chunks(answer):
             if not chat.include_usage:
                 chunk.pop("usage", None)
             yield event(chunk)

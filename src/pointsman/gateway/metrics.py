@@ -51,6 +51,9 @@ class Metrics:
         self._requests: dict[tuple[str, str], Any] = {}
         self.attempts = Counter("pointsman_upstream_failures", "Failed upstream attempts.",
                                 ["model", "code"], registry=r)
+        self.cascade = Counter("pointsman_cascade_steps", "Quality-cascade steps by model and "
+                               "result (passed, below, unjudged, failed).", ["model", "result"],
+                               registry=r)
 
     def decision(self, decision: Decision) -> None:
         self.routed.labels(decision.model, reason_kind(decision)).inc()
