@@ -2,13 +2,20 @@
 
 Run: .venv/bin/python benchmarks/bench_gateway.py [--duration 4] [--quick]
 
-Processes: the upstream stub (``python -m pointsman.testing.upstream``) on core 1, one
-``pointsman serve`` worker pinned to core 0 (``taskset -c 0``) with heuristic routing and
-the SQLite request log on, and the load from a separate process (this script with
-``--load``: async httpx) on core 1. For each upstream delay (0 and 50 ms), concurrency (1,
-16, 64) and mode (non-streaming; streaming: time to first token) it prints p50 / p99 and
-requests/s for the direct call and through the gateway, and the difference. Also: time from
-spawning ``pointsman serve`` to its first answered ``/health``, and its idle RSS.
+Processes: the upstream stub (``python -m pointsman.testing.upstream``, uvloop + httptools,
+~7,000+ answers/s on one core, so it is not the bottleneck below ~2,000 req/s) on core 1,
+one ``pointsman serve`` worker pinned to core 0 (``taskset -c 0``) with heuristic routing and
+the SQLite request log on, and the load from a separate process on core 1: ``wrk`` (Debian
+package ``wrk``; one thread, keep-alive, a Lua script for the POST body) for non-streaming
+and streaming rows at c >= 16 (wrk has no time to first token: those rows are the time to the
+whole 20-token stream) and the saturation figure, and this script with ``--load`` (async
+httpx) for streaming at c=1 (time to first token), and for everything when ``wrk`` is
+absent (the httpx load generator tops out near 800 req/s on one core: its rows at c >= 16
+measure the load generator, not the gateway; the header says which generator ran). For
+each upstream delay (0 and 50 ms), concurrency (1, 16, 64) and mode it prints p50 / p99
+and requests/s for the direct call and through the gateway, and the difference; then the
+gateway's saturation (delay 0, c=64, wrk) and its CPU time per request. Also: time from spawning
+``pointsman serve`` to its first answered ``/health``, and its idle RSS.
 
 LiteLLM's proxy runs too (one worker on core 0, in front of the same stub) when
 ``.venv-bench`` exists (``python -m venv .venv-bench && .venv-bench/bin/pip install
@@ -91,6 +98,53 @@ async def load(base_url: str, model: str, concurrency: int, duration: float, str
     return {"n": len(latencies), "rps": len(latencies) / elapsed,
             "p50_ms": statistics.median(latencies) * 1000,
             "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000}
+
+
+# -- wrk (C load generator, when installed) ----------------------------------------------
+WRK_SCRIPT = """wrk.method = "POST"
+wrk.body = '%s'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def _wrk_ms(text: str) -> float:
+    units = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    for unit in ("us", "ms", "s"):
+        if text.endswith(unit):
+            return float(text[:-len(unit)]) * units[unit]
+    return float(text)
+
+
+def run_wrk(base_url: str, model: str, concurrency: int, duration: float,
+            tmp: Path, stream: bool = False) -> dict[str, float]:
+    """wrk's figures; for streams, the time to the whole stream (wrk has no TTFT)."""
+    body = json.dumps({"model": model, "stream": stream,
+                       "messages": [{"role": "user", "content": PROMPT}]})
+    script = tmp / f"wrk-{model}-{stream}.lua"
+    script.write_text(WRK_SCRIPT % body)
+    out = subprocess.run(
+        [*taskset(1), "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s",
+         "--latency", "-s", str(script), f"{base_url}/chat/completions"],
+        capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk saw errors against {base_url}:\n{out}")
+    result = {"n": 0.0, "rps": 0.0, "p50_ms": 0.0, "p99_ms": 0.0}
+    for line in out.splitlines():
+        words = line.split()
+        if line.startswith("Requests/sec:"):
+            result["rps"] = float(words[1])
+        elif "requests in" in line:
+            result["n"] = float(words[0])
+        elif words[:1] == ["50%"]:
+            result["p50_ms"] = _wrk_ms(words[1])
+        elif words[:1] == ["99%"]:
+            result["p99_ms"] = _wrk_ms(words[1])
+    return result
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- orchestration ------------------------------------------------------------------------
@@ -181,8 +235,15 @@ def start_gateway(config: Path, port: int) -> tuple[Proc, float, float]:
     return proc, ready, rss_mb(proc.popen.pid)
 
 
+def wrk_row(stream: bool, concurrency: int) -> bool:
+    """wrk for every row but streams at c=1 (those measure time to first token)."""
+    return shutil.which("wrk") is not None and (not stream or concurrency > 1)
+
+
 def run_load(base_url: str, model: str, concurrency: int, duration: float,
-             stream: bool) -> dict[str, float]:
+             stream: bool, tmp: Path | None = None) -> dict[str, float]:
+    if tmp is not None and wrk_row(stream, concurrency):
+        return run_wrk(base_url, model, concurrency, duration, tmp, stream)
     out = subprocess.run(
         [*taskset(1), PYTHON, __file__, "--load", base_url, "--model", model,
          "--concurrency", str(concurrency), "--duration", str(duration)]
@@ -200,9 +261,25 @@ def row(label: str, direct: dict[str, float], via: dict[str, float]) -> str:
             f"{via['rps'] / direct['rps'] * 100:5.1f} %")
 
 
+def saturation(gateway: Proc, gw_port: int, duration: float, tmp: Path) -> None:
+    """The gateway's requests/s at c=64 (delay 0) and its CPU time per request."""
+    if not shutil.which("wrk"):
+        print("saturation: skipped (needs wrk: apt-get install wrk)")
+        return
+    before = cpu_seconds(gateway.popen.pid)
+    result = run_wrk(f"http://127.0.0.1:{gw_port}/v1", "auto", 64, duration, tmp)
+    used = cpu_seconds(gateway.popen.pid) - before
+    print(f"saturation (delay 0, c=64, wrk): {result['rps']:.0f} req/s on one core, "
+          f"gateway CPU {used / max(result['n'], 1) * 1e6:.0f} us per request, "
+          f"p50 {result['p50_ms']:.2f} ms p99 {result['p99_ms']:.2f} ms", flush=True)
+
+
 def bench(duration: float, concurrencies: Sequence[int], delays: Sequence[float]) -> None:
     print(f"cores: {os.cpu_count()}  load average: {os.getloadavg()[0]:.2f} (shared machine: "
           "figures are noisy when the load is high)")
+    generator = ("wrk (streams at c=1: httpx, time to first token)" if shutil.which("wrk") else
+                 "httpx only (wrk absent: rows at c >= 16 are limited by the generator)")
+    print(f"load generator: {generator}")
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         for delay in delays:
@@ -218,13 +295,16 @@ def bench(duration: float, concurrencies: Sequence[int], delays: Sequence[float]
                     print(f"pointsman serve: ready in {ready:.2f} s (spawn to first /health), "
                           f"idle RSS {rss:.0f} MB")
                 print(f"-- upstream delay {delay:g} ms")
+                if delay == 0:
+                    saturation(gateway, gw_port, duration, tmp)
                 for stream in (False, True):
                     for c in concurrencies:
                         direct = run_load(f"http://127.0.0.1:{stub_port}/v1", "gpt-4o-mini",
-                                          c, duration, stream)
+                                          c, duration, stream, tmp)
                         via = run_load(f"http://127.0.0.1:{gw_port}/v1", "auto", c, duration,
-                                       stream)
-                        label = f"{'stream TTFT' if stream else 'non-stream'} c={c}"
+                                       stream, tmp)
+                        kind = "stream total" if wrk_row(stream, c) else "stream TTFT"
+                        label = f"{kind if stream else 'non-stream'} c={c}"
                         print(row(label, direct, via), flush=True)
             finally:
                 gateway.stop()
@@ -259,8 +339,9 @@ def bench_litellm(litellm: Path, tmp: Path, duration: float,
               f"{rss_mb(proxy.popen.pid):.0f} MB (delay 0 ms, non-streaming)")
         for c in concurrencies:
             direct = run_load(f"http://127.0.0.1:{stub_port}/v1", "gpt-4o-mini", c,
-                              duration, False)
-            via = run_load(f"http://127.0.0.1:{port}/v1", "gpt-4o-mini", c, duration, False)
+                              duration, False, tmp)
+            via = run_load(f"http://127.0.0.1:{port}/v1", "gpt-4o-mini", c, duration, False,
+                           tmp)
             print(row(f"litellm c={c}", direct, via), flush=True)
     finally:
         proxy.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from pointsman.errors import StreamBrokenError, UpstreamConnectionError, UpstreamServerError
 from pointsman.providers.aiohttp_transport import AiohttpTransport
 from pointsman.providers.anthropic import AnthropicProvider
 from pointsman.providers.base import ChatCall, Provider
@@ -94,3 +96,30 @@ def test_the_default_gateway_imports_no_heavy_library() -> None:
     out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True,
                          check=True, timeout=60)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_aiohttp_transport_failures_map_like_httpx(upstream: UpstreamStub) -> None:
+    async def call(url: str, model: str, stream: bool) -> None:
+        async with CLIENTS["aiohttp"]() as client:
+            provider = OpenAICompatProvider("stub", url, client)
+            body = {"model": model, "messages": [USER]}
+            if stream:
+                [_ async for _ in provider.stream(ChatCall(body))]
+            else:
+                await provider.complete(ChatCall(body))
+
+    with pytest.raises(UpstreamConnectionError, match=r"cannot connect to 127\.0\.0\.1"):
+        asyncio.run(call(f"http://127.0.0.1:{_closed_port()}/v1", "m-x", False))
+    upstream.behave("m-cut", cut_after=2, cut_mode="reset")
+    with pytest.raises(StreamBrokenError):
+        asyncio.run(call(upstream.base_url, "m-cut", True))
+    upstream.behave("m-500", statuses=[503])
+    with pytest.raises(UpstreamServerError, match="503"):
+        asyncio.run(call(upstream.base_url, "m-500", False))

@@ -16,7 +16,6 @@ from pointsman.errors import (
     RateLimitedError,
     StreamBrokenError,
     UpstreamMisconfiguredError,
-    UpstreamRejectedError,
     UpstreamServerError,
     UpstreamTimeoutError,
 )

@@ -35,10 +35,11 @@ log = logging.getLogger("pointsman.gateway")
 
 
 def default_deployments(config: PointsmanConfig, gateway_catalog: Any) -> DeploymentSource:
-    """The provider deployments from the config (endpoints, keys from the environment)."""
+    """The provider deployments from the config (endpoints, keys from the environment);
+    the app's lifespan closes them, so they may use the aiohttp transport."""
     from pointsman.providers.config import build_providers
 
-    source: DeploymentSource = build_providers(config, gateway_catalog)
+    source: DeploymentSource = build_providers(config, gateway_catalog, closed=True)
     return source
 
 

@@ -14,7 +14,7 @@ running loop, and :meth:`AiohttpTransport.aclose` closes it.
 
 from __future__ import annotations
 
-import asyncio
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,7 +27,7 @@ def _as_httpx(exc: BaseException, request: httpx.Request) -> httpx.TransportErro
     text = str(exc) or type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return httpx.ConnectTimeout(text, request=request)
-    if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
+    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
         return httpx.ReadTimeout(text, request=request)
     if isinstance(exc, aiohttp.ClientConnectorError):
         return httpx.ConnectError(text, request=request)
@@ -36,6 +36,11 @@ def _as_httpx(exc: BaseException, request: httpx.Request) -> httpx.TransportErro
     if isinstance(exc, aiohttp.ClientOSError | OSError):
         return httpx.ReadError(text, request=request)
     return httpx.NetworkError(text, request=request)
+
+
+def _proxy_env() -> bool:
+    names = {"http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy", "netrc"}
+    return any(k.lower() in names and v for k, v in os.environ.items())
 
 
 class _Body(httpx.AsyncByteStream):
@@ -49,7 +54,7 @@ class _Body(httpx.AsyncByteStream):
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _as_httpx(exc, self._request) from exc
 
     async def aclose(self) -> None:
@@ -65,7 +70,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                  trust_env: bool = False) -> None:
         self.max_connections = max_connections
         self.keepalive_expiry = keepalive_expiry
-        self.trust_env = trust_env
+        # aiohttp's trust_env looks up proxies and .netrc in a worker thread on every call:
+        # only pay for that when the environment names a proxy or a netrc file
+        self.trust_env = trust_env and _proxy_env()
         self._session: aiohttp.ClientSession | None = None
 
     def _open_session(self) -> aiohttp.ClientSession:
@@ -90,7 +97,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False, compress=None,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout.get("connect"),
                                               sock_read=timeout.get("read")))
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _as_httpx(exc, request) from exc
         return httpx.Response(response.status, headers=list(response.raw_headers),
                               stream=_Body(response, request),

@@ -114,8 +114,9 @@ class PoolConfig(_Strict):
     keepalive_expiry_s: float = Field(default=30.0, ge=0)
     trust_env: bool = True  # honour HTTP(S)_PROXY / NO_PROXY / SSL_CERT_FILE
     # aiohttp: httpx requests sent over aiohttp's pool (several times less CPU per call,
-    # see providers/aiohttp_transport.py); httpx: httpx's own pool (httpcore)
-    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    # see providers/aiohttp_transport.py); httpx: httpx's own pool (httpcore); auto:
+    # aiohttp when the owner closes the providers (the gateway does), httpx otherwise
+    transport: Literal["auto", "aiohttp", "httpx"] = "auto"
 
 
 class ProvidersConfig(_Strict):
@@ -226,12 +227,12 @@ def _check_names(config: ProvidersConfig, catalog: Catalog) -> None:
                 f"give the model providers.deployments)")
 
 
-def _client(config: ProvidersConfig) -> httpx.AsyncClient:
+def _client(config: ProvidersConfig, closed: bool = False) -> httpx.AsyncClient:
     import httpx
 
     pool = config.pool
     timeout = httpx.Timeout(None, connect=config.timeouts.connect)
-    if pool.transport == "aiohttp":
+    if pool.transport == "aiohttp" or (pool.transport == "auto" and closed):
         from pointsman.providers.aiohttp_transport import AiohttpTransport
 
         return httpx.AsyncClient(timeout=timeout, trust_env=False, transport=AiohttpTransport(
@@ -246,8 +247,13 @@ def _client(config: ProvidersConfig) -> httpx.AsyncClient:
 
 def build_providers(config: PointsmanConfig | ProvidersConfig, catalog: Catalog,
                     client: httpx.AsyncClient | None = None,
-                    environ: Mapping[str, str] | None = None) -> ProviderSet:
+                    environ: Mapping[str, str] | None = None, *,
+                    closed: bool = False) -> ProviderSet:
     """Providers and deployments for every catalog model, over one shared HTTP client.
+
+    ``closed``: the caller will ``aclose()`` the set in the event loop that used it (the
+    gateway's lifespan does), so ``pool.transport: auto`` may use the aiohttp transport,
+    whose sessions must be closed.
 
     Raises :class:`~pointsman.errors.ConfigError` for a deployment of an unknown model or
     a catalog ``provider`` that names no endpoint. ``environ`` defaults to ``os.environ``.
@@ -256,7 +262,7 @@ def build_providers(config: PointsmanConfig | ProvidersConfig, catalog: Catalog,
     env = os.environ if environ is None else environ
     _check_names(pc, catalog)
     owns = client is None
-    shared = client if client is not None else _client(pc)
+    shared = client if client is not None else _client(pc, closed)
     providers: dict[str, Provider] = {}
     unavailable: dict[str, str] = {}
     for name, endpoint in pc.endpoints.items():

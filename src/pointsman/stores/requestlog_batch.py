@@ -18,6 +18,7 @@ from pointsman.errors import StoreUnavailableError
 from pointsman.requestlog import RequestRecord
 
 log = logging.getLogger("pointsman.requestlog")
+LINGER_S = 0.005
 
 
 class BatchingRequestLog(ABC):
@@ -63,6 +64,9 @@ class BatchingRequestLog(ABC):
     async def _drain(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            # let the answer that queued this record go out first, and more records gather:
+            # the write (a worker thread on the same core) then stays off requests' latency
+            await asyncio.sleep(LINGER_S)
             while len(batch) < self.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             await self._write_with_retry(batch)

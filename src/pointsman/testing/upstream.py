@@ -304,7 +304,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                        tokens=args.tokens)
     app = create_app(StubState(default, args.api_key))
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                loop=fast_loop(), http=fast_http(), ws="none", lifespan="off", timeout_graceful_shutdown=2)
+                loop=fast_loop(), http=fast_http(), ws="none", lifespan="off",
+                timeout_graceful_shutdown=2)
 
 
 if __name__ == "__main__":
