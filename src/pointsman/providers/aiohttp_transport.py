@@ -82,6 +82,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             # httpx decodes content-encoding itself; aiohttp must hand the bytes over as sent
             self._session = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False, trust_env=self.trust_env,
+                cookie_jar=aiohttp.DummyCookieJar(),  # see providers.http.no_cookies
                 timeout=aiohttp.ClientTimeout(total=None), skip_auto_headers=("User-Agent",))
         return self._session
 

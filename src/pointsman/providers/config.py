@@ -230,19 +230,22 @@ def _check_names(config: ProvidersConfig, catalog: Catalog) -> None:
 def _client(config: ProvidersConfig, closed: bool = False) -> httpx.AsyncClient:
     import httpx
 
+    from pointsman.providers.http import no_cookies
+
     pool = config.pool
     timeout = httpx.Timeout(None, connect=config.timeouts.connect)
     if pool.transport == "aiohttp" or (pool.transport == "auto" and closed):
         from pointsman.providers.aiohttp_transport import AiohttpTransport
 
-        return httpx.AsyncClient(timeout=timeout, trust_env=False, transport=AiohttpTransport(
+        return httpx.AsyncClient(timeout=timeout, trust_env=False, cookies=no_cookies(),
+                                 transport=AiohttpTransport(
             max_connections=pool.max_connections, keepalive_expiry=pool.keepalive_expiry_s,
             trust_env=pool.trust_env))
     return httpx.AsyncClient(
         limits=httpx.Limits(max_connections=pool.max_connections,
                             max_keepalive_connections=pool.max_keepalive_connections,
                             keepalive_expiry=pool.keepalive_expiry_s),
-        timeout=timeout, trust_env=pool.trust_env)
+        timeout=timeout, trust_env=pool.trust_env, cookies=no_cookies())
 
 
 def build_providers(config: PointsmanConfig | ProvidersConfig, catalog: Catalog,

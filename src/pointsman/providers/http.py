@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import http.cookiejar
 import json
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
@@ -175,6 +176,12 @@ class SseEvent:
     data: str
 
 
+def no_cookies() -> http.cookiejar.CookieJar:
+    """A cookie jar that stores nothing: one shared client serves every caller, so a
+    ``Set-Cookie`` from an upstream must never ride along on another caller's request."""
+    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
 class HttpAdapter:
     """The HTTP half of an adapter: opens calls, maps failures, reads JSON and SSE."""
 
@@ -183,7 +190,7 @@ class HttpAdapter:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self._owns_client = client is None
-        self.client = client if client is not None else httpx.AsyncClient()
+        self.client = client if client is not None else httpx.AsyncClient(cookies=no_cookies())
         self._api_key = api_key or None
         self.extra_headers = dict(headers or {})
         self.where = httpx.URL(self.base_url).host or self.base_url
