@@ -23,8 +23,15 @@ class CookieSettingUpstream:
 
     def __init__(self) -> None:
         self.requests: list[str] = []
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def aclose(self) -> None:
+        for writer in self.writers:
+            writer.close()
+            await writer.wait_closed()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
         while True:
             try:
                 head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
@@ -38,7 +45,6 @@ class CookieSettingUpstream:
                          b"set-cookie: session=caller-one; Path=/\r\n"
                          b"content-length: " + str(len(ANSWER)).encode() + b"\r\n\r\n" + ANSWER)
             await writer.drain()
-        writer.close()
 
 
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
@@ -64,6 +70,7 @@ providers:
                 await deployment.provider.complete(ChatCall(body))
         finally:
             await providers.aclose()
+            await upstream.aclose()
             server.close()
             await server.wait_closed()
         return upstream.requests
