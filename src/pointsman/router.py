@@ -7,7 +7,8 @@ all call :meth:`Router.decide`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from operator import attrgetter
+from typing import NamedTuple
 
 from pointsman.budget.config import PlanConfig
 from pointsman.budget.plans import (
@@ -36,9 +37,8 @@ from pointsman.types import CandidateScore, Decision, LiveState, ModelSpec, Rout
 _EMPTY = LiveState()
 
 
-@dataclass(frozen=True, slots=True)
-class _Context:
-    """Per-request facts shared by the steps of one decision."""
+class _Context(NamedTuple):
+    """Per-request facts shared by the steps of one decision (a NamedTuple: cheap to build)."""
 
     request: RouteRequest
     state: LiveState
@@ -50,9 +50,8 @@ class _Context:
     capabilities: frozenset[str]
 
 
-def _baseline_key(spec: ModelSpec) -> tuple[float, float, str]:
-    """The strongest candidate (the cost baseline): best quality, then dearest, then name."""
-    return (spec.quality, spec.output_price, spec.name)
+# the strongest candidate (the cost baseline): best quality, then dearest, then name
+_baseline_key = attrgetter("quality", "output_price", "name")
 
 
 def resolve_catalog(config: PointsmanConfig) -> Catalog:
@@ -124,8 +123,10 @@ class Router:
         else:
             chosen, rule, reason = self._choose(ctx, eligible, ranked)
             reason += gate.note
-        plan = ctx.plan[1] if ctx.plan is not None else None
-        reason += budget_note(state.budget, filtered, downgrade_steps(self.config.budgets, plan))
+        if state.budget is not None:  # without a budget position there is no budget note
+            plan = ctx.plan[1] if ctx.plan is not None else None
+            reason += budget_note(state.budget, filtered,
+                                  downgrade_steps(self.config.budgets, plan))
         return self._decision(ctx, chosen, eligible, ranked, filtered, rule, reason)
 
     # -- steps --------------------------------------------------------------------------
@@ -141,15 +142,16 @@ class Router:
                         request.required_capabilities)
 
     def _exclusion(self, spec: ModelSpec, ctx: _Context) -> str | None:
-        missing = ctx.capabilities - spec.capabilities
-        if missing:
-            return f"lacks {', '.join(sorted(missing))}"
+        if ctx.capabilities and not ctx.capabilities <= spec.capabilities:
+            return f"lacks {', '.join(sorted(ctx.capabilities - spec.capabilities))}"
         needed = ctx.input_tokens + ctx.output_tokens
         if needed > spec.context_window:
             return (f"needs {needed} tokens (input {ctx.input_tokens} + output "
                     f"{ctx.output_tokens}) > context window {spec.context_window}")
         if spec.name in ctx.state.cooling_down:
             return "cooling down after repeated failures"
+        if ctx.plan is None and ctx.state.budget is None:  # nothing more can rule it out
+            return None
         return budget_exclusion(self.config.budgets, ctx.plan, spec,
                                 spec.cost(ctx.input_tokens, ctx.output_tokens), ctx.state.budget)
 
@@ -258,11 +260,12 @@ class Router:
     def _decision(self, ctx: _Context, chosen: ModelSpec, eligible: list[ModelSpec],
                   ranked: list[CandidateScore], filtered: dict[str, str], rule: str | None,
                   reason: str) -> Decision:
-        fallbacks = tuple(c.model for c in ranked if c.model != chosen.name)
+        fallbacks = tuple([c.model for c in ranked if c.model != chosen.name])
         baseline = max(eligible, key=_baseline_key)
         signal = ctx.signal
         scores: dict[str, float] = {"complexity": round(signal.score, 2)}
-        scores.update((c.model, c.total) for c in ranked)  # rounded by Decision.to_dict
+        for c in ranked:
+            scores[c.model] = c.total  # rounded by Decision.to_dict
         return Decision(
             model=chosen.name,
             fallbacks=fallbacks[: self.config.router.max_fallbacks],

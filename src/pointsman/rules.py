@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pointsman.catalog import KNOWN_CAPABILITIES, Catalog
 from pointsman.config import RuleConfig
@@ -12,9 +12,8 @@ from pointsman.errors import ConfigError
 from pointsman.types import TIERS, ModelSpec
 
 
-@dataclass(frozen=True, slots=True)
-class Features:
-    """What rules can match on, computed once per request."""
+class Features(NamedTuple):
+    """What rules can match on, computed once per request (a NamedTuple: cheap to build)."""
 
     input_tokens: int
     tools_count: int

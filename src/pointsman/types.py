@@ -21,6 +21,9 @@ class Message:
     content: str
 
 
+_NO_CAPABILITIES: frozenset[str] = frozenset()
+
+
 @dataclass(frozen=True, slots=True)
 class RouteRequest:
     """What the router needs to know about one request.
@@ -50,6 +53,8 @@ class RouteRequest:
 
     @property
     def required_capabilities(self) -> frozenset[str]:
+        if not (self.tools_count or self.needs_json or self.needs_vision or self.stream):
+            return _NO_CAPABILITIES  # the common case, without building a set
         caps: set[str] = set()
         if self.tools_count:
             caps.add("tools")

@@ -25,6 +25,8 @@ def usd(value: float) -> str:
 
 
 def plan_name(cfg: BudgetsConfig, metadata: Mapping[str, Any]) -> str | None:
+    if not metadata:
+        return cfg.default_plan
     explicit = metadata.get("plan")
     if isinstance(explicit, str) and explicit in cfg.plans:
         return explicit

@@ -131,6 +131,7 @@ def apply_target(eligible: Sequence[ModelSpec], state: LiveState, target: Target
 def latency_gate(eligible: Sequence[ModelSpec], request: RouteRequest, state: LiveState,
                  cfg: LatencyConfig) -> LatencyGate:
     """The router's one call: the request's target applied to ``eligible``."""
-    if not cfg.enabled:
-        return LatencyGate(list(eligible), state)
+    meta = request.metadata
+    if not cfg.enabled or ("latency_target_ms" not in meta and "use_case" not in meta):
+        return LatencyGate(list(eligible), state)  # no target (the common case, made quick)
     return apply_target(eligible, state, request_target(request, cfg.targets), cfg.targets)

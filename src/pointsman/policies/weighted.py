@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
+from operator import itemgetter
 
 from pointsman.config import Weights
 from pointsman.types import CandidateScore, LiveState, ModelSpec
 
 _EPS_COST = 1e-7
 _NO_BONUS: dict[str, float] = {}
+# CandidateScore(...) runs a Python-level __new__; the tuple's own builds the same object
+_new = tuple.__new__
+_TOTAL = itemgetter(1)
+_COST_NAME = itemgetter(5, 0)
 
 
 def fit(quality: float, complexity: float, fit_scale: float) -> float:
@@ -30,7 +36,7 @@ def fit(quality: float, complexity: float, fit_scale: float) -> float:
 
 def _normalised_inverse(values: Sequence[float]) -> list[float]:
     """1 for the smallest value, 0 for the largest, linear in log space."""
-    logs = [math.log(v) for v in values]
+    logs = list(map(math.log, values))
     low, high = min(logs), max(logs)
     span = high - low
     if span < 1e-12:
@@ -45,6 +51,18 @@ def expected_latency_ms(spec: ModelSpec, state: LiveState) -> float:
     return spec.latency_ms
 
 
+def _latencies(candidates: Sequence[ModelSpec], state: LiveState) -> tuple[float, ...]:
+    if not state.latency:  # no live figures: the catalog's
+        return tuple([c.latency_ms for c in candidates])
+    return tuple([expected_latency_ms(c, state) for c in candidates])
+
+
+@lru_cache(maxsize=1024)
+def _latency_scores(latencies: tuple[float, ...]) -> tuple[float, ...]:
+    """Memoised: the inputs repeat (catalog figures, slowly moving live p95s)."""
+    return tuple(_normalised_inverse(latencies))
+
+
 def score_candidates(
     candidates: Sequence[ModelSpec],
     complexity: float,
@@ -57,19 +75,17 @@ def score_candidates(
     """Score every candidate; the list is sorted best first."""
     costs = [c.cost(input_tokens, output_tokens) for c in candidates]
     cost_scores = _normalised_inverse([c + _EPS_COST for c in costs])
-    latency_scores = _normalised_inverse([expected_latency_ms(c, state) for c in candidates])
+    latency_scores = _latency_scores(_latencies(candidates, state))
     wq, wc, wl = weights.quality, weights.cost, weights.latency
     bonuses = state.bandit_bonus or _NO_BONUS
     scored = [
-        CandidateScore(spec.name, wq * (f := fit(spec.quality, complexity, fit_scale))
-                       + wc * cs + wl * ls + (b := bonuses.get(spec.name, 0.0)), f, cs, ls,
-                       cost, b)
+        _new(CandidateScore, (spec.name, wq * (f := fit(spec.quality, complexity, fit_scale))
+                              + wc * cs + wl * ls + (b := bonuses.get(spec.name, 0.0)), f, cs,
+                              ls, cost, b))
         for spec, cost, cs, ls in zip(candidates, costs, cost_scores, latency_scores,
                                       strict=True)
     ]
-    scored.sort(key=_rank_key)
+    # best total first; ties to the cheaper, then by name (two stable sorts on C-level keys)
+    scored.sort(key=_COST_NAME)
+    scored.sort(key=_TOTAL, reverse=True)
     return scored
-
-
-def _rank_key(s: CandidateScore) -> tuple[float, float, str]:
-    return (-s.total, s.estimated_cost_usd, s.model)
