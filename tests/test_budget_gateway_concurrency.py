@@ -16,7 +16,6 @@ from typing import Any
 
 import openai
 import pytest
-import redis
 
 from budget_gateway_support import (
     RedisProcess,
@@ -34,6 +33,7 @@ from pointsman.router import resolve_catalog
 from pointsman.testing.upstream import UpstreamStub
 from pointsman.tokens import estimate_message_tokens
 from pointsman.types import RouteRequest
+from redis_support import drop_prefix
 
 CATALOG = resolve_catalog(load_config())
 SPEC = CATALOG.get("gpt-4o-mini")
@@ -56,13 +56,7 @@ def prefix() -> Iterator[str]:
     """A unique key prefix on the shared Redis, its keys deleted afterwards."""
     name = f"pointsman-test:{uuid.uuid4().hex}:"
     yield name
-    client = redis.Redis(host="127.0.0.1", port=6379)
-    try:
-        keys = list(client.scan_iter(match=f"{name}*"))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    drop_prefix(name)
 
 
 async def _hammer(urls: list[str], n: int, width: int) -> list[Any]:

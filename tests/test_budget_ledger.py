@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from pointsman.budget.config import BudgetsConfig
 from pointsman.budget.guard import LedgerBudgetGuard
@@ -26,6 +25,7 @@ from pointsman.requestlog import RequestRecord
 from pointsman.router import resolve_catalog
 from pointsman.stores.requestlog_sqlite import SqliteRequestLog
 from pointsman.types import LiveState, RouteRequest
+from redis_support import drop_prefix
 
 TIERS = {m.name: m.tier for m in resolve_catalog(load_config())}
 ESTIMATE = 0.001
@@ -60,13 +60,6 @@ async def guard_for(kind: str, tmp_path: Path, cfg: BudgetsConfig | None = None,
             drop_prefix(guard.ledger.prefix)
 
 
-def drop_prefix(prefix: str) -> None:
-    """Delete this test's keys (only its own unique prefix) from the shared Redis."""
-    client = redis.Redis(host="127.0.0.1", port=6379)
-    keys = list(client.scan_iter(match=f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def request(user: str = "alice", **meta: Any) -> RouteRequest:

@@ -15,16 +15,15 @@ from typing import Any
 
 import httpx
 import openai
-import redis
 import yaml
 
 from gateway_harness import running
 from pointsman.config import load_config
 from pointsman.gateway.app import create_app
 from pointsman.testing.upstream import UpstreamStub
+from redis_support import REDIS_URL, drop_prefix
 
 MODELS = ["gpt-4o-mini", "gpt-4.1"]
-REDIS = "redis://127.0.0.1:6379/0"
 QUESTION: Any = [{"role": "user", "content": "What is the capital of France?"}]
 
 
@@ -114,7 +113,7 @@ def test_hybrid_llm_stage_uses_the_gateway_provider(upstream: UpstreamStub,
 def test_two_gateways_share_a_cooldown_through_redis(upstream: UpstreamStub,
                                                      tmp_path: Path) -> None:
     prefix = f"test:health:{uuid.uuid4().hex}:"
-    health = {"store": "redis", "redis_url": REDIS, "redis_prefix": prefix,
+    health = {"store": "redis", "redis_url": REDIS_URL, "redis_prefix": prefix,
               "consecutive_failures": 2, "cooldown_s": 60, "cache_s": 0}
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -129,8 +128,4 @@ def test_two_gateways_share_a_cooldown_through_redis(upstream: UpstreamStub,
             assert b.chat.completions.create(model="auto", messages=QUESTION).model == "gpt-4.1"
         assert upstream.requests("gpt-4o-mini") == 2  # gateway B never called it
     finally:
-        client = redis.Redis.from_url(REDIS)
-        keys = list(client.scan_iter(match=prefix + "*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        drop_prefix(prefix)

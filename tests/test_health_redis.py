@@ -9,14 +9,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import pytest
-import redis
 
 from pointsman.gateway.config import HealthConfig
 from pointsman.health import CooldownSource, HealthStore, MemoryHealth
 from pointsman.health_redis import RedisHealth
 from pointsman.types import LiveState, RouteRequest
+from redis_support import REDIS_URL, drop_prefix
 
-REDIS = "redis://127.0.0.1:6379/0"
 CFG = HealthConfig(window_s=60, error_rate=0.5, min_requests=4, consecutive_failures=3,
                    cooldown_s=10)
 
@@ -29,12 +28,6 @@ class Clock:
         return self.now
 
 
-def drop_keys(prefix: str) -> None:
-    client = redis.Redis.from_url(REDIS)
-    keys = list(client.scan_iter(match=prefix + "*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 Scenario = Callable[[Callable[[], HealthStore], Clock], Awaitable[None]]
@@ -48,7 +41,7 @@ def run(kind: str, scenario: Scenario) -> None:
     def make() -> HealthStore:
         if kind == "memory":
             return MemoryHealth(CFG, clock)
-        store = RedisHealth(REDIS, prefix, CFG, cache_s=0.0, clock=clock)
+        store = RedisHealth(REDIS_URL, prefix, CFG, cache_s=0.0, clock=clock)
         made.append(store)
         return store
 
@@ -62,7 +55,7 @@ def run(kind: str, scenario: Scenario) -> None:
     try:
         asyncio.run(go())
     finally:
-        drop_keys(prefix)
+        drop_prefix(prefix)
 
 
 async def state(store: HealthStore, deployment: str) -> str:

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Mapping
 
 import pytest
-import redis
 
 from pointsman.config import _merge, default_config_data, parse_config
 from pointsman.latency.bandit import (
@@ -29,18 +28,11 @@ from pointsman.latency.wiring import build_latency
 from pointsman.router import Router
 from pointsman.state import AttemptOutcome
 from pointsman.types import LiveState, RouteRequest
+from redis_support import REDIS_URL, drop_prefix
 
-REDIS = "redis://127.0.0.1:6379/0"
 REQUEST = RouteRequest.from_prompt("hi")
 
 
-def drop_keys(prefix: str) -> None:
-    """Delete this test's keys (never FLUSHDB: the Redis is shared)."""
-    client = redis.Redis.from_url(REDIS)
-    keys = list(client.scan_iter(match=prefix + "*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def attempt(deployment: str, total_ms: float, ok: bool = True, cost: float = 0.001,
@@ -51,13 +43,13 @@ def attempt(deployment: str, total_ms: float, ok: bool = True, cost: float = 0.0
 def make(kind: str, discount: float) -> BanditStore:
     if kind == "memory":
         return MemoryBandit(discount)
-    return RedisBandit(REDIS, f"test:bandit:{uuid.uuid4().hex}:", discount, cache_s=0.0)
+    return RedisBandit(REDIS_URL, f"test:bandit:{uuid.uuid4().hex}:", discount, cache_s=0.0)
 
 
 async def close(store: BanditStore) -> None:
     if isinstance(store, RedisBandit):
         await store.aclose()
-        drop_keys(store.prefix)
+        drop_prefix(store.prefix)
 
 
 def test_cold_start_tries_every_arm_in_the_configured_order() -> None:
@@ -119,7 +111,8 @@ def test_redis_updates_are_atomic_across_clients() -> None:
     prefix = f"test:bandit:{uuid.uuid4().hex}:"
 
     async def go() -> Mapping[str, Arm]:
-        one, two = RedisBandit(REDIS, prefix, 1.0), RedisBandit(REDIS, prefix, 1.0, cache_s=0)
+        one = RedisBandit(REDIS_URL, prefix, 1.0)
+        two = RedisBandit(REDIS_URL, prefix, 1.0, cache_s=0)
         try:
             await asyncio.gather(*(store.update("m", "a", 0.5)
                                    for _ in range(100) for store in (one, two)))
@@ -127,7 +120,7 @@ def test_redis_updates_are_atomic_across_clients() -> None:
         finally:
             await one.aclose()
             await two.aclose()
-            drop_keys(prefix)
+            drop_prefix(prefix)
 
     arms = asyncio.run(go())
     assert arms["a"].pulls == 200.0 and arms["a"].reward == pytest.approx(100.0)
@@ -172,7 +165,7 @@ def simulate(kind: str, latency: Mapping[str, list[float]], steps: int,
                 await parts.recorder.record(REQUEST, attempt(arm, latency[arm][step]))
         finally:
             await parts.aclose()
-            drop_keys(cfg.redis_prefix)
+            drop_prefix(cfg.redis_prefix)
         return chosen
 
     return asyncio.run(go())

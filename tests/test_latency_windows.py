@@ -10,7 +10,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-import redis
 
 from pointsman.latency.config import LatencyConfig, WindowConfig
 from pointsman.latency.redis_window import RedisWindows, decode, encode
@@ -26,18 +25,11 @@ from pointsman.latency.window import (
 from pointsman.latency.wiring import LatencyRecorder, LatencySource, build_latency
 from pointsman.state import AttemptOutcome
 from pointsman.types import LatencyStats, LiveState, RouteRequest
+from redis_support import REDIS_URL, drop_prefix
 
-REDIS = "redis://127.0.0.1:6379/0"
 REQUEST = RouteRequest.from_prompt("hi")
 
 
-def drop_keys(prefix: str) -> None:
-    """Delete this test's keys (never FLUSHDB: the Redis is shared)."""
-    client = redis.Redis.from_url(REDIS)
-    keys = list(client.scan_iter(match=prefix + "*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 class Clock:
@@ -51,14 +43,14 @@ class Clock:
 def make(kind: str, cfg: WindowConfig, clock: Callable[[], float]) -> LatencyWindows:
     if kind == "memory":
         return MemoryWindows(cfg, clock)
-    return RedisWindows(REDIS, f"test:latency:{uuid.uuid4().hex}:", cfg, refresh_s=0.0,
+    return RedisWindows(REDIS_URL, f"test:latency:{uuid.uuid4().hex}:", cfg, refresh_s=0.0,
                         clock=clock)
 
 
 async def _close(windows: LatencyWindows) -> None:
     if isinstance(windows, RedisWindows):
         await windows.aclose()
-        drop_keys(windows.prefix)
+        drop_prefix(windows.prefix)
 
 
 async def _fresh(windows: LatencyWindows) -> dict[str, LatencyStats]:
@@ -249,8 +241,8 @@ def test_redis_snapshot_is_served_from_a_local_copy_between_refreshes() -> None:
 
     async def go() -> tuple[int, int, int, int]:
         prefix = f"test:latency:{uuid.uuid4().hex}:"
-        writer = RedisWindows(REDIS, prefix, cfg, refresh_s=1.0, clock=clock)
-        reader = RedisWindows(REDIS, prefix, cfg, refresh_s=1.0, clock=clock, monotonic=mono)
+        writer = RedisWindows(REDIS_URL, prefix, cfg, refresh_s=1.0, clock=clock)
+        reader = RedisWindows(REDIS_URL, prefix, cfg, refresh_s=1.0, clock=clock, monotonic=mono)
         try:
             await writer.add([model_key("m")], Sample(clock.now, 1.0, 1.0))
             first = (await reader.snapshot())["m:m"].samples  # first read: waits for Redis
@@ -263,7 +255,7 @@ def test_redis_snapshot_is_served_from_a_local_copy_between_refreshes() -> None:
         finally:
             await writer.aclose()
             await reader.aclose()
-            drop_keys(prefix)
+            drop_prefix(prefix)
 
     assert asyncio.run(go()) == (1, 1, 1, 2)
 
