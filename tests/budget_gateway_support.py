@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import socket
 import sqlite3
-import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -81,56 +78,6 @@ def ledger_totals(cfg: PointsmanConfig, base: str, window: str = "day") -> Total
             await ledger.aclose()
         return total
     return asyncio.run(read())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class RedisProcess:
-    """Our own redis-server on a free loopback port, its data in an append-only file so a
-    stop and start keeps it (the shared Redis is never touched)."""
-
-    def __init__(self, port: int, data_dir: Path) -> None:
-        self.port = port
-        self.data_dir = data_dir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.data_dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.1):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def freeze(self) -> None:
-        """SIGSTOP: the port stays open but nothing answers (a hung Redis)."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGCONT)  # a frozen server cannot handle SIGTERM
-            self.proc.terminate()
-            self.proc.wait(5)
-            self.proc = None
 
 
 class _Hook(BaseHTTPRequestHandler):

@@ -18,8 +18,6 @@ import openai
 import pytest
 
 from budget_gateway_support import (
-    RedisProcess,
-    free_port,
     ledger_totals,
     logged,
     logged_nanos,
@@ -33,7 +31,7 @@ from pointsman.router import resolve_catalog
 from pointsman.testing.upstream import UpstreamStub
 from pointsman.tokens import estimate_message_tokens
 from pointsman.types import RouteRequest
-from redis_support import drop_prefix
+from redis_support import RedisProcess, drop_prefix, free_port
 
 CATALOG = resolve_catalog(load_config())
 SPEC = CATALOG.get("gpt-4o-mini")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,40 +18,10 @@ from pointsman.budget.guard import LedgerBudgetGuard
 from pointsman.budget.redis_ledger import RedisLedger
 from pointsman.errors import StoreUnavailableError, http_status
 from pointsman.router import resolve_catalog
+from redis_support import RedisProcess, free_port
 
 TIERS = {m.name: m.tier for m in resolve_catalog(load_config())}
 REQUEST = RouteRequest.from_prompt("hi", metadata={"user": "alice"})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class RedisProcess:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.1):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(5)
-            self.proc = None
 
 
 @pytest.fixture()
