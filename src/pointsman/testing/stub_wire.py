@@ -26,8 +26,6 @@ CREATED = 1_700_000_000
 class WireFormat(Protocol):
     def error(self, status: int, message: str) -> Response: ...
 
-    def status(self, status: int, behavior: Behavior) -> Response: ...
-
     def check(self, body: Mapping[str, Any], headers: Mapping[str, str],
               api_key: str | None) -> Response | None: ...
 
@@ -86,6 +84,13 @@ def _retry_headers(status: int, behavior: Behavior) -> dict[str, str]:
     return {}
 
 
+def injected_status(wire: WireFormat, status: int, behavior: Behavior) -> Response:
+    """The error answer for a status the behaviour injects, in ``wire``'s format."""
+    response = wire.error(status, f"stub: injected status {status}")
+    response.headers.update(_retry_headers(status, behavior))
+    return response
+
+
 class OpenAIWire:
     """``POST /v1/chat/completions``."""
 
@@ -93,11 +98,6 @@ class OpenAIWire:
         fallback = "server_error" if status >= 500 else "invalid_request_error"
         kind = {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(status, fallback)
         return JSONResponse({"error": {"message": message, "type": kind, "code": kind}}, status)
-
-    def status(self, status: int, behavior: Behavior) -> Response:
-        response = self.error(status, f"stub: injected status {status}")
-        response.headers.update(_retry_headers(status, behavior))
-        return response
 
     def check(self, body: Mapping[str, Any], headers: Mapping[str, str],
               api_key: str | None) -> Response | None:
@@ -185,11 +185,6 @@ class AnthropicWire:
                 529: "overloaded_error"}.get(status, "api_error")
         return JSONResponse({"type": "error", "error": {"type": kind, "message": message}},
                             status)
-
-    def status(self, status: int, behavior: Behavior) -> Response:
-        response = self.error(status, f"stub: injected status {status}")
-        response.headers.update(_retry_headers(status, behavior))
-        return response
 
     def check(self, body: Mapping[str, Any], headers: Mapping[str, str],
               api_key: str | None) -> Response | None:

@@ -48,6 +48,7 @@ from pointsman.testing.stub_state import Behavior, StubState, Turn
 from pointsman.testing.stub_wire import (
     WireFormat,
     anthropic_wire,
+    injected_status,
     openai_wire,
 )
 
@@ -140,7 +141,7 @@ class StubApp:
         if not waited:
             return wire.error(503, "the stub is stopping")
         if turn.status is not None:
-            return wire.status(turn.status, behavior)
+            return injected_status(wire, turn.status, behavior)
         plan = wire.plan(body, behavior, turn.number)
         if not body.get("stream"):
             return JSONResponse(wire.complete(body, plan, turn.number))
