@@ -181,12 +181,16 @@ def test_all_failing_lists_each_attempt(gateway: tuple[openai.OpenAI, Path],
         ("gpt-4o-mini", "upstream_server_error"), ("gpt-4.1", "upstream_server_error")]
 
 
+@pytest.mark.parametrize(("status", "error"), [(400, openai.BadRequestError),
+                                               (422, openai.UnprocessableEntityError)])
 def test_upstream_4xx_is_returned_as_is(gateway: tuple[openai.OpenAI, Path],
-                                        stub: UpstreamStub) -> None:
+                                        stub: UpstreamStub, status: int,
+                                        error: type[openai.APIStatusError]) -> None:
     client, _ = gateway
-    stub.behave("gpt-4o-mini", statuses=[400])
-    with pytest.raises(openai.BadRequestError) as info:
+    stub.behave("gpt-4o-mini", statuses=[status])
+    with pytest.raises(error) as info:
         client.chat.completions.create(**ask("gpt-4o-mini"))
+    assert info.value.status_code == status
     assert info.value.body["code"] == "upstream_rejected"  # type: ignore[index]
     assert stub.requests("gpt-4.1") == 0
 
@@ -212,13 +216,3 @@ def test_upstream_auth_failure_everywhere_is_a_502_naming_it(
     assert info.value.status_code == 502 and error["code"] == "all_models_failed"
     assert [a["code"] for a in error["attempts"]] == ["upstream_misconfigured"] * 2
     assert "upstream 127.0.0.1 refused pointsman's API key (401)" in error["message"]
-
-
-def test_upstream_422_is_returned_as_is(gateway: tuple[openai.OpenAI, Path],
-                                        stub: UpstreamStub) -> None:
-    client, _ = gateway
-    stub.behave("gpt-4o-mini", statuses=[422])
-    with pytest.raises(openai.UnprocessableEntityError) as info:
-        client.chat.completions.create(**ask("gpt-4o-mini"))
-    assert info.value.body["code"] == "upstream_rejected"  # type: ignore[index]
-    assert stub.requests("gpt-4.1") == 0
