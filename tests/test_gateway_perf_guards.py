@@ -9,24 +9,32 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 import pytest
 
 from pointsman.errors import StreamBrokenError, UpstreamConnectionError, UpstreamServerError
-from pointsman.providers.aiohttp_transport import AiohttpTransport
 from pointsman.providers.anthropic import AnthropicProvider
 from pointsman.providers.base import ChatCall, Provider
 from pointsman.providers.openai_compat import OpenAICompatProvider
+from pointsman.providers.wire import AiohttpWire, HttpxWire, Wire
 from pointsman.testing import UpstreamStub
 
 ROUNDS = 12
 USER = {"role": "user", "content": "Name three rivers in Europe."}
-CLIENTS = {"httpx": httpx.AsyncClient,
-           "aiohttp": lambda: httpx.AsyncClient(transport=AiohttpTransport())}
+CLIENTS: dict[str, Callable[[], Wire]] = {"httpx": HttpxWire, "aiohttp": AiohttpWire}
 HEAVY = ("sklearn", "scipy", "matplotlib", "torch", "tokenizers", "safetensors", "pandas")
+
+
+@asynccontextmanager
+async def _wire(kind: str) -> AsyncIterator[Wire]:
+    wire = CLIENTS[kind]()
+    try:
+        yield wire
+    finally:
+        await wire.aclose()
 
 
 async def _use(provider: Provider, stream: bool) -> list[Mapping[str, Any]]:
@@ -39,7 +47,7 @@ async def _use(provider: Provider, stream: bool) -> list[Mapping[str, Any]]:
 def _connections_after(stub: UpstreamStub, make: type[Provider], url: str,
                        stream: bool, client_kind: str) -> int:
     async def scenario() -> None:
-        async with CLIENTS[client_kind]() as client:
+        async with _wire(client_kind) as client:
             provider = make("stub", url, client)  # type: ignore[call-arg]
             for _ in range(ROUNDS):
                 assert await _use(provider, stream)
@@ -70,7 +78,7 @@ def test_a_stream_left_early_still_counts_one_connection_per_stream(
         upstream: UpstreamStub, kind: str) -> None:
     """The stub's count is per TCP connection: a closed connection shows as a new one."""
     async def scenario() -> None:
-        async with CLIENTS[kind]() as client:
+        async with _wire(kind) as client:
             provider = OpenAICompatProvider("stub", upstream.base_url, client)
             for _ in range(3):
                 stream = provider.stream(ChatCall({"model": "m-cut", "messages": [USER]}))
@@ -105,9 +113,9 @@ def _closed_port() -> int:
         return port
 
 
-def test_aiohttp_transport_failures_map_like_httpx(upstream: UpstreamStub) -> None:
+def test_aiohttp_wire_failures_map_like_httpx(upstream: UpstreamStub) -> None:
     async def call(url: str, model: str, stream: bool) -> None:
-        async with CLIENTS["aiohttp"]() as client:
+        async with _wire("aiohttp") as client:
             provider = OpenAICompatProvider("stub", url, client)
             body = {"model": model, "messages": [USER]}
             if stream:

@@ -130,7 +130,7 @@ providers:
     async def scenario() -> list[Any]:
         providers = build_providers(config, catalog, environ={"STUB_KEY": "k"})
         first, second = providers.deployments("gpt-4o-mini")
-        assert first.provider.client is second.provider.client  # type: ignore[attr-defined]
+        assert first.provider.wire is second.provider.wire  # type: ignore[attr-defined]
         outcomes: list[Any] = []
         for dep in (first, second):
             call = ChatCall({"model": dep.upstream_model,

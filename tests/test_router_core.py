@@ -184,3 +184,13 @@ def test_catalog_override_changes_prices(tmp_path: Path) -> None:
         "router": {"candidates": ["gpt-4o-mini", "my-local", "gpt-4.1-nano"]}, "rules": []})
     assert r.catalog.get("gpt-4o-mini").input_price == 100.0
     assert r.decide(RouteRequest.from_prompt("hello")).model == "my-local"
+
+
+def test_live_state_replace_keeps_every_field_it_is_not_told_to_change() -> None:
+    stats = LatencyStats(p50_ttft_ms=1, p95_ttft_ms=2, p95_total_ms=5, samples=3)
+    state = LiveState(latency={"m": stats}, cooling_down=frozenset({"x"}),
+                      budget=BudgetView("daily", limit_usd=1.0, spent_usd=0.5),
+                      bandit_bonus={"m": 0.1})
+    assert state.replace() == state
+    assert state.replace(budget=None) == LiveState(
+        latency=state.latency, cooling_down=state.cooling_down, bandit_bonus=state.bandit_bonus)

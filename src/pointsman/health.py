@@ -14,7 +14,6 @@ A model whose every deployment is unavailable appears in ``LiveState.cooling_dow
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -168,7 +167,7 @@ class CooldownSource:
         cooling = await self.cooling()
         if not cooling:
             return state
-        return dataclasses.replace(state, cooling_down=state.cooling_down | cooling)
+        return state.replace(cooling_down=state.cooling_down | cooling)
 
 
 class HealthyFirstChooser:

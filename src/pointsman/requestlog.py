@@ -8,10 +8,11 @@ shutdown, so nothing accepted is lost.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol, runtime_checkable
+
+from pointsman import jsonio
 
 Outcome = Literal["ok", "error", "stream_broken"]
 
@@ -43,20 +44,11 @@ class RequestRecord:
     def to_json(self) -> str:
         # Field by field, not ``asdict``: asdict deep-copies the nested decision (~0.5 ms).
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        return json.dumps(data, separators=(",", ":"), default=_plain)
+        return jsonio.dumps_str(data)
 
     @staticmethod
     def from_mapping(data: Mapping[str, Any]) -> RequestRecord:
         return RequestRecord(**dict(data))
-
-
-def _plain(value: Any) -> Any:
-    """Mappings and sequences json does not know (``MappingProxyType``, custom types)."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 @runtime_checkable

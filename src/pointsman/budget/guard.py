@@ -153,7 +153,7 @@ class LedgerBudgetGuard:
             log.error("BUDGET LEDGER UNAVAILABLE, routing without budget state: %s",
                       exc.message)
             return state
-        return dataclasses.replace(state, budget=self.view(applied, totals))
+        return state.replace(budget=self.view(applied, totals))
 
     def view(self, applied: Sequence[Applied], totals: Sequence[Totals]) -> BudgetView:
         """The tightest USD budget, with the fewest premium requests left of any budget."""

@@ -76,6 +76,7 @@ def serve(
     signal.signal(signal.SIGTERM, _drained)
     server = uvicorn.Server(uvicorn.Config(
         app, log_level=log_level, access_log=False, lifespan="on", ws="none",
+        proxy_headers=False,  # nothing reads the client address: skip the middleware
         loop=fast_loop(), http=fast_http(),
         timeout_graceful_shutdown=int(cfg.gateway.drain_timeout_s)))
     server.run(sockets=[sock])

@@ -4,11 +4,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.responses import Response
 
+from pointsman import jsonio
 from pointsman.errors import (
     AllAttemptsFailedError,
     AuthError,
@@ -52,11 +52,11 @@ def error_payload(error: PointsmanError) -> tuple[int, dict[str, Any]]:
 
 def error_response(error: PointsmanError, headers: dict[str, str] | None = None) -> Response:
     status, payload = error_payload(error)
-    return Response(json.dumps(payload), status, headers=headers,
+    return Response(jsonio.dumps(payload), status, headers=headers,
                     media_type="application/json")
 
 
 def stream_error_event(error: PointsmanError) -> bytes:
     """The SSE event that ends a stream that broke after tokens were sent."""
     _, payload = error_payload(error)
-    return b"data: " + json.dumps(payload).encode() + b"\n\ndata: [DONE]\n\n"
+    return b"data: " + jsonio.dumps(payload) + b"\n\ndata: [DONE]\n\n"

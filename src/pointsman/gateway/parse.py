@@ -4,13 +4,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 
+from pointsman import jsonio
 from pointsman.errors import InputError, PayloadTooLargeError, UnsupportedMediaTypeError
 from pointsman.types import Message, RouteRequest
 
@@ -48,8 +48,8 @@ async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
         if len(raw) > max_bytes:
             raise PayloadTooLargeError(f"request body exceeds the limit of {max_bytes} bytes")
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = jsonio.loads(raw)
+    except ValueError as exc:
         raise InputError(f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InputError(f"the body must be a JSON object, got {type(data).__name__}")

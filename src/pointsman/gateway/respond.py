@@ -3,12 +3,12 @@ error body, with the request log record and metrics of each."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 
 from starlette.responses import Response
 
+from pointsman import jsonio
 from pointsman.errors import AllAttemptsFailedError, PointsmanError
 from pointsman.executor import Answer
 from pointsman.gateway.auth import Principal
@@ -50,7 +50,7 @@ async def answered(gw: Gateway, chat: ChatRequest, principal: Principal, decisio
                           completion_tokens=cost.completion_tokens, cost_usd=cost.usd,
                           ttft_ms=total_ms, total_ms=total_ms)
     headers = decision_headers(decision, answer.model, answer.models_tried, cost.usd)
-    return Response(json.dumps(answer.body), 200, headers=headers,
+    return Response(jsonio.dumps(answer.body), 200, headers=headers,
                     media_type="application/json")
 
 

@@ -4,9 +4,10 @@ and the request log record of each accepted request."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +84,10 @@ class Gateway:
                        MetricsRecorder(self.metrics), *recorders])
         self.guard = guard
         self.log: RequestLog | None = None
+        # record ids: a random 64-bit prefix per process and a counter (os.urandom per
+        # record is a system call on every request)
+        self._id_prefix = secrets.token_hex(8)
+        self._ids = itertools.count()
         self._virtual: dict[str, Router] = {}
         self._async_scorer = isinstance(self.router.scorer, AsyncComplexityScorer)
         self.cascade = build_cascade(config.cascade, self.executor, self.catalog, self.pooled)
@@ -171,7 +176,8 @@ class Gateway:
             list(chat.body.get("messages") or []) if self.config.gateway.request_log.log_messages
             else [])
         record = RequestRecord(
-            id=uuid.uuid4().hex, ts=time.time(), key=principal.name, user=_str(meta, "user"),
+            id=f"{self._id_prefix}{next(self._ids):016x}", ts=time.time(),
+            key=principal.name, user=_str(meta, "user"),
             team=_str(meta, "team"), session=_str(meta, "session"), requested_model=chat.model,
             decision=decision.to_dict() if decision is not None else {},
             models_tried=list(models_tried), outcome=outcome,

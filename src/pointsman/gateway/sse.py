@@ -3,7 +3,6 @@ in ``data: [DONE]``. A stream that broke after its first token ends with an erro
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
@@ -11,6 +10,7 @@ from typing import Any
 
 from starlette.responses import Response, StreamingResponse
 
+from pointsman import jsonio
 from pointsman.errors import PointsmanError
 from pointsman.executor import OpenStream
 from pointsman.gateway.auth import Principal
@@ -25,7 +25,7 @@ DONE = b"data: [DONE]\n\n"
 
 
 def event(data: Mapping[str, Any]) -> bytes:
-    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + jsonio.dumps(data) + b"\n\n"
 
 
 async def stream_response(gw: Gateway, chat: ChatRequest, principal: Principal,

@@ -16,7 +16,6 @@ target overrides the preset's number but keeps its metric (TTFT or total). A can
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -124,7 +123,7 @@ def apply_target(eligible: Sequence[ModelSpec], state: LiveState, target: Target
     bonus = dict(state.bandit_bonus)
     for name in why:
         bonus[name] = bonus.get(name, 0.0) - cfg.penalty
-    return LatencyGate(list(eligible), dataclasses.replace(state, bandit_bonus=bonus),
+    return LatencyGate(list(eligible), state.replace(bandit_bonus=bonus),
                        note=f"; {target.describe()} penalised {names} by {cfg.penalty:g}")
 
 

@@ -12,7 +12,6 @@ exploring the others.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 
 from pointsman.latency.bandit import Arm, BanditStore, reward, ucb_scores
@@ -57,7 +56,7 @@ class TierBandit:
         for model, value in tier_bonuses(self.tiers, stats, self.cfg.tier_bonus,
                                          self.cfg.exploration).items():
             bonus[model] = bonus.get(model, 0.0) + value
-        return dataclasses.replace(state, bandit_bonus=bonus)
+        return state.replace(bandit_bonus=bonus)
 
     async def record(self, request: RouteRequest, outcome: AttemptOutcome) -> None:
         tier = self.tiers.get(outcome.model)

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -61,7 +60,7 @@ class LatencySource:
         stats = await self.model_stats()
         if not stats:
             return state
-        return dataclasses.replace(state, latency={**state.latency, **stats})
+        return state.replace(latency={**state.latency, **stats})
 
 
 class LatencyRecorder:

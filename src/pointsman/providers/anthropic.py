@@ -23,6 +23,7 @@ from pointsman.providers.http import (
     kept_headers,
     log,
 )
+from pointsman.providers.wire import Wire
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -34,7 +35,7 @@ class AnthropicProvider(HttpAdapter):
     ``default_max_tokens`` fills ``max_tokens`` when the caller gave none.
     """
 
-    def __init__(self, name: str, base_url: str, client: httpx.AsyncClient | None = None, *,
+    def __init__(self, name: str, base_url: str, client: httpx.AsyncClient | Wire | None = None, *,
                  api_key: str | None = None, headers: Mapping[str, str] | None = None,
                  api_key_header: str | None = None, version: str = ANTHROPIC_VERSION,
                  default_max_tokens: int = 4096) -> None:
@@ -43,6 +44,7 @@ class AnthropicProvider(HttpAdapter):
         self._auth = {"anthropic-version": version}
         if api_key:
             self._auth[api_key_header or "x-api-key"] = api_key
+        self._headers = self.call_headers(self._auth)
 
     @property
     def url(self) -> str:
@@ -54,10 +56,9 @@ class AnthropicProvider(HttpAdapter):
         deadline = Deadline(call.timeouts, model, streaming=False)
         body = to_anthropic(call.body, self.default_max_tokens)
         body.pop("stream", None)
-        response = await self.open(self.url, body, self._auth, deadline)
-        data = await self.read_json(response, deadline)
+        data, headers = await self.fetch_json(self.url, body, self._headers, deadline)
         return ChatResult(to_completion(data), anthropic_usage(data.get("usage")),
-                          kept_headers(response.headers))
+                          kept_headers(headers))
 
     async def stream(self, call: ChatCall) -> AsyncIterator[Mapping[str, Any]]:
         model = str(call.body.get("model", ""))
@@ -66,7 +67,7 @@ class AnthropicProvider(HttpAdapter):
         options = call.body.get("stream_options")
         include_usage = isinstance(options, Mapping) and bool(options.get("include_usage"))
         translator = StreamTranslator(model, include_usage)
-        response = await self.open(self.url, body, self._auth, deadline)
+        response = await self.open(self.url, body, self._headers, deadline)
         try:
             async with aclosing(self.events(response, deadline)) as events:
                 async for event in events:

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
     from pointsman.catalog import Catalog
     from pointsman.config import PointsmanConfig
+    from pointsman.providers.wire import Wire
 
 log = logging.getLogger("pointsman.providers")
 
@@ -113,9 +114,9 @@ class PoolConfig(_Strict):
     max_keepalive_connections: int = Field(default=50, ge=0)
     keepalive_expiry_s: float = Field(default=30.0, ge=0)
     trust_env: bool = True  # honour HTTP(S)_PROXY / NO_PROXY / SSL_CERT_FILE
-    # aiohttp: httpx requests sent over aiohttp's pool (several times less CPU per call,
-    # see providers/aiohttp_transport.py); httpx: httpx's own pool (httpcore); auto:
-    # aiohttp when the owner closes the providers (the gateway does), httpx otherwise
+    # aiohttp: aiohttp's pool (several times less CPU per call, see providers/wire.py);
+    # httpx: httpx's own pool (httpcore; CA bundles from SSL_CERT_FILE); auto: aiohttp
+    # when the owner closes the providers (the gateway does), httpx otherwise
     transport: Literal["auto", "aiohttp", "httpx"] = "auto"
 
 
@@ -162,7 +163,7 @@ class ProviderSet:
     providers: Mapping[str, Provider]
     by_model: Mapping[str, tuple[Deployment, ...]]
     unavailable: Mapping[str, str] = field(default_factory=dict)  # endpoint -> why
-    client: httpx.AsyncClient | None = None
+    client: httpx.AsyncClient | Wire | None = None
     owns_client: bool = False
 
     def deployments(self, model: str) -> list[Deployment]:
@@ -198,7 +199,8 @@ def _api_key(name: str, endpoint: EndpointConfig,
     return key, None
 
 
-def make_provider(name: str, endpoint: EndpointConfig, client: httpx.AsyncClient | None,
+def make_provider(name: str, endpoint: EndpointConfig,
+                  client: httpx.AsyncClient | Wire | None,
                   api_key: str | None, base_url: str | None = None) -> Provider:
     """The adapter for one endpoint (``base_url`` overrides the configured one)."""
     from pointsman.providers.anthropic import AnthropicProvider
@@ -227,29 +229,25 @@ def _check_names(config: ProvidersConfig, catalog: Catalog) -> None:
                 f"give the model providers.deployments)")
 
 
-def _client(config: ProvidersConfig, closed: bool = False) -> httpx.AsyncClient:
+def _wire(config: ProvidersConfig, closed: bool = False) -> Wire:
     import httpx
 
-    from pointsman.providers.http import no_cookies
+    from pointsman.providers.wire import AiohttpWire, HttpxWire, no_cookies
 
     pool = config.pool
-    timeout = httpx.Timeout(None, connect=config.timeouts.connect)
     if pool.transport == "aiohttp" or (pool.transport == "auto" and closed):
-        from pointsman.providers.aiohttp_transport import AiohttpTransport
-
-        return httpx.AsyncClient(timeout=timeout, trust_env=False, cookies=no_cookies(),
-                                 transport=AiohttpTransport(
-            max_connections=pool.max_connections, keepalive_expiry=pool.keepalive_expiry_s,
-            trust_env=pool.trust_env))
-    return httpx.AsyncClient(
+        return AiohttpWire(max_connections=pool.max_connections,
+                           keepalive_expiry=pool.keepalive_expiry_s, trust_env=pool.trust_env)
+    return HttpxWire(httpx.AsyncClient(
         limits=httpx.Limits(max_connections=pool.max_connections,
                             max_keepalive_connections=pool.max_keepalive_connections,
                             keepalive_expiry=pool.keepalive_expiry_s),
-        timeout=timeout, trust_env=pool.trust_env, cookies=no_cookies())
+        timeout=httpx.Timeout(None, connect=config.timeouts.connect),
+        trust_env=pool.trust_env, cookies=no_cookies()))
 
 
 def build_providers(config: PointsmanConfig | ProvidersConfig, catalog: Catalog,
-                    client: httpx.AsyncClient | None = None,
+                    client: httpx.AsyncClient | Wire | None = None,
                     environ: Mapping[str, str] | None = None, *,
                     closed: bool = False) -> ProviderSet:
     """Providers and deployments for every catalog model, over one shared HTTP client.
@@ -265,7 +263,7 @@ def build_providers(config: PointsmanConfig | ProvidersConfig, catalog: Catalog,
     env = os.environ if environ is None else environ
     _check_names(pc, catalog)
     owns = client is None
-    shared = client if client is not None else _client(pc, closed)
+    shared = client if client is not None else _wire(pc, closed)
     providers: dict[str, Provider] = {}
     unavailable: dict[str, str] = {}
     for name, endpoint in pc.endpoints.items():

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import http.cookiejar
 import json
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
@@ -29,6 +28,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from pointsman import jsonio
 from pointsman.errors import (
     ProviderError,
     RateLimitedError,
@@ -40,6 +40,7 @@ from pointsman.errors import (
     UpstreamTimeoutError,
 )
 from pointsman.providers.base import Timeouts
+from pointsman.providers.wire import HttpxWire, Wire, WireResponse
 
 log = logging.getLogger("pointsman.providers")
 
@@ -164,10 +165,15 @@ def transport_error(exc: httpx.HTTPError, model: str, where: str, *, streaming: 
     return UpstreamConnectionError(f"connection to {where} failed: {reason}", model)
 
 
-def kept_headers(headers: httpx.Headers) -> dict[str, str]:
-    """Response headers worth passing on: rate-limit state and request ids."""
-    return {k: v for k, v in headers.items()
-            if k.startswith(("x-ratelimit", "anthropic-ratelimit")) or k in KEPT_HEADERS}
+def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Response headers worth passing on (names in lower case): rate-limit state and
+    request ids."""
+    out = {}
+    for name, value in headers.items():
+        key = name.lower()
+        if key.startswith(("x-ratelimit", "anthropic-ratelimit")) or key in KEPT_HEADERS:
+            out[key] = value
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,26 +182,28 @@ class SseEvent:
     data: str
 
 
-def no_cookies() -> http.cookiejar.CookieJar:
-    """A cookie jar that stores nothing: one shared client serves every caller, so a
-    ``Set-Cookie`` from an upstream must never ride along on another caller's request."""
-    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+def wire_of(client: httpx.AsyncClient | Wire | None) -> tuple[Wire, bool]:
+    """(the wire to call through, whether the adapter owns it): an ``httpx.AsyncClient``
+    is wrapped (its owner closes it); none means an own httpx client."""
+    if client is None:
+        return HttpxWire(), True
+    if isinstance(client, httpx.AsyncClient):
+        return HttpxWire(client, owns=False), False
+    return client, False
 
 
 class HttpAdapter:
     """The HTTP half of an adapter: opens calls, maps failures, reads JSON and SSE."""
 
-    def __init__(self, name: str, base_url: str, client: httpx.AsyncClient | None = None, *,
+    def __init__(self, name: str, base_url: str,
+                 client: httpx.AsyncClient | Wire | None = None, *,
                  api_key: str | None = None, headers: Mapping[str, str] | None = None) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
-        self._owns_client = client is None
-        self.client = client if client is not None else httpx.AsyncClient(cookies=no_cookies())
+        self.wire, self._owns_wire = wire_of(client)
         self._api_key = api_key or None
         self.extra_headers = dict(headers or {})
         self.where = httpx.URL(self.base_url).host or self.base_url
-        self._urls: dict[str, httpx.URL] = {}
-        self._timeouts: dict[Timeouts, httpx.Timeout] = {}
 
     def __repr__(self) -> str:  # never shows the key
         return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"
@@ -204,8 +212,8 @@ class HttpAdapter:
         return text.replace(self._api_key, "[redacted]") if self._api_key else text
 
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self.client.aclose()
+        if self._owns_wire:
+            await self.wire.aclose()
 
     async def guarded(self, deadline: Deadline, awaitable: Awaitable[T], *,
                       streaming: bool) -> T:
@@ -215,82 +223,114 @@ class HttpAdapter:
             raise transport_error(exc, deadline.model, self.where, streaming=streaming,
                                   redact=self.redact) from None
 
-    # per-call objects built once (parsing a URL or building headers costs ~30 us a call)
-    def _url(self, url: str) -> httpx.URL:
-        found = self._urls.get(url)
-        if found is None:
-            found = self._urls[url] = httpx.URL(url)
-        return found
-
-    def _headers(self, headers: Mapping[str, str]) -> Mapping[str, str]:
-        if not self.extra_headers:
-            return headers
-        return {**self.extra_headers, **headers}
-
-    def _timeout(self, t: Timeouts) -> httpx.Timeout:
-        found = self._timeouts.get(t)
-        if found is None:
-            found = self._timeouts[t] = httpx.Timeout(None, connect=t.connect, pool=t.connect,
-                                                      write=t.total)
-        return found
+    def call_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """Configured headers, then the adapter's own (auth, version), then content type."""
+        return {**self.extra_headers, **headers, "content-type": "application/json"}
 
     async def open(self, url: str, body: Mapping[str, Any], headers: Mapping[str, str],
-                   deadline: Deadline) -> httpx.Response:
-        """Send the call; return the response (body unread) or raise the mapped error."""
-        request = self.client.build_request(
-            "POST", self._url(url), json=body, headers=self._headers(headers),
-            timeout=self._timeout(deadline.timeouts))
-        response = await self.guarded(deadline, self.client.send(request, stream=True),
-                                      streaming=False)
-        if response.status_code < 400:
+                   deadline: Deadline) -> WireResponse:
+        """Send a streaming call; return the response (body unread) or raise the mapped
+        error (each network wait within the deadline)."""
+        payload = jsonio.dumps(body)
+        response = await self.guarded(
+            deadline, self.wire.post(url, payload, headers, deadline.timeouts),
+            streaming=False)
+        if response.status < 400:
             return response
         try:
-            raw = await self.guarded(deadline, response.aread(), streaming=False)
+            raw = await self.guarded(deadline, response.read(), streaming=False)
         finally:
             await response.aclose()
-        message = self.redact(upstream_message(raw[:MAX_ERROR_BODY]))
-        error = status_error(response.status_code, response.headers, message, deadline.model,
-                             self.where)
-        log.info("%s: %s", self.name, error.message)
-        raise error
+        raise self._status_error(response, raw, deadline)
 
-    async def read_json(self, response: httpx.Response, deadline: Deadline) -> dict[str, Any]:
+    async def fetch_json(self, url: str, body: Mapping[str, Any], headers: Mapping[str, str],
+                         deadline: Deadline) -> tuple[dict[str, Any], Mapping[str, str]]:
+        """Send a call and read its whole JSON answer under one deadline: (body, headers)."""
+        return await self.guarded(deadline, self._fetch_json(url, body, headers, deadline),
+                                  streaming=False)
+
+    async def _fetch_json(self, url: str, body: Mapping[str, Any], headers: Mapping[str, str],
+                          deadline: Deadline) -> tuple[dict[str, Any], Mapping[str, str]]:
+        response = await self.wire.post(url, jsonio.dumps(body), headers, deadline.timeouts)
         try:
-            raw = await self.guarded(deadline, response.aread(), streaming=False)
+            raw = await response.read()
         finally:
             await response.aclose()
+        if response.status >= 400:
+            raise self._status_error(response, raw, deadline)
         try:
-            data = json.loads(raw)
+            data = jsonio.loads(raw)
         except ValueError:
             data = None
         if not isinstance(data, dict):
             raise UpstreamServerError(f"{self.where} answered with a body that is not a JSON "
-                                      "object", deadline.model, response.status_code)
-        return data
+                                      "object", deadline.model, response.status)
+        return data, response.headers
 
-    async def events(self, response: httpx.Response,
+    def _status_error(self, response: WireResponse, raw: bytes,
+                      deadline: Deadline) -> ProviderError:
+        message = self.redact(upstream_message(raw[:MAX_ERROR_BODY]))
+        error = status_error(response.status, response.headers, message, deadline.model,
+                             self.where)
+        log.info("%s: %s", self.name, error.message)
+        return error
+
+    async def events(self, response: WireResponse,
                      deadline: Deadline) -> AsyncGenerator[SseEvent, None]:
-        """The server-sent events of a response, each read within the deadline."""
-        lines = response.aiter_lines()
-        event, data = "", []
-        while True:
+        """The server-sent events of a response; each network read within the deadline."""
+        chunks = response.chunks()
+        parser = SseParser()
+        ended = False
+        while not ended:
             try:
-                line = await self.guarded(deadline, anext(lines), streaming=True)
+                chunk = await self.guarded(deadline, anext(chunks), streaming=True)
             except StopAsyncIteration:
-                return
-            if line:
-                field, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                if field == "data":
-                    data.append(value)
-                elif field == "event":
-                    event = value
-                continue
-            if data:
+                chunk, ended = parser.end(), True
+            for event in parser.feed(chunk):
                 deadline.first_seen = True
-                yield SseEvent(event, "\n".join(data))
+                yield event
                 deadline.check()
-            event, data = "", []
+
+
+class SseParser:
+    """Server-sent events from network chunks: lines end in LF, CRLF or CR; a blank line
+    ends an event; ``data`` lines join with LF; comments and unknown fields are skipped."""
+
+    def __init__(self) -> None:
+        self._rest = b""
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[SseEvent]:
+        buffer = self._rest + chunk
+        keep = 1 if buffer.endswith(b"\r") else 0  # it may be half of a CRLF
+        lines = buffer[:len(buffer) - keep].splitlines(keepends=True)
+        self._rest = buffer[len(buffer) - keep:]
+        if lines and not lines[-1].endswith((b"\n", b"\r")):
+            self._rest = lines.pop() + self._rest
+        out: list[SseEvent] = []
+        for line in lines:
+            event = self._line(line.rstrip(b"\r\n").decode("utf-8", "replace"))
+            if event is not None:
+                out.append(event)
+        return out
+
+    def end(self) -> bytes:
+        """What to feed when the body ends: the LF a held-back CR was waiting for."""
+        return b"\n" if self._rest.endswith(b"\r") else b""
+
+    def _line(self, line: str) -> SseEvent | None:
+        if not line:
+            event, data = self._event, self._data
+            self._event, self._data = "", []
+            return SseEvent(event, "\n".join(data)) if data else None
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "data":
+            self._data.append(value)
+        elif field == "event":
+            self._event = value
+        return None
 
 
 async def drain(events: AsyncGenerator[SseEvent, None]) -> None:
@@ -307,7 +347,7 @@ async def drain(events: AsyncGenerator[SseEvent, None]) -> None:
 
 def decode_event(event: SseEvent, model: str, where: str) -> dict[str, Any]:
     try:
-        data = json.loads(event.data)
+        data = jsonio.loads(event.data)
     except ValueError:
         data = None
     if not isinstance(data, dict):

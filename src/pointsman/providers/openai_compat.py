@@ -26,6 +26,7 @@ from pointsman.providers.http import (
     kept_headers,
     log,
 )
+from pointsman.providers.wire import Wire
 
 
 def usage_of(data: Mapping[str, Any]) -> Usage | None:
@@ -48,7 +49,7 @@ class OpenAICompatProvider(HttpAdapter):
     ``HTTP-Referer``, for example).
     """
 
-    def __init__(self, name: str, base_url: str, client: httpx.AsyncClient | None = None, *,
+    def __init__(self, name: str, base_url: str, client: httpx.AsyncClient | Wire | None = None, *,
                  api_key: str | None = None, headers: Mapping[str, str] | None = None,
                  api_key_header: str | None = None) -> None:
         super().__init__(name, base_url, client, api_key=api_key, headers=headers)
@@ -57,6 +58,7 @@ class OpenAICompatProvider(HttpAdapter):
             header = api_key_header or "Authorization"
             value = f"Bearer {api_key}" if header.lower() == "authorization" else api_key
             self._auth = {header: value}
+        self._headers = self.call_headers(self._auth)
 
     @property
     def url(self) -> str:
@@ -67,15 +69,14 @@ class OpenAICompatProvider(HttpAdapter):
         deadline = Deadline(call.timeouts, model, streaming=False)
         body = {**call.body, "stream": False}
         body.pop("stream_options", None)
-        response = await self.open(self.url, body, self._auth, deadline)
-        data = await self.read_json(response, deadline)
-        return ChatResult(data, usage_of(data), kept_headers(response.headers))
+        data, headers = await self.fetch_json(self.url, body, self._headers, deadline)
+        return ChatResult(data, usage_of(data), kept_headers(headers))
 
     async def stream(self, call: ChatCall) -> AsyncIterator[Mapping[str, Any]]:
         model = str(call.body.get("model", ""))
         deadline = Deadline(call.timeouts, model, streaming=True)
         body = {**call.body, "stream": True}
-        response = await self.open(self.url, body, self._auth, deadline)
+        response = await self.open(self.url, body, self._headers, deadline)
         try:
             async with aclosing(self.events(response, deadline)) as events:
                 async for event in events:

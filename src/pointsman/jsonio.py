@@ -1,0 +1,37 @@
+"""JSON on the gateway's hot path, with orjson (several times faster than ``json``).
+
+``dumps`` gives compact UTF-8 bytes; mappings and sequences that are not ``dict`` or
+``list`` (``MappingProxyType``, custom types) are written as objects and arrays; NaN and
+infinities become ``null``. ``loads`` accepts ``bytes``, ``bytearray`` or ``str`` and raises
+:class:`json.JSONDecodeError` (a ``ValueError``) for anything that is not strict JSON
+(invalid UTF-8 included); integers beyond 64 bits come back as floats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+JSONDecodeError = orjson.JSONDecodeError
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_plain)
+
+
+def dumps_str(value: Any) -> str:
+    return orjson.dumps(value, default=_plain).decode()
+
+
+def loads(data: bytes | bytearray | memoryview | str) -> Any:
+    return orjson.loads(data)

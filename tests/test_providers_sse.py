@@ -1,0 +1,43 @@
+"""Server-sent events parsed from network chunks, however the network splits them."""
+
+from __future__ import annotations
+
+import pytest
+
+from pointsman.providers.http import SseEvent, SseParser
+
+STREAM = (b'event: message_start\r\ndata: {"a": 1}\r\n\r\n'
+          b": a comment\n"
+          b"data: first line\ndata: second line\n\n"
+          b"id: 7\rdata: caf\xc3\xa9\r\r"
+          b"data: [DONE]\n\n")
+EXPECTED = [SseEvent("message_start", '{"a": 1}'), SseEvent("", "first line\nsecond line"),
+            SseEvent("", "café"), SseEvent("", "[DONE]")]
+
+
+def _parse(chunks: list[bytes]) -> list[SseEvent]:
+    parser = SseParser()
+    events = [event for chunk in chunks for event in parser.feed(chunk)]
+    return events + parser.feed(parser.end())
+
+
+def test_one_chunk_gives_every_event() -> None:
+    assert _parse([STREAM]) == EXPECTED
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 16])
+def test_any_split_of_the_bytes_gives_the_same_events(size: int) -> None:
+    chunks = [STREAM[i:i + size] for i in range(0, len(STREAM), size)]
+    assert _parse(chunks) == EXPECTED
+
+
+def test_a_crlf_split_between_chunks_is_one_line_end() -> None:
+    assert _parse([b"data: x\r", b"\ndata: y\r", b"\n\r", b"\n"]) == [SseEvent("", "x\ny")]
+
+
+def test_a_body_ending_in_cr_ends_its_event() -> None:
+    assert _parse([b"data: last\r\r"]) == [SseEvent("", "last")]
+
+
+def test_an_unterminated_event_is_not_dispatched() -> None:
+    assert _parse([b"data: half"]) == []
