@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import socket
 import sys
@@ -39,6 +40,13 @@ def _drained(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+# The gateway allocates many short-lived objects per request and keeps a large, stable
+# heap from start-up: freeze that heap out of the collector and collect the young
+# generation less often (measured: ~15% less CPU per request, fewer latency spikes;
+# benchmarks/bench_gateway.py).
+GC_THRESHOLD = (50_000, 50, 1000)
+
+
 def serve(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Config file.")] = None,
     host: Annotated[str | None, typer.Option(help="Address (default gateway.host).")] = None,
@@ -72,6 +80,9 @@ def serve(
     out.write(f"pointsman: {len(with_deps)} of {len(served)} catalog models have deployments: "
               f"{', '.join(n for d in with_deps.values() for n in d) or 'none'}\n")
     out.flush()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
     # uvicorn drains on SIGTERM, then re-raises it to the handler found at start: exit 0.
     signal.signal(signal.SIGTERM, _drained)
     server = uvicorn.Server(uvicorn.Config(
