@@ -353,35 +353,31 @@ class OpenStream:
         self.total_ms: float = 0.0
 
     async def chunks(self) -> AsyncGenerator[Chunk, None]:
-        """The upstream chunks (first token included); ends early when the stream breaks."""
+        """The upstream chunks (first token included); ends early when the stream breaks.
+
+        The adapter bounds each wait by the call's deadlines (the Provider contract); here
+        the total is only checked between chunks, which costs a clock read instead of a
+        timer per chunk."""
         try:
             for chunk in self._held:
                 self.meter.feed(chunk)
                 yield chunk
             self._held = []
-            async for chunk in self._rest():
-                self.meter.feed(chunk)
-                yield chunk
+            loop = asyncio.get_running_loop()
+            total = self._hit.deployment.timeouts.total
+            deadline = loop.time() + total
+            try:
+                async for chunk in self._iterator:
+                    self.meter.feed(chunk)
+                    yield chunk
+                    if loop.time() > deadline:
+                        self.broken = UpstreamTimeoutError(
+                            f"the stream exceeded the total timeout of {total}s", self.model)
+                        return
+            except ProviderError as exc:
+                self.broken = exc
         finally:
             await self._finish()
-
-    async def _rest(self) -> AsyncIterator[Chunk]:
-        """The chunks after the first token. The adapter bounds each wait by the call's
-        deadlines (the Provider contract); here the total is only checked between chunks,
-        which costs a clock read instead of a timer per chunk."""
-        timeouts = self._hit.deployment.timeouts
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeouts.total
-        try:
-            async for chunk in self._iterator:
-                yield chunk
-                if loop.time() > deadline:
-                    self.broken = UpstreamTimeoutError(
-                        f"the stream exceeded the total timeout of {timeouts.total}s",
-                        self.model)
-                    return
-        except ProviderError as exc:
-            self.broken = exc
 
     async def _finish(self) -> None:
         if self.cost is not None:

@@ -69,13 +69,14 @@ class AnthropicProvider(HttpAdapter):
         translator = StreamTranslator(model, include_usage)
         response = await self.open(self.url, body, self._headers, deadline)
         try:
-            async with aclosing(self.events(response, deadline)) as events:
-                async for event in events:
-                    for chunk in translator.feed(decode_event(event, model, self.where)):
-                        yield chunk
-                    if translator.done:
-                        await drain(events)
-                        return
+            async with aclosing(self.event_batches(response, deadline)) as batches:
+                async for batch in batches:
+                    for event in batch:
+                        for chunk in translator.feed(decode_event(event, model, self.where)):
+                            yield chunk
+                        if translator.done:
+                            await drain(batches)
+                            return
             log.info("%s: stream for %s ended without message_stop", self.name, model)
             raise StreamBrokenError(f"the stream from {self.where} ended without message_stop",
                                     model)

@@ -50,7 +50,7 @@ MISCONFIGURED_4XX = {401: "refused pointsman's API key", 403: "denied pointsman 
                      404: "has no such URL or model"}
 MAX_ERROR_BODY = 64 * 1024
 DRAIN_S = 1.0  # what follows a stream's terminator: read this long at most, then close
-DRAIN_EVENTS = 16
+DRAIN_READS = 16
 KEPT_HEADERS = ("x-request-id", "request-id", "openai-processing-ms")
 
 
@@ -275,9 +275,10 @@ class HttpAdapter:
         log.info("%s: %s", self.name, error.message)
         return error
 
-    async def events(self, response: WireResponse,
-                     deadline: Deadline) -> AsyncGenerator[SseEvent, None]:
-        """The server-sent events of a response; each network read within the deadline."""
+    async def event_batches(self, response: WireResponse,
+                            deadline: Deadline) -> AsyncGenerator[list[SseEvent], None]:
+        """The server-sent events of a response, a list per network read (each read within
+        the deadline): the events that arrived together are handled together."""
         chunks = response.chunks()
         parser = SseParser()
         ended = False
@@ -286,9 +287,10 @@ class HttpAdapter:
                 chunk = await self.guarded(deadline, anext(chunks), streaming=True)
             except StopAsyncIteration:
                 chunk, ended = parser.end(), True
-            for event in parser.feed(chunk):
+            batch = parser.feed(chunk)
+            if batch:
                 deadline.first_seen = True
-                yield event
+                yield batch
                 deadline.check()
 
 
@@ -333,14 +335,14 @@ class SseParser:
         return None
 
 
-async def drain(events: AsyncGenerator[SseEvent, None]) -> None:
+async def drain(batches: AsyncGenerator[list[SseEvent], None]) -> None:
     """Read what follows a stream's terminator (normally only the end of the body), so the
     connection goes back to the pool instead of being closed. An upstream that keeps
-    sending is given up on after a few events or :data:`DRAIN_S` (the connection closes)."""
+    sending is given up on after a few reads or :data:`DRAIN_S` (the connection closes)."""
     try:
         async with asyncio.timeout(DRAIN_S):
-            for _ in range(DRAIN_EVENTS):
-                await anext(events)
+            for _ in range(DRAIN_READS):
+                await anext(batches)
     except (StopAsyncIteration, TimeoutError, ProviderError):
         return
 

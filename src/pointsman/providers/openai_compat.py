@@ -78,12 +78,13 @@ class OpenAICompatProvider(HttpAdapter):
         body = {**call.body, "stream": True}
         response = await self.open(self.url, body, self._headers, deadline)
         try:
-            async with aclosing(self.events(response, deadline)) as events:
-                async for event in events:
-                    if event.data.strip() == "[DONE]":
-                        await drain(events)
-                        return
-                    yield self._chunk(event, model)
+            async with aclosing(self.event_batches(response, deadline)) as batches:
+                async for batch in batches:
+                    for event in batch:
+                        if event.data.strip() == "[DONE]":
+                            await drain(batches)
+                            return
+                        yield self._chunk(event, model)
             log.info("%s: stream for %s ended without [DONE]", self.name, model)
             raise StreamBrokenError(f"the stream from {self.where} ended without data: [DONE]",
                                     model)
