@@ -41,3 +41,23 @@ def test_a_body_ending_in_cr_ends_its_event() -> None:
 
 def test_an_unterminated_event_is_not_dispatched() -> None:
     assert _parse([b"data: half"]) == []
+
+
+LF_STREAM = (b": keep-alive\n\n"
+             b"event: delta\ndata: {\"x\": 1}\n\n"
+             b"data: one\ndata: two\n\n\n\n"
+             b"data:tight\n\n"
+             b"id: 3\ndata: [DONE]\n\n")
+LF_EXPECTED = [SseEvent("delta", '{"x": 1}'), SseEvent("", "one\ntwo"), SseEvent("", "tight"),
+               SseEvent("", "[DONE]")]
+
+
+@pytest.mark.parametrize("size", [1, 2, 4, 9, 200])
+def test_lf_only_streams_parse_the_same_however_split(size: int) -> None:
+    chunks = [LF_STREAM[i:i + size] for i in range(0, len(LF_STREAM), size)]
+    assert _parse(chunks) == LF_EXPECTED
+
+
+def test_lf_and_crlf_mixed_between_reads() -> None:
+    assert _parse([b"data: a\n\nda", b"ta: b\r\n\r\n", b"data: c\n", b"\n"]) == [
+        SseEvent("", "a"), SseEvent("", "b"), SseEvent("", "c")]

@@ -24,6 +24,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -44,7 +45,7 @@ from pointsman.errors import (
 )
 from pointsman.gateway.config import RetryConfig
 from pointsman.health import HealthStore
-from pointsman.providers.base import ChatCall, ChatResult, Provider, Timeouts
+from pointsman.providers.base import BatchStreaming, ChatCall, ChatResult, Provider, Timeouts
 from pointsman.state import (
     AttemptOutcome,
     BudgetGuard,
@@ -122,9 +123,24 @@ class _Hit:
     started: float
 
 
-def _close_iterator(iterator: AsyncIterator[Chunk]) -> Awaitable[None] | None:
+def _close_iterator(iterator: AsyncIterator[Any]) -> Awaitable[None] | None:
     aclose = getattr(iterator, "aclose", None)
     return aclose() if aclose is not None else None
+
+
+def stream_batches(provider: Provider, call: ChatCall) -> AsyncIterator[list[Chunk]]:
+    """The provider's stream in batches: its own when it has them, else one chunk each."""
+    if isinstance(provider, BatchStreaming):
+        return provider.stream_batches(call)
+    return _one_by_one(provider.stream(call))
+
+
+async def _one_by_one(chunks: AsyncIterator[Chunk]) -> AsyncGenerator[list[Chunk], None]:
+    try:
+        async for chunk in chunks:
+            yield [chunk]
+    finally:
+        await _maybe_await(_close_iterator(chunks))
 
 
 class Executor:
@@ -274,15 +290,15 @@ class Executor:
                 call.body.get("model", "")) from None
 
     async def _open_once(self, dep: Deployment, call: ChatCall
-                         ) -> tuple[list[Chunk], AsyncIterator[Chunk]]:
-        iterator = aiter(dep.provider.stream(call))
+                         ) -> tuple[list[Chunk], AsyncIterator[list[Chunk]]]:
+        iterator = aiter(stream_batches(dep.provider, call))
         held: list[Chunk] = []
         try:
             async with asyncio.timeout(dep.timeouts.first_token):
                 while True:
-                    chunk = await anext(iterator)
-                    held.append(chunk)
-                    if _has_token(chunk):
+                    batch = await anext(iterator)
+                    held.extend(batch)
+                    if any(map(_has_token, batch)):
                         return held, iterator
         except TimeoutError:
             error: ProviderError = UpstreamTimeoutError(
@@ -336,7 +352,7 @@ class OpenStream:
     :attr:`cost`, :attr:`broken` and :attr:`ttft_ms` say how it went."""
 
     def __init__(self, executor: Executor, run: _Run, hit: _Hit, held: list[Chunk],
-                 iterator: AsyncIterator[Chunk]) -> None:
+                 iterator: AsyncIterator[list[Chunk]]) -> None:
         self._executor = executor
         self._run = run
         self._hit = hit
@@ -353,23 +369,31 @@ class OpenStream:
         self.total_ms: float = 0.0
 
     async def chunks(self) -> AsyncGenerator[Chunk, None]:
-        """The upstream chunks (first token included); ends early when the stream breaks.
+        """The upstream chunks one by one (see :meth:`batches`)."""
+        async with aclosing(self.batches()) as batches:
+            async for batch in batches:
+                for chunk in batch:
+                    yield chunk
+
+    async def batches(self) -> AsyncGenerator[list[Chunk], None]:
+        """The upstream chunks (first token included), those that arrived together in one
+        list; ends early when the stream breaks.
 
         The adapter bounds each wait by the call's deadlines (the Provider contract); here
-        the total is only checked between chunks, which costs a clock read instead of a
+        the total is only checked between batches, which costs a clock read instead of a
         timer per chunk."""
         try:
-            for chunk in self._held:
-                self.meter.feed(chunk)
-                yield chunk
-            self._held = []
+            held, self._held = self._held, []
+            if held:
+                self.meter.feed_all(held)
+                yield held
             loop = asyncio.get_running_loop()
             total = self._hit.deployment.timeouts.total
             deadline = loop.time() + total
             try:
-                async for chunk in self._iterator:
-                    self.meter.feed(chunk)
-                    yield chunk
+                async for batch in self._iterator:
+                    self.meter.feed_all(batch)
+                    yield batch
                     if loop.time() > deadline:
                         self.broken = UpstreamTimeoutError(
                             f"the stream exceeded the total timeout of {total}s", self.model)

@@ -45,28 +45,47 @@ async def stream_response(gw: Gateway, chat: ChatRequest, principal: Principal,
 
 async def _events(gw: Gateway, chat: ChatRequest, principal: Principal, decision: Decision,
                   opened: OpenStream, started: float) -> AsyncIterator[bytes]:
-    last: Mapping[str, Any] = {}
-    usage_sent = False
+    """The client's events: one write per upstream batch (what arrived together)."""
+    tail = _Tail(chat.include_usage)
     try:
-        async with aclosing(opened.chunks()) as chunks:
-            async for chunk in chunks:
-                last = chunk
-                if chunk.get("usage") is not None:
-                    if not chat.include_usage:
-                        if not chunk.get("choices"):
-                            continue
-                        chunk = {k: v for k, v in chunk.items() if k != "usage"}
-                    else:
-                        usage_sent = True
-                yield event({**chunk, "model": opened.model})
+        async with aclosing(opened.batches()) as batches:
+            async for batch in batches:
+                out = b"".join([event({**chunk, "model": opened.model})
+                                for chunk in tail.shown(batch)])
+                if out:
+                    yield out
         if opened.broken is not None:
             yield stream_error_event(opened.broken)
             return
-        if chat.include_usage and not usage_sent:
-            yield event(_usage_chunk(opened, last))
+        if chat.include_usage and not tail.usage_sent:
+            yield event(_usage_chunk(opened, tail.last))
         yield DONE
     finally:
         await _finished(gw, chat, principal, decision, opened, started)
+
+
+class _Tail:
+    """What the client is shown of the chunks: the upstream's usage only when asked for
+    (a usage-only chunk is dropped, usage is cut from one that has choices)."""
+
+    def __init__(self, include_usage: bool) -> None:
+        self.include_usage = include_usage
+        self.usage_sent = False
+        self.last: Mapping[str, Any] = {}
+
+    def shown(self, batch: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        out = []
+        for chunk in batch:
+            self.last = chunk
+            if chunk.get("usage") is not None:
+                if not self.include_usage:
+                    if not chunk.get("choices"):
+                        continue
+                    chunk = {k: v for k, v in chunk.items() if k != "usage"}
+                else:
+                    self.usage_sent = True
+            out.append(chunk)
+        return out
 
 
 def _usage_chunk(opened: OpenStream, last: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,9 +5,8 @@ Status 529 (overloaded) is an :class:`~pointsman.errors.UpstreamServerError`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
-from typing import Any
 
 import httpx
 
@@ -16,8 +15,10 @@ from pointsman.providers.anthropic_wire import StreamTranslator, to_anthropic, t
 from pointsman.providers.anthropic_wire import usage_of as anthropic_usage
 from pointsman.providers.base import ChatCall, ChatResult
 from pointsman.providers.http import (
+    Chunk,
     Deadline,
     HttpAdapter,
+    SseEvent,
     decode_event,
     drain,
     kept_headers,
@@ -60,7 +61,7 @@ class AnthropicProvider(HttpAdapter):
         return ChatResult(to_completion(data), anthropic_usage(data.get("usage")),
                           kept_headers(headers))
 
-    async def stream(self, call: ChatCall) -> AsyncIterator[Mapping[str, Any]]:
+    async def stream_batches(self, call: ChatCall) -> AsyncGenerator[list[Chunk], None]:
         model = str(call.body.get("model", ""))
         deadline = Deadline(call.timeouts, model, streaming=True)
         body = {**to_anthropic(call.body, self.default_max_tokens), "stream": True}
@@ -70,15 +71,30 @@ class AnthropicProvider(HttpAdapter):
         response = await self.open(self.url, body, self._headers, deadline)
         try:
             async with aclosing(self.event_batches(response, deadline)) as batches:
-                async for batch in batches:
-                    for event in batch:
-                        for chunk in translator.feed(decode_event(event, model, self.where)):
-                            yield chunk
-                        if translator.done:
-                            await drain(batches)
-                            return
+                async for events in batches:
+                    chunks, error = self._batch(events, translator, model)
+                    if chunks:
+                        yield chunks
+                    if error is not None:
+                        raise error
+                    if translator.done:
+                        await drain(batches)
+                        return
             log.info("%s: stream for %s ended without message_stop", self.name, model)
             raise StreamBrokenError(f"the stream from {self.where} ended without message_stop",
                                     model)
         finally:
             await response.aclose()
+
+    def _batch(self, events: list[SseEvent], translator: StreamTranslator, model: str
+               ) -> tuple[list[Chunk], StreamBrokenError | None]:
+        """(the OpenAI chunks of ``events`` up to message_stop, the error that ended them)."""
+        chunks: list[Chunk] = []
+        for event in events:
+            try:
+                chunks.extend(translator.feed(decode_event(event, model, self.where)))
+            except StreamBrokenError as exc:
+                return chunks, exc
+            if translator.done:
+                break
+        return chunks, None

@@ -59,3 +59,13 @@ class Provider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class BatchStreaming(Protocol):
+    """A provider that can hand a stream over in batches: the chunks that arrived together
+    (one network read) in one list, so the gateway writes them to the client at once."""
+
+    def stream_batches(self, call: ChatCall) -> AsyncIterator[list[Mapping[str, Any]]]:
+        """The chunks of :meth:`Provider.stream`, as non-empty lists."""
+        ...

@@ -22,6 +22,7 @@ import email.utils
 import json
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -39,12 +40,13 @@ from pointsman.errors import (
     UpstreamServerError,
     UpstreamTimeoutError,
 )
-from pointsman.providers.base import Timeouts
+from pointsman.providers.base import ChatCall, Timeouts
 from pointsman.providers.wire import HttpxWire, Wire, WireResponse
 
 log = logging.getLogger("pointsman.providers")
 
 T = TypeVar("T")
+Chunk = dict[str, Any]  # an OpenAI chat.completion.chunk
 RETRYABLE_4XX = frozenset({408, 409})
 MISCONFIGURED_4XX = {401: "refused pointsman's API key", 403: "denied pointsman access",
                      404: "has no such URL or model"}
@@ -215,6 +217,17 @@ class HttpAdapter:
         if self._owns_wire:
             await self.wire.aclose()
 
+    def stream_batches(self, call: ChatCall) -> AsyncGenerator[list[Chunk], None]:
+        """The stream's chunks, those of one network read together (the adapter's own)."""
+        raise NotImplementedError
+
+    async def stream(self, call: ChatCall) -> AsyncGenerator[Mapping[str, Any], None]:
+        """The stream's chunks one by one (the Provider protocol)."""
+        async with aclosing(self.stream_batches(call)) as batches:
+            async for batch in batches:
+                for chunk in batch:
+                    yield chunk
+
     async def guarded(self, deadline: Deadline, awaitable: Awaitable[T], *,
                       streaming: bool) -> T:
         try:
@@ -305,6 +318,27 @@ class SseParser:
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
         buffer = self._rest + chunk
+        if b"\r" not in buffer and not self._data and not self._event:
+            return self._feed_lf(buffer)
+        return self._feed_lines(buffer)
+
+    def _feed_lf(self, buffer: bytes) -> list[SseEvent]:
+        """The common case (LF line ends, between events): split on blank lines, and take a
+        lone ``data: `` line as the whole event; anything else goes line by line."""
+        blocks = buffer.split(b"\n\n")
+        self._rest = blocks.pop()  # an unfinished event, kept whole until it ends
+        out: list[SseEvent] = []
+        for block in blocks:
+            if block.startswith(b"data: ") and b"\n" not in block:
+                out.append(SseEvent("", block[6:].decode("utf-8", "replace")))
+                continue
+            for line in (*block.split(b"\n"), b""):
+                event = self._line(line.decode("utf-8", "replace"))
+                if event is not None:
+                    out.append(event)
+        return out
+
+    def _feed_lines(self, buffer: bytes) -> list[SseEvent]:
         keep = 1 if buffer.endswith(b"\r") else 0  # it may be half of a CRLF
         lines = buffer[:len(buffer) - keep].splitlines(keepends=True)
         self._rest = buffer[len(buffer) - keep:]

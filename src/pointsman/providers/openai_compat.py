@@ -9,7 +9,7 @@ and every other field); a stream is parsed from server-sent events and must end 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -18,6 +18,7 @@ import httpx
 from pointsman.errors import StreamBrokenError
 from pointsman.providers.base import ChatCall, ChatResult, Usage
 from pointsman.providers.http import (
+    Chunk,
     Deadline,
     HttpAdapter,
     SseEvent,
@@ -72,26 +73,42 @@ class OpenAICompatProvider(HttpAdapter):
         data, headers = await self.fetch_json(self.url, body, self._headers, deadline)
         return ChatResult(data, usage_of(data), kept_headers(headers))
 
-    async def stream(self, call: ChatCall) -> AsyncIterator[Mapping[str, Any]]:
+    async def stream_batches(self, call: ChatCall) -> AsyncGenerator[list[Chunk], None]:
         model = str(call.body.get("model", ""))
         deadline = Deadline(call.timeouts, model, streaming=True)
         body = {**call.body, "stream": True}
         response = await self.open(self.url, body, self._headers, deadline)
         try:
             async with aclosing(self.event_batches(response, deadline)) as batches:
-                async for batch in batches:
-                    for event in batch:
-                        if event.data.strip() == "[DONE]":
-                            await drain(batches)
-                            return
-                        yield self._chunk(event, model)
+                async for events in batches:
+                    chunks, done, error = self._batch(events, model)
+                    if chunks:
+                        yield chunks
+                    if error is not None:
+                        raise error
+                    if done:
+                        await drain(batches)
+                        return
             log.info("%s: stream for %s ended without [DONE]", self.name, model)
             raise StreamBrokenError(f"the stream from {self.where} ended without data: [DONE]",
                                     model)
         finally:
             await response.aclose()
 
-    def _chunk(self, event: SseEvent, model: str) -> dict[str, Any]:
+    def _batch(self, events: list[SseEvent], model: str
+               ) -> tuple[list[Chunk], bool, StreamBrokenError | None]:
+        """(the chunks of ``events``, whether [DONE] came, the error that ended them)."""
+        chunks: list[Chunk] = []
+        for event in events:
+            if event.data.strip() == "[DONE]":
+                return chunks, True, None
+            try:
+                chunks.append(self._chunk(event, model))
+            except StreamBrokenError as exc:
+                return chunks, False, exc
+        return chunks, False, None
+
+    def _chunk(self, event: SseEvent, model: str) -> Chunk:
         chunk = decode_event(event, model, self.where)
         if "error" in chunk and "choices" not in chunk:
             message = self.redact(str(chunk["error"])[:300])
