@@ -115,3 +115,22 @@ class FakeDeployments:
 
     def deployments(self, model: str) -> Sequence[FakeDeployment]:
         return self.by_model.get(model, [])
+
+
+class BatchingProvider(ScriptedProvider):
+    """A ScriptedProvider that also hands its stream over in batches of ``size`` chunks
+    (what one network read would carry)."""
+
+    def __init__(self, name: str, size: int, **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        self.size = size
+
+    async def stream_batches(self, call: ChatCall) -> AsyncIterator[list[Mapping[str, Any]]]:
+        batch: list[Mapping[str, Any]] = []
+        async for item in self.stream(call):
+            batch.append(item)
+            if len(batch) == self.size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from fake_providers import FakeDeployments, ScriptedProvider
+from fake_providers import BatchingProvider, FakeDeployments, ScriptedProvider
 from pointsman.catalog import Catalog
 from pointsman.config import load_config
 from pointsman.errors import (
@@ -266,3 +266,28 @@ def test_budget_refusal_is_raised_when_no_model_could_be_tried(catalog: Catalog)
     executor, _, _ = make(catalog, deps, guard=Guard(refuse=["gpt-4o-mini"]))
     with pytest.raises(BudgetExceededError):
         asyncio.run(executor.complete(REQUEST, decision("gpt-4o-mini"), BODY))
+
+
+def _batch_sizes(executor: Executor) -> tuple[list[int], str]:
+    async def go() -> tuple[list[int], str]:
+        opened = await executor.stream(REQUEST, decision("gpt-4o-mini"), BODY)
+        sizes, text = [], ""
+        async for batch in opened.batches():
+            sizes.append(len(batch))
+            text += "".join(c["choices"][0]["delta"].get("content") or ""
+                            for c in batch if c.get("choices"))
+        return sizes, text
+    return asyncio.run(go())
+
+
+def test_streams_travel_in_the_batches_the_provider_hands_over(catalog: Catalog) -> None:
+    """Chunks that arrived together stay together (the gateway writes each batch at once);
+    a provider without batches gives one chunk per batch. 8 chunks: role, 5 words, stop,
+    usage."""
+    text = "one two three four five"
+    batched = FakeDeployments()
+    batched.add("gpt-4o-mini", BatchingProvider("openai", 3, text=text))
+    single = FakeDeployments()
+    single.add("gpt-4o-mini", ScriptedProvider("openai", text=text))
+    assert _batch_sizes(make(catalog, batched)[0]) == ([3, 3, 2], text)
+    assert _batch_sizes(make(catalog, single)[0]) == ([2, 1, 1, 1, 1, 1, 1], text)
