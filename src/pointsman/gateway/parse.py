@@ -131,11 +131,21 @@ def _flags(body: Mapping[str, Any]) -> tuple[bool, bool, int, bool]:
     return stream, include_usage, len(tools), needs_json
 
 
+def _pointsman_headers(request: Request) -> dict[str, str]:
+    """The ``x-pointsman-*`` request headers (the first of repeated ones), read in one pass
+    (each lookup in Starlette's ``Headers`` scans and decodes every header)."""
+    out: dict[str, str] = {}
+    for name, value in request.scope["headers"]:
+        if name.startswith(b"x-pointsman-"):
+            out.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    return out
+
+
 def _metadata(request: Request, owner: Mapping[str, Any], body: Mapping[str, Any],
               trust_headers: bool) -> dict[str, Any]:
     """Request metadata. The caller's user, team and plan headers are taken only from
     trusted callers (an admin key, or an open loopback gateway); a key's owner always wins."""
-    headers = request.headers
+    headers = _pointsman_headers(request)
     meta: dict[str, Any] = {}
     for header, field in OWNER_HEADERS.items():
         if trust_headers and header in headers:
