@@ -53,7 +53,8 @@ class SqliteRequestLog(BatchingRequestLog):
         self._insert = (f"INSERT OR IGNORE INTO requests ({', '.join(COLUMNS)}) "
                         f"VALUES ({placeholders})")
 
-    def _write_sync(self, rows: list[tuple[Any, ...]]) -> None:
+    def _write_sync(self, batch: Sequence[RequestRecord]) -> None:
+        rows = [row_of(r) for r in batch]  # in the worker thread, off the event loop
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             self._conn.executemany(self._insert, rows)
@@ -64,7 +65,7 @@ class SqliteRequestLog(BatchingRequestLog):
 
     async def _write_batch(self, batch: Sequence[RequestRecord]) -> None:
         try:
-            await asyncio.to_thread(self._write_sync, [row_of(r) for r in batch])
+            await asyncio.to_thread(self._write_sync, batch)
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"request log {self.path}: {exc}") from None
 
