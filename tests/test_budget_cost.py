@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pointsman import load_config
-from pointsman.budget.cost import StreamMeter, cost_of, usage_from_chunk
+from pointsman.budget.cost import StreamMeter, chunk_text, cost_of, usage_from_chunk
 from pointsman.providers.base import Usage
 from pointsman.router import resolve_catalog
 from pointsman.tokens import estimate_text_tokens
@@ -53,3 +53,23 @@ def test_stream_without_usage_is_costed_from_counted_tokens() -> None:
 def test_malformed_usage_is_ignored() -> None:
     assert usage_from_chunk({"usage": {"prompt_tokens": "3"}}) is None
     assert usage_from_chunk({}) is None
+
+
+def test_counted_text_covers_every_chunk_shape() -> None:
+    """Role-only, content, refusal, null delta, several choices and tool calls: the meter
+    counts what chunk_text reads from each (content and tool-call names and arguments)."""
+    chunks: list[dict[str, object]] = [
+        {"choices": [{"delta": {"role": "assistant", "content": ""}}]},
+        {"choices": [{"delta": {"content": "one "}}]},
+        {"choices": [{"delta": {"refusal": "no"}}]},
+        {"choices": [{"delta": None, "finish_reason": "stop"}]},
+        {"choices": [{"delta": {"content": "two "}}, {"delta": {"content": "three "}}]},
+        {"choices": [{"delta": {"content": "four", "tool_calls": [
+            {"function": {"name": "f", "arguments": "{}"}}]}}]},
+        {"choices": []},
+    ]
+    meter = StreamMeter(SPEC, prompt_tokens_estimate=1)
+    meter.feed_all(chunks)
+    expected = estimate_text_tokens("".join(chunk_text(c) for c in chunks))
+    assert expected == estimate_text_tokens("one two three fourf{}")
+    assert meter.cost().completion_tokens == expected

@@ -62,6 +62,9 @@ def chunk_text(chunk: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+_PLAIN_DELTA = frozenset({"role", "content", "refusal"})  # no tool calls: only content counts
+
+
 class StreamMeter:
     """Counts a stream as it passes; :meth:`cost` prefers the provider's usage chunk."""
 
@@ -72,7 +75,17 @@ class StreamMeter:
         self._parts: list[str] = []
 
     def feed(self, chunk: Mapping[str, Any]) -> None:
-        self.usage = usage_from_chunk(chunk) or self.usage
+        if chunk.get("usage") is not None:
+            self.usage = usage_from_chunk(chunk) or self.usage
+        choices = chunk.get("choices")
+        if not choices:
+            return
+        delta = choices[0].get("delta") if len(choices) == 1 else None
+        if delta is not None and delta.keys() <= _PLAIN_DELTA:  # the common case, inline
+            content = delta.get("content")
+            if content.__class__ is str and content:
+                self._parts.append(content)
+            return
         self._parts.append(chunk_text(chunk))
 
     def feed_all(self, chunks: Iterable[Mapping[str, Any]]) -> None:
