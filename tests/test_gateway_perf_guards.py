@@ -83,7 +83,7 @@ def test_a_stream_left_early_still_counts_one_connection_per_stream(
             for _ in range(3):
                 stream = provider.stream(ChatCall({"model": "m-cut", "messages": [USER]}))
                 await anext(aiter(stream))
-                await stream.aclose()  # type: ignore[attr-defined]
+                await stream.aclose()
 
     upstream.reset()
     upstream.behave("m-cut", token_delay_ms=20, tokens=20)

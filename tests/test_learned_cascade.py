@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import pytest
+
 from pointsman.config import load_config
 from pointsman.errors import UpstreamServerError
 from pointsman.executor import Answer, Executor
@@ -16,6 +18,7 @@ from pointsman.learned.cascade import (
     ModelJudge,
     QualityCascade,
     SelfReportedJudge,
+    Verdict,
     answer_chunks,
 )
 from pointsman.providers.base import ChatCall, ChatResult, Provider, Timeouts, Usage
@@ -121,16 +124,72 @@ def answer(body: dict[str, Any]) -> Answer:
     return Answer("m", "d", body, Cost(1, 1, 0.0, True), 1.0, (), ("m",))
 
 
+def judge_model(provider: Replies, guard: Any = None) -> ModelJudge:
+    executor = Executor(ROUTER.catalog, Source(provider), sleep=no_wait, guard=guard)
+    return ModelJudge(executor, ROUTER.catalog, "gpt-4o-mini")
+
+
 def test_judges() -> None:
     logprobs = {"choices": [{"message": {"content": "x"},
                              "logprobs": {"content": [{"logprob": -0.1}, {"logprob": -0.3}]}}]}
-    score = asyncio.run(LogprobJudge().judge(REQUEST, answer(logprobs)))
+    score = asyncio.run(LogprobJudge().judge(REQUEST, answer(logprobs))).score
     assert score is not None and abs(score - 0.8187) < 1e-3
-    assert asyncio.run(LogprobJudge().judge(REQUEST, answer({"choices": []}))) is None
-    grader = Replies({"judge": '{"grade": 7}'})
-    judged = asyncio.run(ModelJudge(grader, "judge").judge(REQUEST, answer(logprobs)))
-    assert judged == 0.7
-    down = Replies({}, failing=["judge"])
-    first = FirstJudge([LogprobJudge(), ModelJudge(down, "judge")])
-    assert asyncio.run(first.judge(REQUEST, answer({"choices": [{}]}))) is None
-    assert asyncio.run(first.judge(REQUEST, answer(logprobs))) == score
+    assert asyncio.run(LogprobJudge().judge(REQUEST, answer({"choices": []}))).score is None
+    grader = Replies({"gpt-4o-mini": '{"grade": 7}'})
+    judged = asyncio.run(judge_model(grader).judge(REQUEST, answer(logprobs)))
+    usage_cost = ROUTER.catalog.get("gpt-4o-mini").cost(10, 10)  # Replies reports 10 + 10
+    assert judged.score == 0.7 and judged.cost_usd == usage_cost
+    down = Replies({}, failing=["gpt-4o-mini"])
+    first = FirstJudge([LogprobJudge(), judge_model(down)])
+    assert asyncio.run(first.judge(REQUEST, answer({"choices": [{}]}))).score is None
+    assert asyncio.run(first.judge(REQUEST, answer(logprobs))).score == score
+
+
+class Ledger:
+    """A BudgetGuard that records what it reserves and settles; refuses when ``broke``."""
+
+    def __init__(self, broke: bool = False) -> None:
+        self.broke = broke
+        self.calls: list[tuple[str, str, Any]] = []
+
+    async def reserve(self, request: RouteRequest, model: str, estimated_usd: float) -> Any:
+        from pointsman.errors import BudgetExceededError
+        from pointsman.state import Reservation
+
+        if self.broke:
+            raise BudgetExceededError("budget user:u/day is exhausted", "user:u/day")
+        self.calls.append(("reserve", model, request.metadata.get("user")))
+        return Reservation(model, estimated_usd, ("user:u/day",))
+
+    async def settle(self, reservation: Any, actual_usd: float) -> None:
+        self.calls.append(("settle", reservation.token, actual_usd))
+
+    async def release(self, reservation: Any) -> None:
+        self.calls.append(("release", reservation.token, 0.0))
+
+
+def test_the_judge_model_is_charged_to_the_callers_budget_and_counted() -> None:
+    caller = RouteRequest.from_prompt("Explain the four colour theorem.", metadata={"user": "u"})
+    ledger = Ledger()
+    verdict = asyncio.run(judge_model(Replies({"gpt-4o-mini": '{"grade": 9}'}), ledger)
+                          .judge(caller, answer({"choices": [{"message": {"content": "x"}}]})))
+    assert verdict.score == 0.9
+    assert [c[0] for c in ledger.calls] == ["reserve", "settle"]
+    assert ledger.calls[0][1:] == ("gpt-4o-mini", "u")
+    assert ledger.calls[1][2] == verdict.cost_usd > 0
+    refused = asyncio.run(judge_model(Replies({"gpt-4o-mini": '{"grade": 9}'}),
+                                      Ledger(broke=True)).judge(caller, answer({})))
+    assert refused == Verdict(None, 0.0)  # no budget left: the answer is not judged
+
+
+def test_judging_costs_are_part_of_the_cascade_total() -> None:
+    provider = Replies({"gpt-4.1-nano": "a", "gpt-4o-mini": '{"grade": 2}', "gpt-4.1": "b"})
+    executor = Executor(ROUTER.catalog, Source(provider), sleep=no_wait)
+    judge = ModelJudge(executor, ROUTER.catalog, "gpt-4o-mini")
+    chain = replace(decision(), fallbacks=("gpt-4.1",))
+    result = asyncio.run(QualityCascade(executor, ROUTER.catalog, judge, threshold=0.5)
+                         .complete(REQUEST, chain, {"messages": []}))
+    assert [s.model for s in result.steps] == ["gpt-4.1-nano", "gpt-4.1"]
+    judged = sum(s.judge_cost_usd for s in result.steps)
+    assert judged == pytest.approx(2 * ROUTER.catalog.get("gpt-4o-mini").cost(10, 10))
+    assert result.total_cost_usd == pytest.approx(sum(s.cost_usd for s in result.steps) + judged)

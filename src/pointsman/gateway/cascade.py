@@ -94,22 +94,22 @@ def gateway_scorer(config: PointsmanConfig, provider: Provider, name: str | None
     return None
 
 
-def build_cascade(cfg: CascadeConfig, executor: Executor, catalog: Catalog,
-                  provider: Provider) -> QualityCascade | None:
+def build_cascade(cfg: CascadeConfig, executor: Executor,
+                  catalog: Catalog) -> QualityCascade | None:
     """The configured cascade, or None when ``cascade.enabled`` is false."""
     if not cfg.enabled:
         return None
     from pointsman.learned.cascade import QualityCascade
     if cfg.judge_model is not None and cfg.judge_model not in catalog:
         raise ConfigError(f"cascade.judge_model: unknown model {cfg.judge_model!r}")
-    return QualityCascade(executor, catalog, _judge(cfg, catalog, provider),
+    return QualityCascade(executor, catalog, _judge(cfg, catalog, executor),
                           threshold=cfg.threshold, max_steps=cfg.max_steps)
 
 
-def _judge(cfg: CascadeConfig, catalog: Catalog, provider: Provider) -> AnswerJudge:
+def _judge(cfg: CascadeConfig, catalog: Catalog, executor: Executor) -> AnswerJudge:
     from pointsman.learned.cascade import FirstJudge, LogprobJudge, ModelJudge, SelfReportedJudge
 
-    model = (ModelJudge(provider, catalog.get(cfg.judge_model).wire_name, cfg.judge_timeout_s)
+    model = (ModelJudge(executor, catalog, cfg.judge_model, cfg.judge_timeout_s)
              if cfg.judge_model else None)
     if cfg.judge == "logprob":
         return LogprobJudge()

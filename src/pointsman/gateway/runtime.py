@@ -90,7 +90,7 @@ class Gateway:
         self._ids = itertools.count()
         self._virtual: dict[str, Router] = {}
         self._async_scorer = isinstance(self.router.scorer, AsyncComplexityScorer)
-        self.cascade = build_cascade(config.cascade, self.executor, self.catalog, self.pooled)
+        self.cascade = build_cascade(config.cascade, self.executor, self.catalog)
         self.cascade_thresholds: dict[float, QualityCascade] = {}
 
     # -- routing ------------------------------------------------------------------------

@@ -11,8 +11,10 @@ escalation that fails (a budget refusal, every model down) keeps the best answer
 Judges: :class:`LogprobJudge` (the mean token probability, when the provider returned
 ``logprobs``), :class:`SelfReportedJudge` (a ``confidence`` the model states in its
 answer, e.g. ``Confidence: 0.8`` or JSON ``{"confidence": 0.8}``), :class:`ModelJudge`
-(a judge model asked for a 0-10 grade as JSON) and :class:`FirstJudge` (the first that
-can judge). A judge that cannot judge returns ``None``, which accepts the answer.
+(a judge model asked for a 0-10 grade as JSON, called through the executor: the caller's
+budget pays for it and its cost is the step's) and :class:`FirstJudge` (the first that
+can judge). A judge gives a :class:`Verdict`; one that cannot judge gives a ``None`` score,
+which accepts the answer.
 
 Streaming: intermediate answers are never streamed; :func:`answer_chunks` turns the final
 answer into ``chat.completion.chunk`` dicts for the gateway's SSE writer.
@@ -32,16 +34,24 @@ from pointsman.catalog import Catalog
 from pointsman.errors import PointsmanError
 from pointsman.executor import Answer, Executor
 from pointsman.learned.llm_router import parse_label
-from pointsman.providers.base import ChatCall, Provider, Timeouts
+from pointsman.tokens import estimate_text_tokens
 from pointsman.types import Decision, RouteRequest
 
 _CONFIDENCE = re.compile(r"confidence\W{0,3}\s*([01](?:\.\d+)?|\d{1,3}\s*%)", re.IGNORECASE)
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A judge's score in [0, 1] (None: could not judge) and what judging cost."""
+
+    score: float | None
+    cost_usd: float = 0.0
+
+
 class AnswerJudge(Protocol):
     name: str
 
-    async def judge(self, request: RouteRequest, answer: Answer) -> float | None: ...
+    async def judge(self, request: RouteRequest, answer: Answer) -> Verdict: ...
 
 
 def answer_text(answer: Answer) -> str:
@@ -52,39 +62,43 @@ def answer_text(answer: Answer) -> str:
 class LogprobJudge:
     name = "logprobs"
 
-    async def judge(self, request: RouteRequest, answer: Answer) -> float | None:
+    async def judge(self, request: RouteRequest, answer: Answer) -> Verdict:
         choices = answer.body.get("choices") or [{}]
         content = (choices[0].get("logprobs") or {}).get("content") or []
         values = [t["logprob"] for t in content
                   if isinstance(t, Mapping) and isinstance(t.get("logprob"), int | float)]
-        return math.exp(sum(values) / len(values)) if values else None
+        return Verdict(math.exp(sum(values) / len(values)) if values else None)
 
 
 class SelfReportedJudge:
     name = "self-reported"
 
-    async def judge(self, request: RouteRequest, answer: Answer) -> float | None:
+    async def judge(self, request: RouteRequest, answer: Answer) -> Verdict:
         match = _CONFIDENCE.search(answer_text(answer))
         if match is None:
-            return None
+            return Verdict(None)
         raw = match.group(1).replace(" ", "")
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-        return min(max(value, 0.0), 1.0)
+        return Verdict(min(max(value, 0.0), 1.0))
 
 
 class ModelJudge:
-    """Asks a judge model for ``{"grade": 0-10}``; a timeout or error cannot judge."""
+    """Asks a judge model (a catalog model) for ``{"grade": 0-10}`` through the executor, so
+    the call is reserved and charged against the caller's budgets, falls back and is costed
+    like any other; a timeout, an error or a refused budget cannot judge."""
 
     name = "judge-model"
     grades: ClassVar[dict[str, float]] = {str(i): i / 10 for i in range(11)}
+    max_tokens = 16
 
-    def __init__(self, provider: Provider, upstream_model: str, timeout_s: float = 5.0) -> None:
-        self.provider = provider
-        self.upstream_model = upstream_model
+    def __init__(self, executor: Executor, catalog: Catalog, model: str,
+                 timeout_s: float = 5.0) -> None:
+        self.executor = executor
+        self.spec = catalog.get(model)
         self.timeout_s = timeout_s
 
-    async def judge(self, request: RouteRequest, answer: Answer) -> float | None:
-        body = {"model": self.upstream_model, "temperature": 0, "max_tokens": 16,
+    def _body(self, request: RouteRequest, answer: Answer) -> dict[str, Any]:
+        return {"temperature": 0, "max_tokens": self.max_tokens,
                 "response_format": {"type": "json_object"},
                 "messages": [
                     {"role": "system", "content": "Grade how well the answer serves the "
@@ -92,30 +106,43 @@ class ModelJudge:
                      "only: {\"grade\": <0-10>}."},
                     {"role": "user", "content": f"Request:\n{request.last_user_text[:4000]}"
                      f"\n\nAnswer:\n{answer_text(answer)[:4000]}"}]}
-        timeouts = Timeouts(self.timeout_s, self.timeout_s, self.timeout_s)
+
+    def _decision(self, body: Mapping[str, Any]) -> Decision:
+        spec = self.spec
+        tokens = sum(estimate_text_tokens(m["content"]) for m in body["messages"])
+        estimate = spec.cost(tokens, self.max_tokens)
+        return Decision(model=spec.name, fallbacks=(), scores={}, reason="cascade judge",
+                        estimated_cost_usd=estimate, baseline_model=spec.name,
+                        baseline_cost_usd=estimate, input_tokens=tokens,
+                        output_tokens=self.max_tokens, strategy="cascade-judge")
+
+    async def judge(self, request: RouteRequest, answer: Answer) -> Verdict:
+        body = self._body(request, answer)
         try:
-            result = await asyncio.wait_for(
-                self.provider.complete(ChatCall(body, timeouts)), self.timeout_s)
+            graded = await asyncio.wait_for(
+                self.executor.complete(request, self._decision(body), body), self.timeout_s)
         except (TimeoutError, PointsmanError):
-            return None
-        label = parse_label(result.body, self.grades, "grade")
-        return None if label is None else self.grades[label]
+            return Verdict(None)
+        label = parse_label(graded.body, self.grades, "grade")
+        return Verdict(None if label is None else self.grades[label], graded.cost.usd)
 
 
 class FirstJudge:
-    """The first of several judges that can judge."""
+    """The first of several judges that can judge (what the others cost is counted)."""
 
     name = "first"
 
     def __init__(self, judges: Sequence[AnswerJudge]) -> None:
         self.judges = tuple(judges)
 
-    async def judge(self, request: RouteRequest, answer: Answer) -> float | None:
+    async def judge(self, request: RouteRequest, answer: Answer) -> Verdict:
+        spent = 0.0
         for judge in self.judges:
-            score = await judge.judge(request, answer)
-            if score is not None:
-                return score
-        return None
+            verdict = await judge.judge(request, answer)
+            spent += verdict.cost_usd
+            if verdict.score is not None:
+                return Verdict(verdict.score, spent)
+        return Verdict(None, spent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +151,7 @@ class Step:
     score: float | None
     cost_usd: float
     error: str | None = None
+    judge_cost_usd: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +161,7 @@ class CascadeAnswer:
 
     @property
     def total_cost_usd(self) -> float:
-        return sum(step.cost_usd for step in self.steps)
+        return sum(step.cost_usd + step.judge_cost_usd for step in self.steps)
 
 
 class QualityCascade:
@@ -149,7 +177,7 @@ class QualityCascade:
                        body: Mapping[str, Any]) -> CascadeAnswer:
         chain = [decision.model, *decision.fallbacks]
         best = await self.executor.complete(request, decision, body)
-        steps = [Step(best.model, await self.judge.judge(request, best), best.cost.usd)]
+        steps = [await self._judged(request, best)]
         while len(steps) < self.max_steps and self._weak(steps[-1].score):
             stronger = self._stronger(chain, best.model, {s.model for s in steps})
             if not stronger:
@@ -160,10 +188,14 @@ class QualityCascade:
             except PointsmanError as exc:
                 steps.append(Step(stronger[0], None, 0.0, exc.code))
                 break
-            steps.append(Step(answer.model, await self.judge.judge(request, answer),
-                              answer.cost.usd))
+            steps.append(await self._judged(request, answer))
             best = answer
         return CascadeAnswer(best, tuple(steps))
+
+    async def _judged(self, request: RouteRequest, answer: Answer) -> Step:
+        verdict = await self.judge.judge(request, answer)
+        return Step(answer.model, verdict.score, answer.cost.usd,
+                    judge_cost_usd=verdict.cost_usd)
 
     def _weak(self, score: float | None) -> bool:
         return score is not None and score < self.threshold
