@@ -216,3 +216,20 @@ def test_streamed_tool_call_survives_the_cascade(upstream: UpstreamStub, tmp_pat
     assert [call.function.name for call in calls if call.function] == ["get_weather"]
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
     assert upstream.requests("gpt-4.1-mini") == 0
+
+
+def test_logprob_judge_reads_the_upstreams_token_probabilities(upstream: UpstreamStub,
+                                                               tmp_path: Path) -> None:
+    """judge: logprob asks each step for logprobs; the stub answers gpt-4o-mini's tokens at
+    log-probability -1.2 (mean probability 0.30) and gpt-4.1-mini's at -0.01 (0.99)."""
+    upstream.behave("gpt-4o-mini", text="Maybe Lyon.", logprob=-1.2)
+    upstream.behave("gpt-4.1-mini", text="Paris.", logprob=-0.01)
+    with served(tmp_path, upstream, {"enabled": True, "judge": "logprob"}) as client:
+        raw = client.chat.completions.with_raw_response.create(model="cascade",
+                                                               messages=QUESTION)
+    assert raw.headers["x-pointsman-cascade"] == "gpt-4o-mini:0.30>gpt-4.1-mini:0.99"
+    answer = raw.parse()
+    assert answer.choices[0].message.content == "Paris."
+    assert answer.choices[0].logprobs is not None  # the caller sees what the judge read
+    asked = upstream.last_request("gpt-4o-mini")
+    assert asked is not None and asked.get("logprobs") is True

@@ -175,3 +175,22 @@ def test_cli_serves_in_its_own_process() -> None:
 def test_invalid_behaviours_are_refused(upstream: UpstreamStub, field: str, value: Any) -> None:
     with pytest.raises(ValueError, match=field):
         upstream.behave("m", **{field: value})
+
+
+def test_logprobs_only_when_asked_in_answers_and_streams(upstream: UpstreamStub) -> None:
+    upstream.behave("m-lp", text="a b c", logprob=-0.5)
+    url = f"{upstream.base_url}/chat/completions"
+    plain = httpx.post(url, json={"model": "m-lp", "messages": [USER]}).json()
+    assert plain["choices"][0]["logprobs"] is None
+    asked = httpx.post(url, json={"model": "m-lp", "messages": [USER], "logprobs": True}).json()
+    content = asked["choices"][0]["logprobs"]["content"]
+    assert "".join(t["token"] for t in content) == "a b c"
+    assert {t["logprob"] for t in content} == {-0.5}
+    streamed = httpx.post(url, json={"model": "m-lp", "messages": [USER], "stream": True,
+                                     "logprobs": True}).text
+    events = [json.loads(line[6:]) for line in streamed.splitlines()
+              if line.startswith("data: {")]
+    tokens = [e["choices"][0]["logprobs"]["content"][0] for e in events
+              if e["choices"] and e["choices"][0]["delta"].get("content")]
+    assert "".join(t["token"] for t in tokens) == "a b c"
+    assert all(t["logprob"] == -0.5 for t in tokens)

@@ -40,6 +40,8 @@ class Behavior:
     text            a fixed answer instead of the echo
     usage           False: streams carry no usage chunk, even when asked (as some
                     OpenAI-compatible servers do)
+    logprob         the log-probability of every answer token, sent when the request asks
+                    for ``logprobs`` (OpenAI wire format)
     """
 
     delay_ms: float = 0.0
@@ -53,6 +55,7 @@ class Behavior:
     tool_call: bool = False
     text: str | None = None
     usage: bool = True
+    logprob: float = -0.05
 
     def __post_init__(self) -> None:
         if self.cut_mode not in ("reset", "end", "garbage", "error"):

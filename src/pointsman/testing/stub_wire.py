@@ -5,7 +5,7 @@ list of server-sent events (``(is_token, bytes)``, so the server can pace tokens
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from starlette.responses import JSONResponse, Response
@@ -31,7 +31,8 @@ class WireFormat(Protocol):
 
     def plan(self, body: Mapping[str, Any], behavior: Behavior, number: int) -> Plan: ...
 
-    def complete(self, body: Mapping[str, Any], plan: Plan, number: int) -> dict[str, Any]: ...
+    def complete(self, body: Mapping[str, Any], plan: Plan, number: int,
+                 behavior: Behavior) -> dict[str, Any]: ...
 
     def events(self, body: Mapping[str, Any], plan: Plan, number: int,
                behavior: Behavior) -> list[Event]: ...
@@ -131,23 +132,39 @@ class OpenAIWire:
         return {"prompt_tokens": plan.prompt_tokens, "completion_tokens": plan.completion_tokens,
                 "total_tokens": plan.prompt_tokens + plan.completion_tokens}
 
-    def complete(self, body: Mapping[str, Any], plan: Plan, number: int) -> dict[str, Any]:
+    @staticmethod
+    def _logprobs(body: Mapping[str, Any], pieces: Sequence[str],
+                  behavior: Behavior) -> dict[str, Any] | None:
+        """``choices[].logprobs`` when the request asked for them."""
+        if not body.get("logprobs"):
+            return None
+        return {"content": [{"token": p, "logprob": behavior.logprob,
+                             "bytes": list(p.encode()), "top_logprobs": []} for p in pieces],
+                "refusal": None}
+
+    def complete(self, body: Mapping[str, Any], plan: Plan, number: int,
+                 behavior: Behavior) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": plan.text or None}
         if plan.tool_name:
             message["tool_calls"] = [{"id": plan.tool_id, "type": "function", "function": {
                 "name": plan.tool_name, "arguments": "".join(plan.pieces)}}]
         return {"id": f"chatcmpl-stub-{number}", "object": "chat.completion",
                 "created": CREATED, "model": body.get("model"),
-                "choices": [{"index": 0, "message": message, "logprobs": None,
+                "choices": [{"index": 0, "message": message,
+                             "logprobs": self._logprobs(body, plan.pieces, behavior),
                              "finish_reason": self._finish(plan)}],
                 "usage": self._usage(plan)}
 
     def events(self, body: Mapping[str, Any], plan: Plan, number: int,
                behavior: Behavior) -> list[Event]:
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            logprobs = self._logprobs(body, [delta["content"]], behavior) \
+                if delta.get("content") else None
+            if logprobs is not None:
+                choice["logprobs"] = logprobs
             return _sse({"id": f"chatcmpl-stub-{number}", "object": "chat.completion.chunk",
-                         "created": CREATED, "model": body.get("model"),
-                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+                         "created": CREATED, "model": body.get("model"), "choices": [choice]})
 
         events: list[Event] = [(False, chunk({"role": "assistant", "content": ""}))]
         if plan.tool_name:
@@ -218,7 +235,8 @@ class AnthropicWire:
         return {"tool": "tool_use", "stop": "end_turn", "length": "max_tokens"}.get(
             plan.finish, plan.finish)
 
-    def complete(self, body: Mapping[str, Any], plan: Plan, number: int) -> dict[str, Any]:
+    def complete(self, body: Mapping[str, Any], plan: Plan, number: int,
+                 behavior: Behavior) -> dict[str, Any]:
         if plan.tool_name:
             content: list[dict[str, Any]] = [
                 {"type": "text", "text": f"Calling {plan.tool_name}."},

@@ -144,7 +144,7 @@ class StubApp:
             return injected_status(wire, turn.status, behavior)
         plan = wire.plan(body, behavior, turn.number)
         if not body.get("stream"):
-            return JSONResponse(wire.complete(body, plan, turn.number))
+            return JSONResponse(wire.complete(body, plan, turn.number, behavior))
         events = self._paced(wire.events(body, plan, turn.number, behavior), behavior, request)
         return EventStream(events, cut=behavior.cut_after is not None
                            and behavior.cut_mode == "reset")
