@@ -15,11 +15,16 @@ from typing import Any
 
 import httpx
 import openai
+import pytest
 import yaml
 
+from budget_gateway_support import ledger_totals, logged
 from gateway_harness import running
+from pointsman.budget.ledger import to_nanos
 from pointsman.config import load_config
 from pointsman.gateway.app import create_app
+from pointsman.learned.model_call import ExecutorCall
+from pointsman.router import resolve_catalog
 from pointsman.testing.upstream import UpstreamStub
 from redis_support import REDIS_URL, drop_prefix
 
@@ -61,14 +66,43 @@ def decisions(path: Path) -> list[dict[str, Any]]:
 
 
 LLM = {"scorer": "llm", "scorer_options": {"model": "gpt-4.1-nano", "timeout_s": 5}}
+CATALOG = resolve_catalog(load_config())
 QUICK = {"scorer": "llm", "scorer_options": {"model": "gpt-4.1-nano", "timeout_s": 0.3}}
 
 
 def test_the_scorer_calls_through_the_gateway_deployments(upstream: UpstreamStub,
                                                           tmp_path: Path) -> None:
     gw = create_app(load_config(write_config(tmp_path, upstream, LLM))).state.gateway
-    assert gw.router.scorer.provider is gw.pooled
-    assert gw.router.scorer.upstream_model == "gpt-4.1-nano"
+    call = gw.router.scorer.call
+    assert isinstance(call, ExecutorCall) and call.executor is gw.executor
+    assert call.spec.name == "gpt-4.1-nano"
+
+
+def test_the_routing_call_is_charged_to_the_caller_and_logged(upstream: UpstreamStub,
+                                                              tmp_path: Path) -> None:
+    """The LLM-as-router's call goes through the executor: the caller's budget pays for it
+    (ledger), and the record and the cost header say the request cost answer + routing."""
+    upstream.behave("gpt-4.1-nano", text='{"difficulty": "hard"}')
+    budgets = {"store": "sqlite", "sqlite_path": str(tmp_path / "spend.db"),
+               "limits": [{"scope": "user", "limit_usd": 5.0}]}
+    path = write_config(tmp_path, upstream, LLM)
+    data = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**data, "budgets": budgets}))
+    cfg = load_config(path)
+    with running(create_app(cfg)) as url, \
+            openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto", messages=QUESTION, extra_headers={"x-pointsman-user": "rita"})
+    (row,) = logged(tmp_path / "requests.db")
+    record = json.loads(row["record"])
+    routing = record["decision"]["routing_cost_usd"]
+    nano = upstream.last_request("gpt-4.1-nano")
+    assert nano is not None and routing > 0
+    answer = CATALOG.get("gpt-4.1").cost(row["prompt_tokens"], row["completion_tokens"])
+    assert row["cost_usd"] == pytest.approx(answer + routing)
+    assert float(raw.headers["x-pointsman-cost-usd"]) == pytest.approx(row["cost_usd"])
+    total = ledger_totals(cfg, "user:rita")
+    assert total.spent == to_nanos(answer) + to_nanos(routing) and total.held == 0
 
 
 def test_llm_router_decides_through_the_gateway(upstream: UpstreamStub,

@@ -21,6 +21,7 @@ from pointsman.learned.cascade import (
     Verdict,
     answer_chunks,
 )
+from pointsman.learned.model_call import ExecutorCall
 from pointsman.providers.base import ChatCall, ChatResult, Provider, Timeouts, Usage
 from pointsman.router import Router
 from pointsman.types import RouteRequest
@@ -126,7 +127,7 @@ def answer(body: dict[str, Any]) -> Answer:
 
 def judge_model(provider: Replies, guard: Any = None) -> ModelJudge:
     executor = Executor(ROUTER.catalog, Source(provider), sleep=no_wait, guard=guard)
-    return ModelJudge(executor, ROUTER.catalog, "gpt-4o-mini")
+    return ModelJudge(ExecutorCall(executor, ROUTER.catalog.get("gpt-4o-mini"), "judge"))
 
 
 def test_judges() -> None:
@@ -185,7 +186,7 @@ def test_the_judge_model_is_charged_to_the_callers_budget_and_counted() -> None:
 def test_judging_costs_are_part_of_the_cascade_total() -> None:
     provider = Replies({"gpt-4.1-nano": "a", "gpt-4o-mini": '{"grade": 2}', "gpt-4.1": "b"})
     executor = Executor(ROUTER.catalog, Source(provider), sleep=no_wait)
-    judge = ModelJudge(executor, ROUTER.catalog, "gpt-4o-mini")
+    judge = ModelJudge(ExecutorCall(executor, ROUTER.catalog.get("gpt-4o-mini"), "judge"))
     chain = replace(decision(), fallbacks=("gpt-4.1",))
     result = asyncio.run(QualityCascade(executor, ROUTER.catalog, judge, threshold=0.5)
                          .complete(REQUEST, chain, {"messages": []}))

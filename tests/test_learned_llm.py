@@ -11,8 +11,10 @@ from pointsman.config import _merge, default_config_data, load_config, parse_con
 from pointsman.errors import UpstreamServerError
 from pointsman.learned.hybrid import HybridScorer
 from pointsman.learned.llm_router import LlmRouterScorer
+from pointsman.learned.model_call import ProviderCall
 from pointsman.learned.register import llm_scorer
 from pointsman.providers.base import ChatCall, ChatResult, Provider, Usage
+from pointsman.router import resolve_catalog
 from pointsman.signals.base import Signal
 from pointsman.signals.heuristic import HeuristicScorer
 from pointsman.testing import UpstreamStub
@@ -47,9 +49,13 @@ class FakeProvider:
         return None
 
 
+CATALOG = resolve_catalog(CONFIG)
+
+
 def scorer(provider: FakeProvider, timeout_s: float = 5.0) -> LlmRouterScorer:
     assert isinstance(provider, Provider)
-    return llm_scorer(CONFIG, {"model": "gpt-4o-mini", "timeout_s": timeout_s}, provider)
+    return llm_scorer(CONFIG, {"model": "gpt-4o-mini", "timeout_s": timeout_s},
+                      lambda model: ProviderCall(provider, model, CATALOG.get(model)))
 
 
 def test_asks_once_then_answers_from_the_cache() -> None:
@@ -65,6 +71,8 @@ def test_asks_once_then_answers_from_the_cache() -> None:
     assert body["response_format"] == {"type": "json_object"}
     assert body["model"] == "gpt-4o-mini"
     assert llm.score(request).stage == "llm"  # the offline path reads the same cache
+    # asking cost the fake's usage (30 in, 5 out) at gpt-4o-mini's prices; the cache is free
+    assert first.cost_usd == CATALOG.get("gpt-4o-mini").cost(30, 5) and second.cost_usd == 0
 
 
 def test_timeout_error_and_garbage_fall_back_to_the_heuristic() -> None:

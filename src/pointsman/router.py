@@ -283,4 +283,5 @@ class Router:
             candidates=tuple(ranked),
             filtered_out=filtered,
             stage=signal.stage,
+            routing_cost_usd=signal.cost_usd,
         )

@@ -189,6 +189,7 @@ class Decision:
     candidates: tuple[CandidateScore, ...] = ()
     filtered_out: Mapping[str, str] = field(default_factory=dict)
     stage: str | None = None
+    routing_cost_usd: float = 0.0  # what deciding cost (a model asked by the scorer)
 
     @property
     def savings_usd(self) -> float:
@@ -203,6 +204,7 @@ class Decision:
             "rule": self.rule,
             "strategy": self.strategy,
             "stage": self.stage,
+            "routing_cost_usd": self.routing_cost_usd,
             "task_type": self.task_type,
             "signals": dict(self.signals),
             "estimated_cost_usd": self.estimated_cost_usd,

@@ -1,7 +1,7 @@
 """The gateway's side of the learned features that call models: the quality-check cascade
 (``cascade`` config, virtual models ``cascade`` and ``cascade-<threshold>``) and the
-LLM-as-router scorers (``router.scorer: llm | hybrid``), both calling models through the
-gateway's own deployments (the same pooled HTTP clients).
+LLM-as-router scorers (``router.scorer: llm | hybrid``), both asking models through the
+gateway's executor on the caller's behalf (its budget pays; fallbacks and health apply).
 
 Nothing here runs on the plain hot path: with ``cascade.enabled: false`` the gateway keeps
 ``cascade = None`` and never looks at it again.
@@ -10,19 +10,19 @@ Nothing here runs on the plain hot path: with ``cascade.enabled: false`` the gat
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pointsman.catalog import Catalog
 from pointsman.config import PointsmanConfig
-from pointsman.errors import ConfigError, InputError, PointsmanError, UnknownModelError
-from pointsman.executor import DeploymentSource, Executor
+from pointsman.errors import ConfigError, InputError
+from pointsman.executor import Executor
 from pointsman.learned.cascade_config import CascadeConfig
-from pointsman.providers.base import ChatCall, ChatResult, Provider
 from pointsman.signals.base import ComplexityScorer
 
 if TYPE_CHECKING:  # the cascade module pulls numpy: imported only when it is switched on
     from pointsman.learned.cascade import AnswerJudge, QualityCascade, Step
+    from pointsman.learned.model_call import ModelCall
 
 CASCADE_MODEL = "cascade"
 MAX_THRESHOLDS = 32
@@ -33,65 +33,32 @@ _CONFIDENCE_LINE = re.compile(
     re.IGNORECASE)
 
 
-class PooledProvider:
-    """A :class:`~pointsman.providers.base.Provider` that sends a call for a catalog model
-    (by catalog or wire name) to that model's deployments in configured order, through the
-    gateway's own provider clients. It owns no client, so ``aclose`` does nothing."""
-
-    name = "pooled"
-
-    def __init__(self, catalog: Catalog, deployments: DeploymentSource) -> None:
-        self.catalog = catalog
-        self.source = deployments
-        self._names = {spec.wire_name: spec.name for spec in catalog}
-        self._names.update({spec.name: spec.name for spec in catalog})
-
-    def _calls(self, call: ChatCall) -> list[tuple[Provider, ChatCall]]:
-        asked = str(call.body.get("model", ""))
-        model = self._names.get(asked)
-        if model is None:
-            raise UnknownModelError(f"model {asked!r} is not in the catalog", param="model")
-        spec = self.catalog.get(model)
-        deployments = self.source.deployments(model)
-        if not deployments:
-            raise InputError(f"model {model!r} has no deployment in this gateway", "model")
-        return [(d.provider, ChatCall({**call.body, "model": d.upstream_model or spec.wire_name},
-                                      call.timeouts)) for d in deployments]
-
-    async def complete(self, call: ChatCall) -> ChatResult:
-        error: PointsmanError | None = None
-        for provider, sub in self._calls(call):
-            try:
-                return await provider.complete(sub)
-            except PointsmanError as exc:
-                error = exc
-        assert error is not None
-        raise error
-
-    async def stream(self, call: ChatCall) -> AsyncIterator[Mapping[str, Any]]:
-        provider, sub = self._calls(call)[0]
-        async for chunk in provider.stream(sub):
-            yield chunk
-
-    async def aclose(self) -> None:
-        return None
-
-
-def gateway_scorer(config: PointsmanConfig, provider: Provider, name: str | None = None,
+def gateway_scorer(config: PointsmanConfig, executor: Executor, name: str | None = None,
                    options: Mapping[str, Any] | None = None) -> ComplexityScorer | None:
-    """The ``llm`` or ``hybrid`` scorer calling through ``provider``; None for the others
-    (the router then builds its scorer itself)."""
+    """The ``llm`` or ``hybrid`` scorer, its model asked through the gateway's executor
+    (the caller's budget pays for it); None for the others (the router then builds its
+    scorer itself)."""
     name = name or config.router.scorer
     opts = config.router.scorer_options if options is None else options
+    caller = executor_caller(executor, "llm-as-router")
     if name == "llm":
         from pointsman.learned.register import llm_scorer
 
-        return llm_scorer(config, opts, provider=provider)
+        return llm_scorer(config, opts, caller=caller)
     if name == "hybrid":
         from pointsman.learned.hybrid import hybrid_scorer
 
-        return hybrid_scorer(config, opts, provider=provider)
+        return hybrid_scorer(config, opts, caller=caller)
     return None
+
+
+def executor_caller(executor: Executor, reason: str) -> Callable[[str], ModelCall]:
+    """Catalog model name → a call through ``executor`` (see learned.model_call)."""
+    def make(model: str) -> ModelCall:
+        from pointsman.learned.model_call import ExecutorCall
+
+        return ExecutorCall(executor, executor.catalog.get(model), reason)
+    return make
 
 
 def build_cascade(cfg: CascadeConfig, executor: Executor,
@@ -109,8 +76,8 @@ def build_cascade(cfg: CascadeConfig, executor: Executor,
 def _judge(cfg: CascadeConfig, catalog: Catalog, executor: Executor) -> AnswerJudge:
     from pointsman.learned.cascade import FirstJudge, LogprobJudge, ModelJudge, SelfReportedJudge
 
-    model = (ModelJudge(executor, catalog, cfg.judge_model, cfg.judge_timeout_s)
-             if cfg.judge_model else None)
+    model = (ModelJudge(executor_caller(executor, "cascade judge")(cfg.judge_model),
+                        cfg.judge_timeout_s) if cfg.judge_model else None)
     if cfg.judge == "logprob":
         return LogprobJudge()
     if cfg.judge == "self_reported":

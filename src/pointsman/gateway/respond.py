@@ -25,9 +25,10 @@ def _header(value: str) -> str:
 
 def decision_headers(decision: Decision, model: str, attempts: Sequence[str],
                      cost_usd: float) -> dict[str, str]:
+    """``cost_usd``: the answer's; the routing call's cost (LLM-as-router) is added."""
     return {"x-pointsman-model": model,
             "x-pointsman-reason": _header(decision.reason),
-            "x-pointsman-cost-usd": f"{cost_usd:.8f}",
+            "x-pointsman-cost-usd": f"{cost_usd + decision.routing_cost_usd:.8f}",
             "x-pointsman-attempts": ",".join(attempts)}
 
 

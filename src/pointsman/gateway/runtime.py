@@ -18,7 +18,6 @@ from pointsman.errors import ConfigError, InputError, PointsmanError, UnknownMod
 from pointsman.executor import DeploymentSource, Executor
 from pointsman.gateway.auth import KeyRing, Principal
 from pointsman.gateway.cascade import (
-    PooledProvider,
     build_cascade,
     cascade_names,
     cascade_threshold,
@@ -62,9 +61,7 @@ class Gateway:
                  sources: Sequence[StateSource] = (),
                  recorders: Sequence[OutcomeRecorder] = ()) -> None:
         self.config = config
-        self.pooled = PooledProvider(resolve_catalog(config), deployments)
-        self.router = Router(config, gateway_scorer(config, self.pooled))
-        self.catalog = self.router.catalog
+        self.catalog = resolve_catalog(config)
         gcfg = config.gateway
         self.keys = KeyRing(gcfg.keys, gcfg.keys_db, gcfg.keys_db_reload_s)
         self.metrics = Metrics()
@@ -83,6 +80,7 @@ class Gateway:
             recorders=[HealthRecorder(self.health), self.latency.recorder,
                        MetricsRecorder(self.metrics), *recorders])
         self.guard = guard
+        self.router = Router(config, gateway_scorer(config, self.executor))
         self.log: RequestLog | None = None
         # record ids: a random 64-bit prefix per process and a counter (os.urandom per
         # record is a system call on every request)
@@ -145,7 +143,7 @@ class Gateway:
             "mode": "threshold", "threshold": threshold, "scorer": scorer_name,
             "scorer_options": options})})
         try:
-            router = Router(cfg, gateway_scorer(cfg, self.pooled) or create_scorer(cfg))
+            router = Router(cfg, gateway_scorer(cfg, self.executor) or create_scorer(cfg))
         except ConfigError as exc:
             raise InputError(f"virtual model {name!r}: {exc.message}", "model") from None
         if len(self._virtual) >= MAX_VIRTUAL_ROUTERS:
@@ -169,6 +167,9 @@ class Gateway:
                            error: PointsmanError | None = None, prompt_tokens: int = 0,
                            completion_tokens: int = 0, cost_usd: float = 0.0,
                            ttft_ms: float | None = None, total_ms: float = 0.0) -> None:
+        """Queue the request's record; ``cost_usd`` is the answer's, to which the routing
+        call's (``decision.routing_cost_usd``) is added: the record says what the request
+        cost in all, as the budgets charged it."""
         if self.log is None:
             return
         meta = chat.route.metadata
@@ -182,7 +183,8 @@ class Gateway:
             decision=decision.to_dict() if decision is not None else {},
             models_tried=list(models_tried), outcome=outcome,
             error=f"{error.code}: {error.message}" if error is not None else None, model=model,
-            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=cost_usd,
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            cost_usd=cost_usd + (decision.routing_cost_usd if decision is not None else 0.0),
             baseline_cost_usd=baseline_cost(self.router.candidates, prompt_tokens,
                                             completion_tokens),
             ttft_ms=ttft_ms, total_ms=total_ms, stream=chat.stream, messages=messages)

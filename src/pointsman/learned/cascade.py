@@ -22,7 +22,6 @@ answer into ``chat.completion.chunk`` dicts for the gateway's SSE writer.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import re
@@ -34,7 +33,7 @@ from pointsman.catalog import Catalog
 from pointsman.errors import PointsmanError
 from pointsman.executor import Answer, Executor
 from pointsman.learned.llm_router import parse_label
-from pointsman.tokens import estimate_text_tokens
+from pointsman.learned.model_call import ModelCall
 from pointsman.types import Decision, RouteRequest
 
 _CONFIDENCE = re.compile(r"confidence\W{0,3}\s*([01](?:\.\d+)?|\d{1,3}\s*%)", re.IGNORECASE)
@@ -83,48 +82,32 @@ class SelfReportedJudge:
 
 
 class ModelJudge:
-    """Asks a judge model (a catalog model) for ``{"grade": 0-10}`` through the executor, so
-    the call is reserved and charged against the caller's budgets, falls back and is costed
-    like any other; a timeout, an error or a refused budget cannot judge."""
+    """Asks a judge model for ``{"grade": 0-10}`` through a
+    :class:`~pointsman.learned.model_call.ModelCall` (the gateway's goes through the
+    executor: the caller's budget pays for it); a timeout, an error or a refused budget
+    cannot judge."""
 
     name = "judge-model"
     grades: ClassVar[dict[str, float]] = {str(i): i / 10 for i in range(11)}
-    max_tokens = 16
 
-    def __init__(self, executor: Executor, catalog: Catalog, model: str,
-                 timeout_s: float = 5.0) -> None:
-        self.executor = executor
-        self.spec = catalog.get(model)
+    def __init__(self, call: ModelCall, timeout_s: float = 5.0) -> None:
+        self.call = call
         self.timeout_s = timeout_s
 
-    def _body(self, request: RouteRequest, answer: Answer) -> dict[str, Any]:
-        return {"temperature": 0, "max_tokens": self.max_tokens,
-                "response_format": {"type": "json_object"},
+    async def judge(self, request: RouteRequest, answer: Answer) -> Verdict:
+        body = {"temperature": 0, "max_tokens": 16, "response_format": {"type": "json_object"},
                 "messages": [
                     {"role": "system", "content": "Grade how well the answer serves the "
                      "request, 0 (wrong or useless) to 10 (fully correct). Reply with JSON "
                      "only: {\"grade\": <0-10>}."},
                     {"role": "user", "content": f"Request:\n{request.last_user_text[:4000]}"
                      f"\n\nAnswer:\n{answer_text(answer)[:4000]}"}]}
-
-    def _decision(self, body: Mapping[str, Any]) -> Decision:
-        spec = self.spec
-        tokens = sum(estimate_text_tokens(m["content"]) for m in body["messages"])
-        estimate = spec.cost(tokens, self.max_tokens)
-        return Decision(model=spec.name, fallbacks=(), scores={}, reason="cascade judge",
-                        estimated_cost_usd=estimate, baseline_model=spec.name,
-                        baseline_cost_usd=estimate, input_tokens=tokens,
-                        output_tokens=self.max_tokens, strategy="cascade-judge")
-
-    async def judge(self, request: RouteRequest, answer: Answer) -> Verdict:
-        body = self._body(request, answer)
         try:
-            graded = await asyncio.wait_for(
-                self.executor.complete(request, self._decision(body), body), self.timeout_s)
+            reply = await self.call(request, body, self.timeout_s)
         except (TimeoutError, PointsmanError):
             return Verdict(None)
-        label = parse_label(graded.body, self.grades, "grade")
-        return Verdict(None if label is None else self.grades[label], graded.cost.usd)
+        label = parse_label(reply.body, self.grades, "grade")
+        return Verdict(None if label is None else self.grades[label], reply.cost_usd)
 
 
 class FirstJudge:

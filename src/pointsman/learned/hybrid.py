@@ -15,14 +15,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from pointsman.config import PointsmanConfig
 from pointsman.errors import ConfigError
+from pointsman.learned.model_call import ModelCall
 from pointsman.learned.options import Options
-from pointsman.providers.base import Provider
 from pointsman.registry import create_scorer
 from pointsman.signals.base import AsyncComplexityScorer, ComplexityScorer, Signal
 from pointsman.types import RouteRequest
@@ -70,9 +70,9 @@ class HybridScorer:
 
 
 def hybrid_scorer(config: PointsmanConfig, options: Mapping[str, Any],
-                  provider: Provider | None = None) -> HybridScorer:
-    """``router.scorer: hybrid``; see the module docstring for the options. ``provider``
-    (e.g. the gateway's pooled one) carries the LLM stage's calls."""
+                  caller: Callable[[str], ModelCall] | None = None) -> HybridScorer:
+    """``router.scorer: hybrid``; see the module docstring for the options. ``caller``
+    (e.g. the gateway's, through its executor) carries the LLM stage's calls."""
     known = {"low", "high", "margin", "heuristic", "embedding", "embedding_options",
              "llm_options"}
     opts = Options("router.scorer_options (hybrid)", options, known)
@@ -83,7 +83,7 @@ def hybrid_scorer(config: PointsmanConfig, options: Mapping[str, Any],
     if options.get("llm_options") is not None:
         from pointsman.learned.register import llm_scorer
 
-        llm = llm_scorer(config, _sub(options, "llm_options"), provider=provider)
+        llm = llm_scorer(config, _sub(options, "llm_options"), caller=caller)
     rc = config.router
     center = rc.threshold * 100.0 if rc.mode == "threshold" else 50.0
     return HybridScorer(heuristic, embedding, llm, low=opts.number("low", 20.0),

@@ -13,17 +13,17 @@ cache or the fallback, so ``pointsman route`` stays offline.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from pointsman.errors import PointsmanError
 from pointsman.learned.features import prompt_text
-from pointsman.providers.base import ChatCall, Provider, Timeouts
+from pointsman.learned.model_call import ModelCall, Reply
 from pointsman.signals.base import ComplexityScorer, Signal
 from pointsman.types import RouteRequest
 
@@ -63,15 +63,16 @@ class PromptCache:
 
 
 class LlmRouterScorer:
-    """An :class:`~pointsman.signals.base.AsyncComplexityScorer` asking a cheap model."""
+    """An :class:`~pointsman.signals.base.AsyncComplexityScorer` asking a cheap model
+    through ``call`` (the gateway's goes through its executor: the caller's budget pays);
+    the signal's ``cost_usd`` is what asking cost (0 for a cached answer)."""
 
     name = "llm"
 
-    def __init__(self, provider: Provider, upstream_model: str, fallback: ComplexityScorer, *,
+    def __init__(self, call: ModelCall, fallback: ComplexityScorer, *,
                  timeout_s: float = 2.0, classes: Mapping[str, float] | None = None,
                  cache_size: int = 10_000, max_prompt_chars: int = 4000) -> None:
-        self.provider = provider
-        self.upstream_model = upstream_model
+        self.call = call
         self.fallback = fallback
         self.timeout_s = timeout_s
         self.classes = dict(classes or DEFAULT_CLASSES)
@@ -92,21 +93,21 @@ class LlmRouterScorer:
         if found is not None:
             return self._signal(*found)
         try:
-            label = await asyncio.wait_for(self._ask(text), self.timeout_s)
+            reply = await self._ask(request, text)
         except TimeoutError:
             return self._fallback(request, "timeout")
         except PointsmanError as exc:
             return self._fallback(request, exc.code)
+        label = parse_label(reply.body, self.classes)
         if label is None:
-            return self._fallback(request, "unreadable")
+            return replace(self._fallback(request, "unreadable"), cost_usd=reply.cost_usd)
         value = (self.classes[label], label)
         self.cache.put(key, value)
-        return self._signal(*value)
+        return replace(self._signal(*value), cost_usd=reply.cost_usd)
 
-    async def _ask(self, text: str) -> str | None:
+    async def _ask(self, request: RouteRequest, text: str) -> Reply:
         self.calls += 1
         body: dict[str, Any] = {
-            "model": self.upstream_model,
             "messages": [
                 {"role": "system", "content": SYSTEM_PROMPT.format(
                     classes=", ".join(self.classes))},
@@ -116,10 +117,7 @@ class LlmRouterScorer:
             "max_tokens": 16,
             "response_format": {"type": "json_object"},
         }
-        timeouts = Timeouts(connect=self.timeout_s, first_token=self.timeout_s,
-                            total=self.timeout_s)
-        result = await self.provider.complete(ChatCall(body, timeouts))
-        return parse_label(result.body, self.classes)
+        return await self.call(request, body, self.timeout_s)
 
     def _signal(self, value: float, label: str) -> Signal:
         return Signal(value, {f"llm:{label}": value}, stage="llm")

@@ -16,10 +16,10 @@ from pointsman.learned.hybrid import hybrid_scorer
 from pointsman.learned.knn import KnnLearner
 from pointsman.learned.llm_router import DEFAULT_CLASSES, LlmRouterScorer
 from pointsman.learned.mf import MatrixFactorisationLearner
+from pointsman.learned.model_call import ModelCall
 from pointsman.learned.options import Options
 from pointsman.learned.scorer import learned_scorer
 from pointsman.learned.semantic import semantic_scorer
-from pointsman.providers.base import Provider
 from pointsman.registry import create_scorer, learners, scorers
 from pointsman.router import resolve_catalog
 from pointsman.signals.base import ComplexityScorer
@@ -40,12 +40,13 @@ def _scorer_factory(kind: str) -> Callable[[PointsmanConfig, Mapping[str, Any]],
 
 
 def llm_scorer(config: PointsmanConfig, options: Mapping[str, Any],
-               provider: Provider | None = None) -> LlmRouterScorer:
+               caller: Callable[[str], ModelCall] | None = None) -> LlmRouterScorer:
     """``router.scorer: llm``: options ``model`` (catalog name), ``timeout_s``,
     ``cache_size``, ``classes`` ({name: complexity}), ``base`` (fallback scorer).
 
-    The model is called through its first usable deployment (``providers`` config), unless
-    a ``provider`` is passed in (tests, or a gateway sharing its providers).
+    ``caller`` turns the model's name into the call that asks it (the gateway's goes
+    through its executor); by default the model's first usable deployment is called
+    directly (``providers`` config).
     """
     opts = Options("router.scorer_options (llm)", options,
                    {"model", "timeout_s", "cache_size", "classes", "base"})
@@ -61,25 +62,24 @@ def llm_scorer(config: PointsmanConfig, options: Mapping[str, Any],
     catalog = resolve_catalog(config)
     if model not in catalog:
         raise ConfigError(f"router.scorer_options.model: unknown model {model!r}")
-    if provider is not None:
-        upstream = catalog.get(model).wire_name
-    else:
-        provider, upstream = _deployment(config, catalog, model)
-    return LlmRouterScorer(provider, upstream, fallback,
+    call = caller(model) if caller is not None else _direct_call(config, catalog, model)
+    return LlmRouterScorer(call, fallback,
                            timeout_s=opts.number("timeout_s", 2.0, low=0.01),
                            classes={str(k): float(v) for k, v in classes.items()},
                            cache_size=opts.integer("cache_size", 10_000))
 
 
-def _deployment(config: PointsmanConfig, catalog: Catalog, model: str) -> tuple[Provider, str]:
-    """The provider and upstream name of ``model``'s first usable deployment."""
+def _direct_call(config: PointsmanConfig, catalog: Catalog, model: str) -> ModelCall:
+    """A call to ``model``'s first usable deployment."""
+    from pointsman.learned.model_call import ProviderCall
     from pointsman.providers.config import build_providers
 
     deployments = build_providers(config, catalog).deployments(model)
     if not deployments:
         raise ConfigError(f"router.scorer_options.model: {model!r} has no usable deployment "
                           "(is its endpoint's API key set?)")
-    return deployments[0].provider, deployments[0].upstream_model
+    first = deployments[0]
+    return ProviderCall(first.provider, first.upstream_model, catalog.get(model))
 
 
 for _name, _cls in LEARNERS.items():

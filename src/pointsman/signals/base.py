@@ -28,7 +28,8 @@ class Signal:
     """A complexity score in [0, 100] with the sub-signals that produced it.
 
     ``stage`` names the part of a composite scorer that decided (hybrid cascades);
-    ``target`` is set when the scorer picks a model or tier itself.
+    ``target`` is set when the scorer picks a model or tier itself; ``cost_usd`` is what
+    scoring cost (a model asked by the LLM-as-router), part of the request's cost.
     """
 
     score: float
@@ -36,6 +37,7 @@ class Signal:
     task_type: str | None = None
     stage: str | None = None
     target: RouteTarget | None = None
+    cost_usd: float = 0.0
 
 
 @runtime_checkable
