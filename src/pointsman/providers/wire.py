@@ -2,10 +2,11 @@
 
 :class:`AiohttpWire` sends over aiohttp's connection pool directly; :class:`HttpxWire`
 over an ``httpx.AsyncClient`` (httpcore's pool, proxies and custom transports). Measured
-against the local stub on one core (``benchmarks/bench_providers.py``): httpx+httpcore costs
-~0.8 ms of CPU per call at concurrency 1 and ~2 ms at 32 (its pool polls every connection
-per call); aiohttp ~0.15 ms. The gateway, which closes its providers in the loop that used
-them, takes aiohttp (``providers.pool.transport: auto``).
+against the local stub on one core (``benchmarks/bench_providers.py``, CPU of the calling
+thread per call): a bare POST costs ~680 µs over httpx and ~170 µs over aiohttp one call at
+a time, ~1,200 µs and ~100 µs with 16 in flight (httpcore's pool polls every connection on
+each call). The gateway, which closes its providers in the loop that used them, takes
+aiohttp (``providers.pool.transport: auto``).
 
 Both raise failures as httpx exceptions (``httpx.ConnectError``, ``httpx.ReadTimeout``…),
 which :func:`pointsman.providers.http.transport_error` maps to pointsman's errors, so the
