@@ -45,7 +45,7 @@ from pointsman.errors import (
 )
 from pointsman.gateway.config import RetryConfig
 from pointsman.health import HealthStore
-from pointsman.providers.base import BatchStreaming, ChatCall, ChatResult, Provider, Timeouts
+from pointsman.providers.base import ChatCall, ChatResult, Provider, Timeouts
 from pointsman.state import (
     AttemptOutcome,
     BudgetGuard,
@@ -129,9 +129,12 @@ def _close_iterator(iterator: AsyncIterator[Any]) -> Awaitable[None] | None:
 
 
 def stream_batches(provider: Provider, call: ChatCall) -> AsyncIterator[list[Chunk]]:
-    """The provider's stream in batches: its own when it has them, else one chunk each."""
-    if isinstance(provider, BatchStreaming):
-        return provider.stream_batches(call)
+    """The provider's stream in batches: its own when it has them (a
+    :class:`~pointsman.providers.base.BatchStreaming`), else one chunk each."""
+    batches = getattr(provider, "stream_batches", None)  # isinstance on a Protocol: ~10 µs
+    if batches is not None:
+        stream: AsyncIterator[list[Chunk]] = batches(call)
+        return stream
     return _one_by_one(provider.stream(call))
 
 
