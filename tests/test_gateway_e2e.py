@@ -216,3 +216,26 @@ def test_upstream_auth_failure_everywhere_is_a_502_naming_it(
     assert info.value.status_code == 502 and error["code"] == "all_models_failed"
     assert [a["code"] for a in error["attempts"]] == ["upstream_misconfigured"] * 2
     assert "upstream 127.0.0.1 refused pointsman's API key (401)" in error["message"]
+
+
+def test_a_client_that_leaves_mid_stream_stops_the_upstream_and_is_logged(
+        gateway: tuple[openai.OpenAI, Path], stub: UpstreamStub) -> None:
+    """The client closes after two chunks of a 15-token stream paced at 100 ms a token: the
+    gateway stops reading the upstream (the request ends in well under the stream's 1.5 s)
+    and logs what was streamed so far."""
+    client, db = gateway
+    stub.behave("gpt-4o-mini", token_delay_ms=100, tokens=15)
+    started = time.monotonic()
+    stream = client.chat.completions.create(**ask("gpt-4o-mini"), stream=True)
+    for _, _chunk in zip(range(2), stream, strict=False):
+        pass
+    stream.close()
+    rows: list[tuple[int, float]] = []
+    while not rows and time.monotonic() - started < 5:
+        time.sleep(0.05)
+        with sqlite3.connect(db) as conn:
+            rows = list(conn.execute("SELECT completion_tokens, total_ms FROM requests"))
+    assert rows, "the left stream was never logged"
+    [(tokens, total_ms)] = rows
+    assert tokens < 15 and total_ms < 1000
+    assert time.monotonic() - started < 1.4  # logged before the upstream would have ended

@@ -10,11 +10,11 @@ cost of all steps. The request log records the same (reason, models tried, total
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import replace
 from typing import Any
 
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from pointsman.budget.cost import Cost
 from pointsman.errors import PointsmanError
@@ -30,7 +30,7 @@ from pointsman.gateway.cascade import (
 from pointsman.gateway.parse import ChatRequest
 from pointsman.gateway.respond import _header, answered, decision_headers, failed
 from pointsman.gateway.runtime import Gateway
-from pointsman.gateway.sse import DONE, event
+from pointsman.gateway.sse import DONE, EventStream, event
 from pointsman.learned.cascade import CascadeAnswer, Step, answer_chunks
 from pointsman.types import Decision
 
@@ -78,9 +78,8 @@ async def _streamed(gw: Gateway, chat: ChatRequest, principal: Principal, decisi
                     answer: Answer, steps: str, started: float) -> Response:
     headers = decision_headers(decision, answer.model, answer.models_tried, answer.cost.usd)
     headers["x-pointsman-cascade"] = _header(steps)
-    return StreamingResponse(_events(gw, chat, principal, decision, answer, started),
-                             media_type="text/event-stream",
-                             headers={**headers, "cache-control": "no-cache"})
+    return EventStream(_events(gw, chat, principal, decision, answer, started),
+                       headers={**headers, "cache-control": "no-cache"})
 
 
 def _chunks(answer: Answer) -> list[dict[str, Any]]:
@@ -96,7 +95,7 @@ def _chunks(answer: Answer) -> list[dict[str, Any]]:
 
 
 async def _events(gw: Gateway, chat: ChatRequest, principal: Principal, decision: Decision,
-                  answer: Answer, started: float) -> AsyncIterator[bytes]:
+                  answer: Answer, started: float) -> AsyncGenerator[bytes, None]:
     ttft_ms = (time.perf_counter() - started) * 1000
     try:
         for chunk in _chunks(answer):

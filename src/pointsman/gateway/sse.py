@@ -3,12 +3,14 @@ in ``data: [DONE]``. A stream that broke after its first token ends with an erro
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
 
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from pointsman import jsonio
 from pointsman.errors import PointsmanError
@@ -22,6 +24,54 @@ from pointsman.requestlog import Outcome
 from pointsman.types import Decision
 
 DONE = b"data: [DONE]\n\n"
+
+
+class EventStream(Response):
+    """``text/event-stream`` from an async iterator of bytes, as Starlette's
+    ``StreamingResponse`` does it (the body is sent while the client's disconnect is
+    awaited; a client that leaves stops the body, whose generator is closed and so closes
+    the upstream) on plain asyncio: one watcher task instead of an anyio task group, which
+    costs ~50 µs a stream."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, content: AsyncGenerator[bytes, None],
+                 headers: Mapping[str, str]) -> None:
+        self.body_iterator = content
+        self.status_code = 200
+        self.background = None
+        self.init_headers(headers)
+        self.sending = True
+        self.left = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        watcher = asyncio.get_running_loop().create_task(self._watch(receive, task))
+        try:
+            await self._send_body(send)
+        except asyncio.CancelledError:
+            if not self.left:
+                raise
+            task.uncancel()  # our own cancellation: the client left, nothing to report
+        finally:
+            self.sending = False
+            watcher.cancel()
+
+    async def _send_body(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
+        async with aclosing(self.body_iterator) as body:
+            async for chunk in body:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _watch(self, receive: Receive, task: asyncio.Task[Any]) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if self.sending:
+            self.left = True
+            task.cancel()
 
 
 def event(data: Mapping[str, Any]) -> bytes:
@@ -38,13 +88,12 @@ async def stream_response(gw: Gateway, chat: ChatRequest, principal: Principal,
     estimate = gw.catalog.get(opened.model).cost(decision.input_tokens, decision.output_tokens)
     headers = decision_headers(decision, opened.model, opened.models_tried, estimate)
     headers["x-pointsman-cost-estimated"] = "true"
-    return StreamingResponse(_events(gw, chat, principal, decision, opened, started),
-                             media_type="text/event-stream",
-                             headers={**headers, "cache-control": "no-cache"})
+    return EventStream(_events(gw, chat, principal, decision, opened, started),
+                       headers={**headers, "cache-control": "no-cache"})
 
 
 async def _events(gw: Gateway, chat: ChatRequest, principal: Principal, decision: Decision,
-                  opened: OpenStream, started: float) -> AsyncIterator[bytes]:
+                  opened: OpenStream, started: float) -> AsyncGenerator[bytes, None]:
     """The client's events: one write per upstream batch (what arrived together)."""
     tail = _Tail(chat.include_usage)
     try:
