@@ -23,9 +23,8 @@ import json
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 
@@ -178,8 +177,9 @@ def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class SseEvent:
+class SseEvent(NamedTuple):
+    """One server-sent event (a NamedTuple: a stream makes one per token)."""
+
     event: str
     data: str
 
