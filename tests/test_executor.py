@@ -204,8 +204,8 @@ def _drain(executor: Executor, dec: Decision) -> tuple[str, list[str], StreamBro
     async def go() -> tuple[str, list[str], StreamBrokenError | None, float]:
         opened = await executor.stream(REQUEST, dec, BODY)
         texts = []
-        async for chunk in opened.chunks():
-            for choice in chunk.get("choices") or ():
+        async for batch in opened.batches():
+            for choice in (c for chunk in batch for c in chunk.get("choices") or ()):
                 texts.append(choice["delta"].get("content") or "")
         broken = opened.broken
         assert broken is None or isinstance(broken, StreamBrokenError)

@@ -24,7 +24,6 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -351,7 +350,7 @@ class Executor:
 
 
 class OpenStream:
-    """A stream that has produced its first token. Iterate :meth:`chunks` once; after it,
+    """A stream that has produced its first token. Iterate :meth:`batches` once; after it,
     :attr:`cost`, :attr:`broken` and :attr:`ttft_ms` say how it went."""
 
     def __init__(self, executor: Executor, run: _Run, hit: _Hit, held: list[Chunk],
@@ -370,13 +369,6 @@ class OpenStream:
         self.broken: ProviderError | None = None
         self.cost: Cost | None = None
         self.total_ms: float = 0.0
-
-    async def chunks(self) -> AsyncGenerator[Chunk, None]:
-        """The upstream chunks one by one (see :meth:`batches`)."""
-        async with aclosing(self.batches()) as batches:
-            async for batch in batches:
-                for chunk in batch:
-                    yield chunk
 
     async def batches(self) -> AsyncGenerator[list[Chunk], None]:
         """The upstream chunks (first token included), those that arrived together in one
