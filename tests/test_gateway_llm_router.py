@@ -33,7 +33,8 @@ QUESTION: Any = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 def write_config(path: Path, stub: UpstreamStub, router: dict[str, Any],
-                 health: dict[str, Any] | None = None) -> Path:
+                 health: dict[str, Any] | None = None,
+                 budgets: dict[str, Any] | None = None) -> Path:
     data: dict[str, Any] = {
         "router": {"candidates": MODELS, "strong_model": "gpt-4.1", "weak_model": "gpt-4o-mini",
                    "mode": "threshold", "threshold": 0.5,
@@ -44,7 +45,7 @@ def write_config(path: Path, stub: UpstreamStub, router: dict[str, Any],
             "deployments": {m: [{"endpoint": "stub"}] for m in [*MODELS, "gpt-4.1-nano"]}},
         "gateway": {"request_log": {"sqlite_path": str(path / "requests.db")},
                     "retry": {"max_retries": 0}, "health": health or {}},
-        "budgets": {"store": "memory"},
+        "budgets": budgets or {"store": "memory"},
     }
     cfg = path / "pointsman.yaml"
     cfg.write_text(yaml.safe_dump(data))
@@ -85,10 +86,7 @@ def test_the_routing_call_is_charged_to_the_caller_and_logged(upstream: Upstream
     upstream.behave("gpt-4.1-nano", text='{"difficulty": "hard"}')
     budgets = {"store": "sqlite", "sqlite_path": str(tmp_path / "spend.db"),
                "limits": [{"scope": "user", "limit_usd": 5.0}]}
-    path = write_config(tmp_path, upstream, LLM)
-    data = yaml.safe_load(path.read_text())
-    path.write_text(yaml.safe_dump({**data, "budgets": budgets}))
-    cfg = load_config(path)
+    cfg = load_config(write_config(tmp_path, upstream, LLM, budgets=budgets))
     with running(create_app(cfg)) as url, \
             openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0) as client:
         raw = client.chat.completions.with_raw_response.create(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from fake_providers import FakeDeployment
 from pointsman.config import load_config
 from pointsman.errors import UpstreamServerError
 from pointsman.executor import Answer, Executor
@@ -57,20 +58,14 @@ class Replies:
         return None
 
 
-@dataclass(frozen=True)
-class Dep:
-    name: str
-    provider: Provider
-    upstream_model: str
-    timeouts: Timeouts = TIMEOUTS
-
-
 class Source:
+    """Every model served by one provider (one deployment each)."""
+
     def __init__(self, provider: Provider) -> None:
         self.provider = provider
 
-    def deployments(self, model: str) -> Sequence[Dep]:
-        return [Dep(f"{model}-1", self.provider, model)]
+    def deployments(self, model: str) -> Sequence[FakeDeployment]:
+        return [FakeDeployment(f"{model}-1", self.provider, model, TIMEOUTS)]
 
 
 async def no_wait(seconds: float) -> None:

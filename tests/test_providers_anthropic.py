@@ -3,7 +3,6 @@ and on what came back, over real HTTP."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,6 +22,7 @@ from pointsman.providers.anthropic import AnthropicProvider
 from pointsman.providers.anthropic_wire import StreamTranslator, to_anthropic, to_completion
 from pointsman.providers.base import ChatCall, Provider, Timeouts
 from pointsman.testing import UpstreamStub
+from provider_support import collect, run_with
 
 T = TypeVar("T")
 KEY = "sk-ant-test-0a1b2c3d4e"
@@ -44,21 +44,8 @@ CONVERSATION: list[dict[str, Any]] = [
 
 
 def run(base_url: str, use: Callable[[Provider], Awaitable[T]], key: str | None = KEY) -> T:
-    async def scenario() -> T:
-        provider = AnthropicProvider("anthropic", base_url, api_key=key, default_max_tokens=321)
-        try:
-            return await use(provider)
-        finally:
-            await provider.aclose()
-    return asyncio.run(scenario())
-
-
-async def collect(provider: Provider, call: ChatCall,
-                  into: list[Mapping[str, Any]] | None = None) -> list[Mapping[str, Any]]:
-    chunks = [] if into is None else into
-    async for chunk in provider.stream(call):
-        chunks.append(chunk)
-    return chunks
+    return run_with(lambda: AnthropicProvider("anthropic", base_url, api_key=key,
+                                              default_max_tokens=321), use)
 
 
 def user(text: str) -> dict[str, Any]:

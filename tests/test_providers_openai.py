@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import socket
@@ -28,6 +27,7 @@ from pointsman.providers.base import ChatCall, Provider, Timeouts
 from pointsman.providers.http import parse_retry_after, transport_error
 from pointsman.providers.openai_compat import OpenAICompatProvider
 from pointsman.testing import UpstreamStub
+from provider_support import collect, run_with
 
 T = TypeVar("T")
 KEY = "sk-test-4f9a8b7c6d5e"
@@ -42,21 +42,7 @@ def body(model: str, **extra: Any) -> dict[str, Any]:
 
 
 def run(base_url: str, use: Callable[[Provider], Awaitable[T]], key: str | None = KEY) -> T:
-    async def scenario() -> T:
-        provider = OpenAICompatProvider("stub", base_url, api_key=key)
-        try:
-            return await use(provider)
-        finally:
-            await provider.aclose()
-    return asyncio.run(scenario())
-
-
-async def collect(provider: Provider, call: ChatCall,
-                  into: list[Mapping[str, Any]] | None = None) -> list[Mapping[str, Any]]:
-    chunks = [] if into is None else into
-    async for chunk in provider.stream(call):
-        chunks.append(chunk)
-    return chunks
+    return run_with(lambda: OpenAICompatProvider("stub", base_url, api_key=key), use)
 
 
 def text_of(chunks: list[Mapping[str, Any]]) -> str:
