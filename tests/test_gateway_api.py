@@ -232,6 +232,8 @@ def test_auth_401_and_403(world: tuple[World, str]) -> None:
 
 BAD: list[tuple[str, Any, dict[str, str], int, str]] = [
     ("invalid json", b"{not json", {}, 400, "not valid JSON"),
+    ("invalid utf-8", b'{"model": "auto", "x": "\xff"}', {}, 400, "not valid JSON"),
+    ("nan literal", b'{"model": "auto", "temperature": NaN}', {}, 400, "not valid JSON"),
     ("not an object", b"[1, 2]", {}, 400, "must be a JSON object"),
     ("no model", {"messages": [{"role": "user", "content": "x"}]}, {}, 400, "'model'"),
     ("no messages", {"model": "auto"}, {}, 400, "'messages' is required"),
