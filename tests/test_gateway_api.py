@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from pointsman.config import PointsmanConfig, load_config
 from pointsman.errors import RateLimitedError, UpstreamServerError
 from pointsman.gateway.app import create_app
 from pointsman.providers.base import Usage
+from pointsman.state import AttemptOutcome
+from pointsman.types import RouteRequest
 
 MODELS = ["gpt-4o-mini", "claude-haiku-4-5", "gpt-4.1"]
 KEYS = [
@@ -204,7 +208,6 @@ def test_cooldown_then_half_open_recovery(world: tuple[World, str]) -> None:
     assert auto.headers["x-pointsman-model"] != "gpt-4o-mini"  # routing skips it
     with httpx.Client(base_url=url) as h:
         assert h.get("/health").json()["cooling_down"] == ["gpt-4o-mini"]
-    import time
     time.sleep(0.45)
     raw = c.chat.completions.with_raw_response.create(**ask)  # half-open probe succeeds
     assert raw.headers["x-pointsman-model"] == "gpt-4o-mini"
@@ -298,7 +301,6 @@ def test_request_log_and_metrics(world: tuple[World, str]) -> None:
     assert 'pointsman_routing_decisions_total{model="gpt-4o-mini",reason="weighted"}' in metrics
     assert "pointsman_request_latency_seconds_bucket" in metrics
     assert "pointsman_cost_usd_total" in metrics
-    import time
     deadline = time.monotonic() + 5
     while len(rows := records(w.db)) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -392,3 +394,46 @@ def test_a_provider_bug_is_an_openai_style_500_not_a_traceback(
                    json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
     assert r.status_code == 500
     assert r.json()["error"]["code"] == "internal_error"
+
+
+class GatedRecorder:
+    """An :class:`~pointsman.state.OutcomeRecorder` that waits for the test's go-ahead
+    (a slow outcome store), or fails."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.go = threading.Event()
+        self.fail = fail
+        self.outcomes: list[AttemptOutcome] = []
+
+    async def record(self, request: RouteRequest, outcome: AttemptOutcome) -> None:
+        if self.fail:
+            raise RuntimeError("outcome store down")
+        await asyncio.to_thread(self.go.wait, 10)
+        self.outcomes.append(outcome)
+
+
+def _wait_rows(db: Path, n: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 5
+    while len(rows := records(db) if db.exists() else []) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return rows
+
+
+def test_the_answer_does_not_wait_for_outcome_reports_and_a_failing_one_is_still_logged(
+        tmp_path: Path) -> None:
+    w = World(tmp_path)
+    slow, broken = GatedRecorder(), GatedRecorder(fail=True)
+    with running(create_app(w.config, w.deps, recorders=[broken, slow])) as url:
+        started = time.monotonic()
+        answer = client(url).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        assert answer.choices[0].message.content == "hello there"
+        assert time.monotonic() - started < 5  # the recorder holds its report for 10 s
+        time.sleep(0.2)
+        assert not slow.outcomes and not _wait_rows(w.db, 0)  # logged after the reports
+        slow.go.set()
+        rows = _wait_rows(w.db, 1)
+        while _OPEN:
+            _OPEN.pop().close()
+    assert [o.model for o in slow.outcomes] == ["gpt-4o-mini"] and slow.outcomes[0].ok
+    assert [r["outcome"] for r in rows] == ["ok"] and rows[0]["model"] == "gpt-4o-mini"

@@ -21,10 +21,12 @@ falls back invisibly; one that breaks later ends with :attr:`OpenStream.broken` 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from pointsman.budget.cost import Cost, StreamMeter, chunk_text, cost_of
@@ -55,6 +57,7 @@ from pointsman.state import (
 from pointsman.tokens import estimate_text_tokens
 from pointsman.types import Decision, ModelSpec, RouteRequest
 
+log = logging.getLogger("pointsman.executor")
 T = TypeVar("T")
 Chunk = Mapping[str, Any]
 
@@ -88,7 +91,10 @@ class ConfiguredOrder:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A finished non-streaming call."""
+    """A finished non-streaming call.
+
+    ``reports``: only from ``complete(..., defer_reports=True)``: the outcome reports
+    (health, latency, bandit, metrics) still to run; await it once, after answering."""
 
     model: str
     deployment: str
@@ -97,6 +103,7 @@ class Answer:
     total_ms: float
     attempts: tuple[Attempt, ...]
     models_tried: tuple[str, ...]
+    reports: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(slots=True)
@@ -168,16 +175,22 @@ class Executor:
 
     # -- public -------------------------------------------------------------------------
     async def complete(self, request: RouteRequest, decision: Decision,
-                       body: Mapping[str, Any]) -> Answer:
+                       body: Mapping[str, Any], *, defer_reports: bool = False) -> Answer:
+        """Walk the decision's chain to the first answer and settle its cost. With
+        ``defer_reports`` the outcome reports are left to the caller, as
+        :attr:`Answer.reports`, so that it can answer first."""
         run = _Run(request, decision, body, self.clock())
         hit, result = await self._walk(run, self._complete_once)
         cost = self._completion_cost(hit.spec, result, decision.input_tokens)
         total_ms = (self.clock() - hit.started) * 1000
-        await self._succeeded(run, hit, cost, total_ms, total_ms)
+        await self._settle(hit, cost)
+        reports = partial(self.report, run.request, self._outcome(hit, cost, total_ms, total_ms))
+        if not defer_reports:
+            await reports()
         answer_body = {**result.body, "model": hit.spec.name}
         return Answer(hit.spec.name, hit.deployment.name, answer_body, cost,
                       (self.clock() - run.started) * 1000, tuple(run.attempts),
-                      tuple(run.models_tried))
+                      tuple(run.models_tried), reports if defer_reports else None)
 
     async def stream(self, request: RouteRequest, decision: Decision,
                      body: Mapping[str, Any]) -> OpenStream:
@@ -335,18 +348,29 @@ class Executor:
 
     async def _succeeded(self, run: _Run, hit: _Hit, cost: Cost, ttft_ms: float | None,
                          total_ms: float, error: ProviderError | None = None) -> None:
+        await self._settle(hit, cost)
+        await self.report(run.request, self._outcome(hit, cost, ttft_ms, total_ms, error))
+
+    async def _settle(self, hit: _Hit, cost: Cost) -> None:
         if hit.reservation is not None and self.guard is not None:
             await self.guard.settle(hit.reservation, cost.usd)
-        outcome = AttemptOutcome(
+
+    @staticmethod
+    def _outcome(hit: _Hit, cost: Cost, ttft_ms: float | None, total_ms: float,
+                 error: ProviderError | None = None) -> AttemptOutcome:
+        return AttemptOutcome(
             hit.spec.name, hit.deployment.name, error is None,
             error.code if error is not None else None, ttft_ms, total_ms,
             cost.prompt_tokens, cost.completion_tokens, cost.usd,
             timed_out=isinstance(error, UpstreamTimeoutError))
-        await self.report(run.request, outcome)
 
     async def report(self, request: RouteRequest, outcome: AttemptOutcome) -> None:
+        """Tell every recorder; one that fails is logged and does not stop the others."""
         for recorder in self.recorders:
-            await recorder.record(request, outcome)
+            try:
+                await recorder.record(request, outcome)
+            except Exception:
+                log.exception("outcome recorder %s failed", type(recorder).__name__)
 
 
 class OpenStream:

@@ -9,7 +9,7 @@ closes the provider clients and the spend ledger.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from pointsman.gateway.errors import error_response
 from pointsman.gateway.models import health, list_models
 from pointsman.gateway.runtime import Gateway
 from pointsman.requestlog import RequestLog
+from pointsman.state import OutcomeRecorder
 
 log = logging.getLogger("pointsman.gateway")
 
@@ -77,7 +78,11 @@ async def _close(what: object) -> None:
 
 def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = None, *,
                request_log: RequestLog | None = None,
-               guard: LedgerBudgetGuard | None = None) -> Starlette:
+               guard: LedgerBudgetGuard | None = None,
+               recorders: Sequence[OutcomeRecorder] = ()) -> Starlette:
+    """The gateway app; ``recorders`` are told every upstream attempt's outcome, besides
+    the health, latency and metrics recorders the gateway has (a non-streaming answer is
+    sent before they are told)."""
     from pointsman.router import resolve_catalog
 
     owned: list[object] = []
@@ -89,7 +94,7 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
         ledger = build_ledger(config.budgets, Path.cwd())
         guard = build_guard(config.budgets, resolve_catalog(config), ledger)
         owned.append(guard)
-    gw = Gateway(config, deployments, guard=guard)
+    gw = Gateway(config, deployments, guard=guard, recorders=recorders)
     owned.append(gw.latency)
     owned.append(gw.health)
     admin = [*config.budgets.admin_keys, *gw.keys.admin_secrets]

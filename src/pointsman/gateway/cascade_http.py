@@ -51,7 +51,7 @@ async def cascade_response(gw: Gateway, chat: ChatRequest, principal: Principal,
     answer = _final(result, asks_confidence(gw.config.cascade))
     if chat.stream:
         return await _streamed(gw, chat, principal, decision, answer, steps, started)
-    response = await answered(gw, chat, principal, decision, answer, started)
+    response = answered(gw, chat, principal, decision, answer, started)
     response.headers["x-pointsman-cascade"] = _header(steps)
     return response
 

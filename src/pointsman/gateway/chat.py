@@ -52,7 +52,8 @@ async def chat_completions(request: Request) -> Response:
         return await stream_response(gw, chat, principal, decision, upstream_body(chat),
                                      started)
     try:
-        answer = await gw.executor.complete(chat.route, decision, upstream_body(chat))
+        answer = await gw.executor.complete(chat.route, decision, upstream_body(chat),
+                                            defer_reports=True)
     except PointsmanError as exc:
         return await failed(gw, chat, principal, decision, exc, started)
-    return await answered(gw, chat, principal, decision, answer, started)
+    return answered(gw, chat, principal, decision, answer, started)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from starlette.background import BackgroundTask
 from starlette.responses import Response
 
 from pointsman import jsonio
@@ -39,9 +40,23 @@ def tried_models(error: PointsmanError) -> list[str]:
     return [model] if model else []
 
 
-async def answered(gw: Gateway, chat: ChatRequest, principal: Principal, decision: Decision,
-                   answer: Answer, started: float) -> Response:
+def answered(gw: Gateway, chat: ChatRequest, principal: Principal, decision: Decision,
+             answer: Answer, started: float) -> Response:
+    """The answer (its cost already settled), sent before its outcome reports, metrics and
+    request log record, which follow within the same request: a drain on SIGTERM waits
+    for them."""
     total_ms = (time.perf_counter() - started) * 1000
+    headers = decision_headers(decision, answer.model, answer.models_tried, answer.cost.usd)
+    return Response(jsonio.dumps(answer.body), 200, headers=headers,
+                    media_type="application/json",
+                    background=BackgroundTask(_report, gw, chat, principal, decision, answer,
+                                              total_ms))
+
+
+async def _report(gw: Gateway, chat: ChatRequest, principal: Principal, decision: Decision,
+                  answer: Answer, total_ms: float) -> None:
+    if answer.reports is not None:
+        await answer.reports()  # a failing recorder is logged, the others still told
     cost = answer.cost
     gw.metrics.finished(answer.model, "ok", cost.prompt_tokens, cost.completion_tokens,
                         cost.usd, total_ms / 1000, None)
@@ -50,9 +65,6 @@ async def answered(gw: Gateway, chat: ChatRequest, principal: Principal, decisio
                           prompt_tokens=cost.prompt_tokens,
                           completion_tokens=cost.completion_tokens, cost_usd=cost.usd,
                           ttft_ms=total_ms, total_ms=total_ms)
-    headers = decision_headers(decision, answer.model, answer.models_tried, cost.usd)
-    return Response(jsonio.dumps(answer.body), 200, headers=headers,
-                    media_type="application/json")
 
 
 async def failed(gw: Gateway, chat: ChatRequest, principal: Principal, decision: Decision,
