@@ -17,6 +17,11 @@ and requests/s for the direct call and through the gateway, and the difference; 
 gateway's saturation (delay 0, c=64, wrk) and its CPU time per request. Also: time from spawning
 ``pointsman serve`` to its first answered ``/health``, and its idle RSS.
 
+The stack's floor runs too: ``benchmarks/floor_proxy.py``, a pass-through proxy on the same
+server and client (uvicorn, Starlette, aiohttp) with no routing, accounting or log, pinned
+like the gateway, non-streaming at c=1 for each delay: what any gateway on this stack adds
+on this machine before doing any work of its own.
+
 LiteLLM's proxy runs too (one worker on core 0, in front of the same stub) when
 ``.venv-bench`` exists (``python -m venv .venv-bench && .venv-bench/bin/pip install
 'litellm[proxy]==1.74.9'``, the ``bench`` extra); otherwise it is skipped with a message.
@@ -278,27 +283,30 @@ def _verdict(value: float | None, ok: bool) -> str:
 
 def summary() -> None:
     r, f = RESULTS, RESULTS.figures
-    checks = [
-        ("added p50 at c=1 (delay 0) <= 1 ms", r.added("0 non-stream c=1", "p50_ms"), 1.0),
-        ("added p99 at c=1 (delay 0) <= 3 ms", r.added("0 non-stream c=1", "p99_ms"), 3.0),
-        ("added p50 at c=1 (delay 50) <= 1 ms", r.added("50 non-stream c=1", "p50_ms"), 1.0),
-        ("added p99 at c=1 (delay 50) <= 3 ms", r.added("50 non-stream c=1", "p99_ms"), 3.0),
-    ]
+    checks = [(f"added {key[:3]} at c=1, {mode} (delay {delay}) <= {limit:g} ms",
+               r.added(f"{delay} {mode} c=1", f"{key}_ms"), limit)
+              for mode in ("non-stream", "stream TTFT") for delay in (0, 50)
+              for key, limit in (("p50", 1.0), ("p99", 3.0))]
     print("-- targets (issue 4)")
     for what, value, limit in checks:
         shown = "" if value is None else f"{value:+.2f} ms"
-        print(f"{what:<40} {shown:>10}  {_verdict(value, value is not None and value <= limit)}")
+        print(f"{what:<48} {shown:>10}  {_verdict(value, value is not None and value <= limit)}")
     for mode in ("non-stream", "stream total"):
         value = r.ratio(f"50 {mode} c=64")
         shown = "" if value is None else f"{value * 100:.1f} %"
-        print(f"{'50 ms delay, c=64, ' + mode + ' >= 95 %':<40} {shown:>10}  "
+        print(f"{'50 ms delay, c=64, ' + mode + ' >= 95 %':<48} {shown:>10}  "
               f"{_verdict(value, value is not None and value >= 0.95)}")
     for what, key, limit, above in (("saturation >= 2,000 req/s", "saturation", 2000, True),
                                     ("idle RSS <= 120 MB", "rss", 120, False),
                                     ("ready <= 1.5 s", "ready", 1.5, False)):
         value = f.get(key)
         ok = value is not None and (value >= limit if above else value <= limit)
-        print(f"{what:<40} {'' if value is None else f'{value:,.2f}':>10}  {_verdict(value, ok)}")
+        print(f"{what:<48} {'' if value is None else f'{value:,.2f}':>10}  {_verdict(value, ok)}")
+    for delay in (0, 50):
+        floor = f.get(f"floor_added_p50_{delay}")
+        if floor is not None:
+            print(f"(the stack's floor, a pass-through proxy: added p50 at c=1, delay {delay}: "
+                  f"{floor:+.2f} ms)")
     litellm_summary()
 
 
@@ -381,6 +389,8 @@ def bench(duration: float, concurrencies: Sequence[int], delays: Sequence[float]
             finally:
                 gateway.stop()
                 stub.stop()
+    with tempfile.TemporaryDirectory() as tmpdir:
+        bench_floor(Path(tmpdir), duration, delays)
     litellm = BENCH_VENV / "bin" / "litellm"
     if not litellm.exists():
         print(f"LiteLLM: skipped ({litellm} is absent; see the module docstring)")
@@ -388,6 +398,30 @@ def bench(duration: float, concurrencies: Sequence[int], delays: Sequence[float]
         with tempfile.TemporaryDirectory() as tmpdir:
             bench_litellm(litellm, Path(tmpdir), duration, concurrencies)
     summary()
+
+
+def bench_floor(tmp: Path, duration: float, delays: Sequence[float]) -> None:
+    """The stack's floor: ``floor_proxy.py`` (a pass-through on uvicorn, Starlette and
+    aiohttp, no routing) pinned like the gateway, non-streaming at c=1."""
+    print("-- floor: a pass-through proxy on the same stack (benchmarks/floor_proxy.py)")
+    for delay in delays:
+        stub_port, port = free_port(), free_port()
+        stub = start_stub(stub_port, delay)
+        proxy = Proc(subprocess.Popen(
+            [*taskset(0), PYTHON, str(REPO / "benchmarks" / "floor_proxy.py"), "--port",
+             str(port), "--upstream", f"http://127.0.0.1:{stub_port}/v1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/health")
+            span = duration * 3 if delay > 0 else duration
+            direct = run_load(f"http://127.0.0.1:{stub_port}/v1", "gpt-4o-mini", 1, span,
+                              False, tmp)
+            via = run_load(f"http://127.0.0.1:{port}/v1", "gpt-4o-mini", 1, span, False, tmp)
+            RESULTS.figures[f"floor_added_p50_{delay:g}"] = via["p50_ms"] - direct["p50_ms"]
+            print(row(f"floor c=1 delay {delay:g}", direct, via), flush=True)
+        finally:
+            proxy.stop()
+            stub.stop()
 
 
 def bench_litellm(litellm: Path, tmp: Path, duration: float,
