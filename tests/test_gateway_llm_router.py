@@ -6,6 +6,7 @@ a deployment's cooldown."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -91,6 +92,7 @@ def test_the_routing_call_is_charged_to_the_caller_and_logged(upstream: Upstream
             openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0) as client:
         raw = client.chat.completions.with_raw_response.create(
             model="auto", messages=QUESTION, extra_headers={"x-pointsman-user": "rita"})
+        metrics = httpx.get(f"{url}/metrics").text
     (row,) = logged(tmp_path / "requests.db")
     record = json.loads(row["record"])
     routing = record["decision"]["routing_cost_usd"]
@@ -99,6 +101,9 @@ def test_the_routing_call_is_charged_to_the_caller_and_logged(upstream: Upstream
     answer = CATALOG.get("gpt-4.1").cost(row["prompt_tokens"], row["completion_tokens"])
     assert row["cost_usd"] == pytest.approx(answer + routing)
     assert float(raw.headers["x-pointsman-cost-usd"]) == pytest.approx(row["cost_usd"])
+    counted = re.search(r'^pointsman_routing_cost_usd_total\{strategy="llm/[a-z]+"\} (\S+)$',
+                        metrics, re.MULTILINE)
+    assert counted is not None and float(counted.group(1)) == pytest.approx(routing)
     total = ledger_totals(cfg, "user:rita")
     assert total.spent == to_nanos(answer) + to_nanos(routing) and total.held == 0
 

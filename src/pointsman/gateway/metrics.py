@@ -41,6 +41,9 @@ class Metrics:
                               ["model", "kind"], registry=r)
         self.cost = Counter("pointsman_cost_usd", "Actual cost in US dollars by model.",
                             ["model"], registry=r)
+        self.routing_cost = Counter("pointsman_routing_cost_usd", "Cost of routing calls "
+                                    "(an LLM-as-router) in US dollars, by routing strategy.",
+                                    ["strategy"], registry=r)
         self.cost_hist = Histogram("pointsman_request_cost_usd", "Cost per request.",
                                    ["model"], buckets=COST_BUCKETS, registry=r)
         self.latency = Histogram("pointsman_request_latency_seconds", "Total request time.",
@@ -57,6 +60,8 @@ class Metrics:
 
     def decision(self, decision: Decision) -> None:
         self.routed.labels(decision.model, reason_kind(decision)).inc()
+        if decision.routing_cost_usd:  # paid whether or not the request is then answered
+            self.routing_cost.labels(decision.strategy).inc(decision.routing_cost_usd)
 
     def _children(self, model: str) -> tuple[Any, ...]:
         """The per-model label children, looked up once (``labels`` is slow-ish)."""
