@@ -437,3 +437,26 @@ def test_the_answer_does_not_wait_for_outcome_reports_and_a_failing_one_is_still
             _OPEN.pop().close()
     assert [o.model for o in slow.outcomes] == ["gpt-4o-mini"] and slow.outcomes[0].ok
     assert [r["outcome"] for r in rows] == ["ok"] and rows[0]["model"] == "gpt-4o-mini"
+
+
+def test_auto_routes_only_among_models_with_a_deployment(tmp_path: Path) -> None:
+    deps = FakeDeployments()
+    deps.add("gpt-4.1", ScriptedProvider("fake"))  # the simple prompt would pick gpt-4o-mini
+    config = gateway_config(tmp_path)
+    with running(create_app(config, deps)) as url:
+        raw = client(url).chat.completions.with_raw_response.create(
+            model="auto", messages=[{"role": "user", "content": "What is the capital of France?"}])
+        assert raw.parse().model == raw.headers["x-pointsman-model"] == "gpt-4.1"
+        assert raw.headers["x-pointsman-attempts"] == "gpt-4.1"  # nothing tried in vain
+        while _OPEN:
+            _OPEN.pop().close()
+    (row,) = _wait_rows(tmp_path / "requests.db", 1)
+    assert row["decision"]["filtered_out"] == {"gpt-4o-mini": "no deployment is configured",
+                                               "claude-haiku-4-5": "no deployment is configured"}
+    with running(create_app(config, FakeDeployments())) as url, \
+            httpx.Client(base_url=url) as h:
+        r = h.post("/v1/chat/completions", headers={"authorization": "Bearer sk-alice-0123456789"},
+                   json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "no_deployment"
+    assert "no candidate model has a deployment to call (gpt-4o-mini, claude-haiku-4-5, " \
+           "gpt-4.1)" in r.json()["error"]["message"]

@@ -9,6 +9,7 @@
     ├── AuthError                  missing or wrong API key (HTTP 401)
     ├── PermissionDeniedError      a key may not use that model or endpoint (HTTP 403)
     ├── NoCandidateError           no model can serve the request (HTTP 400)
+    │   └── NoDeploymentError      no candidate has a deployment to call (HTTP 503)
     ├── BudgetExceededError        a budget cap is reached (HTTP 429 or 402)
     ├── ArtifactError              a trained router artifact is missing or corrupt
     ├── DataError                  an evaluation data set cannot be read
@@ -74,6 +75,13 @@ class PermissionDeniedError(PointsmanError):
 
 class NoCandidateError(PointsmanError):
     code = "no_candidate_model"
+
+
+class NoDeploymentError(NoCandidateError):
+    """Every candidate was left out for having no deployment: the gateway's setup, not the
+    request, is at fault."""
+
+    code = "no_deployment"
 
 
 class BudgetExceededError(PointsmanError):
@@ -178,6 +186,7 @@ def http_status(error: PointsmanError) -> int:
         (PayloadTooLargeError, 413),
         (UnsupportedMediaTypeError, 415),
         (InputError, 400),
+        (NoDeploymentError, 503),
         (NoCandidateError, 400),
         (AuthError, 401),
         (PermissionDeniedError, 403),

@@ -55,7 +55,7 @@ from pointsman.state import (
     Reservation,
 )
 from pointsman.tokens import estimate_text_tokens
-from pointsman.types import Decision, ModelSpec, RouteRequest
+from pointsman.types import NO_DEPLOYMENT, Decision, ModelSpec, RouteRequest
 
 log = logging.getLogger("pointsman.executor")
 T = TypeVar("T")
@@ -233,7 +233,7 @@ class Executor:
         order = await self.chooser.order(spec.name, list(deployments))
         run.models_tried.append(spec.name)
         if not deployments:
-            run.attempts.append(Attempt(spec.name, "no deployment is configured", "no_deployment"))
+            run.attempts.append(Attempt(spec.name, NO_DEPLOYMENT, "no_deployment"))
             return None
         if not order:
             run.attempts.append(Attempt(spec.name, "every deployment is cooling down",

@@ -24,6 +24,7 @@ from pointsman.errors import (
     BudgetExceededError,
     ConfigError,
     NoCandidateError,
+    NoDeploymentError,
     PointsmanError,
 )
 from pointsman.latency.targets import latency_gate
@@ -32,7 +33,14 @@ from pointsman.registry import create_scorer
 from pointsman.rules import CompiledRule, Features, compile_rules
 from pointsman.signals.base import ComplexityScorer, Signal
 from pointsman.tokens import estimate_message_tokens
-from pointsman.types import CandidateScore, Decision, LiveState, ModelSpec, RouteRequest
+from pointsman.types import (
+    NO_DEPLOYMENT,
+    CandidateScore,
+    Decision,
+    LiveState,
+    ModelSpec,
+    RouteRequest,
+)
 
 _EMPTY = LiveState()
 
@@ -148,6 +156,8 @@ class Router:
         if needed > spec.context_window:
             return (f"needs {needed} tokens (input {ctx.input_tokens} + output "
                     f"{ctx.output_tokens}) > context window {spec.context_window}")
+        if spec.name in ctx.state.undeployed:
+            return NO_DEPLOYMENT
         if spec.name in ctx.state.cooling_down:
             return "cooling down after repeated failures"
         if ctx.plan is None and ctx.state.budget is None:  # nothing more can rule it out
@@ -175,6 +185,11 @@ class Router:
                 f"budget {budget.name} cannot cover this request: ${budget.spent_usd:.4f} of "
                 f"{usd(budget.limit_usd)} spent; resets at {budget.resets_at} ({message})",
                 budget.name, budget.resets_at, self.config.budgets.exceeded_status)
+        if filtered and all(why == NO_DEPLOYMENT for why in filtered.values()):
+            return NoDeploymentError(
+                f"no candidate model has a deployment to call ({', '.join(filtered)}): set "
+                "the API keys of their providers' endpoints, or configure "
+                "providers.deployments")
         return NoCandidateError(message)
 
     @staticmethod

@@ -141,6 +141,7 @@ class LiveState:
     cooling_down: frozenset[str] = frozenset()
     budget: BudgetView | None = None
     bandit_bonus: Mapping[str, float] = field(default_factory=dict)
+    undeployed: frozenset[str] = frozenset()  # models with no deployment to call
 
     @staticmethod
     def empty() -> LiveState:
@@ -151,10 +152,11 @@ class LiveState:
         builds one state per live source)."""
         return LiveState(**{"latency": self.latency, "cooling_down": self.cooling_down,
                             "budget": self.budget, "bandit_bonus": self.bandit_bonus,
-                            **changes})
+                            "undeployed": self.undeployed, **changes})
 
 
 _EMPTY_STATE = LiveState()
+NO_DEPLOYMENT = "no deployment is configured"  # why a model in LiveState.undeployed is left out
 
 
 class CandidateScore(NamedTuple):

@@ -68,6 +68,9 @@ class Gateway:
         self.health = health or build_health(config.gateway.health)
         self.deployments = deployments
         by_model = {m: [d.name for d in deployments.deployments(m)] for m in self.catalog.models}
+        # auto routes only among models it can call; the decision lists the others as
+        # filtered out ("no deployment is configured")
+        self.base_state = LiveState(undeployed=frozenset(m for m, d in by_model.items() if not d))
         self.cooldown = CooldownSource(self.health, by_model)
         self.latency = build_latency(config.latency, by_model, health=self.health,
                                      tiers={m.name: m.tier for m in self.catalog})
@@ -93,7 +96,7 @@ class Gateway:
 
     # -- routing ------------------------------------------------------------------------
     async def decide(self, chat: ChatRequest) -> Decision:
-        state = LiveState.empty()
+        state = self.base_state
         for source in self.sources:
             state = await source.contribute(chat.route, state)
         router, explicit = self._router_for(chat.model)
