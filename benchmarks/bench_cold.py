@@ -23,10 +23,6 @@ from pointsman import Router, RouteRequest, load_config
 PAUSES_MS = (0.0, 2.0, 10.0, 50.0)
 
 
-def _sleep(seconds: float) -> None:
-    time.sleep(seconds)
-
-
 def _spin(seconds: float) -> None:
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
@@ -60,10 +56,10 @@ def main() -> None:
     def work() -> object:
         return router.decide(request)
 
-    timed(work, _sleep, 0.0, 3000)  # warm up
-    base = timed(work, _sleep, 0.0, 3000)
+    timed(work, time.sleep, 0.0, 3000)  # warm up
+    base = timed(work, time.sleep, 0.0, 3000)
     print(f"routing decision, back to back: p50 {base:.1f} µs")
-    for name, pause in (("asleep", _sleep), ("spinning", _spin)):
+    for name, pause in (("asleep", time.sleep), ("spinning", _spin)):
         for gap_ms in PAUSES_MS[1:]:
             value = timed(work, pause, gap_ms / 1000, args.samples)
             print(f"after {gap_ms:4.0f} ms {name:<8}: p50 {value:7.1f} µs ({value / base:4.1f}x)")

@@ -18,11 +18,11 @@ from pointsman.config import PointsmanConfig
 from pointsman.errors import ConfigError, InputError
 from pointsman.executor import Executor
 from pointsman.learned.cascade_config import CascadeConfig
+from pointsman.learned.model_call import ExecutorCall, ModelCall
 from pointsman.signals.base import ComplexityScorer
 
 if TYPE_CHECKING:  # the cascade module pulls numpy: imported only when it is switched on
     from pointsman.learned.cascade import AnswerJudge, QualityCascade, Step
-    from pointsman.learned.model_call import ModelCall
 
 CASCADE_MODEL = "cascade"
 MAX_THRESHOLDS = 32
@@ -55,8 +55,6 @@ def gateway_scorer(config: PointsmanConfig, executor: Executor, name: str | None
 def executor_caller(executor: Executor, reason: str) -> Callable[[str], ModelCall]:
     """Catalog model name → a call through ``executor`` (see learned.model_call)."""
     def make(model: str) -> ModelCall:
-        from pointsman.learned.model_call import ExecutorCall
-
         return ExecutorCall(executor, executor.catalog.get(model), reason)
     return make
 

@@ -16,7 +16,7 @@ from pointsman.learned.hybrid import hybrid_scorer
 from pointsman.learned.knn import KnnLearner
 from pointsman.learned.llm_router import DEFAULT_CLASSES, LlmRouterScorer
 from pointsman.learned.mf import MatrixFactorisationLearner
-from pointsman.learned.model_call import ModelCall
+from pointsman.learned.model_call import ModelCall, ProviderCall
 from pointsman.learned.options import Options
 from pointsman.learned.scorer import learned_scorer
 from pointsman.learned.semantic import semantic_scorer
@@ -71,7 +71,6 @@ def llm_scorer(config: PointsmanConfig, options: Mapping[str, Any],
 
 def _direct_call(config: PointsmanConfig, catalog: Catalog, model: str) -> ModelCall:
     """A call to ``model``'s first usable deployment."""
-    from pointsman.learned.model_call import ProviderCall
     from pointsman.providers.config import build_providers
 
     deployments = build_providers(config, catalog).deployments(model)
