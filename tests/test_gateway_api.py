@@ -297,7 +297,7 @@ def test_request_log_and_metrics(world: tuple[World, str]) -> None:
         pass
     with httpx.Client(base_url=url) as h:
         metrics = h.get("/metrics").text
-    assert 'pointsman_requests_total{model="gpt-4o-mini",outcome="ok"} 2.0' in metrics
+    assert 'pointsman_requests_total{door="chat",model="gpt-4o-mini",outcome="ok"} 2.0' in metrics
     assert 'pointsman_routing_decisions_total{model="gpt-4o-mini",reason="weighted"}' in metrics
     assert "pointsman_request_latency_seconds_bucket" in metrics
     assert "pointsman_cost_usd_total" in metrics

@@ -49,8 +49,9 @@ def test_metadata_from_headers_and_the_keys_owner() -> None:
     body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
     owner = {"key": "alice-key", "user": "alice", "team": "red", "plan": None}
     meta = parse_chat(request(headers), body, owner, trust_headers=False).route.metadata
-    assert meta == {"key": "alice-key", "user": "alice", "team": "red", "session": "s-1",
-                    "task_type": "code", "latency_target_ms": 250.0, "realtime": False}
+    assert meta == {"door": "chat", "key": "alice-key", "user": "alice", "team": "red",
+                    "session": "s-1", "task_type": "code", "latency_target_ms": 250.0,
+                    "realtime": False}
     trusted = parse_chat(request(headers), body, {}, trust_headers=True).route.metadata
     assert trusted["user"] == "mallory" and trusted["plan"] == "premium"
 

@@ -4,6 +4,8 @@
     ├── ConfigError                a config file or value is invalid (names file and field)
     ├── InputError                 a request or CLI input is invalid (HTTP 400)
     │   ├── UnknownModelError      a model name that is not in the catalog (HTTP 404)
+    │   ├── RouteNotFoundError     no such route, or no such stored object (HTTP 404)
+    │   ├── MethodNotAllowedError  a route that exists, with another method (HTTP 405)
     │   ├── PayloadTooLargeError   a request body over the configured size (HTTP 413)
     │   └── UnsupportedMediaTypeError a body that is not application/json (HTTP 415)
     ├── AuthError                  missing or wrong API key (HTTP 401)
@@ -55,6 +57,14 @@ class InputError(PointsmanError):
 
 class UnknownModelError(InputError):
     code = "model_not_found"
+
+
+class RouteNotFoundError(InputError):
+    code = "not_found"
+
+
+class MethodNotAllowedError(InputError):
+    code = "method_not_allowed"
 
 
 class PayloadTooLargeError(InputError):
@@ -183,6 +193,8 @@ def http_status(error: PointsmanError) -> int:
         return error.status if error.status and 400 <= error.status < 500 else 502
     table: list[tuple[type[PointsmanError], int]] = [
         (UnknownModelError, 404),
+        (RouteNotFoundError, 404),
+        (MethodNotAllowedError, 405),
         (PayloadTooLargeError, 413),
         (UnsupportedMediaTypeError, 415),
         (InputError, 400),

@@ -23,11 +23,13 @@ from pointsman.budget.factory import budgets_configured, build_guard, build_ledg
 from pointsman.budget.guard import LedgerBudgetGuard
 from pointsman.budget.http import spend_route
 from pointsman.config import PointsmanConfig
-from pointsman.errors import InputError, PointsmanError
+from pointsman.doors.base import Door
+from pointsman.doors.chat import ChatDoor
+from pointsman.errors import MethodNotAllowedError, PointsmanError, RouteNotFoundError
 from pointsman.executor import DeploymentSource
-from pointsman.gateway.chat import chat_completions
-from pointsman.gateway.errors import error_response
-from pointsman.gateway.models import health, list_models
+from pointsman.gateway.endpoints import door_endpoint
+from pointsman.gateway.errors import door_error
+from pointsman.gateway.models import get_model, health, list_models
 from pointsman.gateway.runtime import Gateway
 from pointsman.requestlog import RequestLog
 from pointsman.state import OutcomeRecorder
@@ -44,18 +46,28 @@ def default_deployments(config: PointsmanConfig, gateway_catalog: Any) -> Deploy
     return source
 
 
+CHAT = ChatDoor()
+
+
+def door_of(path: str) -> Door:
+    """The door whose error shape a path's errors take (Chat Completions' by default)."""
+    return CHAT
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return error_response(InputError(f"no route {request.method} {request.url.path}"))
+    path = request.url.path
+    return door_error(door_of(path), RouteNotFoundError(f"no route {request.method} {path}"))
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
-    return error_response(InputError(f"method {request.method} is not allowed on "
-                                     f"{request.url.path}"))
+    path = request.url.path
+    return door_error(door_of(path), MethodNotAllowedError(
+        f"method {request.method} is not allowed on {path}"))
 
 
 async def _pointsman_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PointsmanError)
-    return error_response(exc)
+    return door_error(door_of(request.url.path), exc)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
@@ -98,10 +110,12 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
     owned.append(gw.latency)
     owned.append(gw.health)
     admin = [*config.budgets.admin_keys, *gw.keys.admin_secrets]
+    chat = door_endpoint(CHAT)
     routes = [
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/chat/completions", chat, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", get_model, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", gw.metrics.endpoint, methods=["GET"]),
         spend_route(config.budgets, gw, guard.ledger if guard else ledger, admin),

@@ -99,15 +99,22 @@ class KeyRing:
             self._loaded_at = now
         return self._hashed
 
-    def authenticate(self, authorization: str | None) -> Principal:
+    def authenticate(self, authorization: str | None, api_key: str | None = None) -> Principal:
+        """The caller of ``Authorization: Bearer <key>``, or of ``x-api-key: <key>`` (as
+        Anthropic's clients send it) when there is no Authorization header."""
         if self.open:
             return ANONYMOUS
+        if not authorization and api_key and api_key.strip():
+            return self._find(api_key.strip().encode())
         if not authorization:
-            raise AuthError("missing API key: send it as 'Authorization: Bearer <key>'")
+            raise AuthError("missing API key: send it as 'Authorization: Bearer <key>' "
+                            "or 'x-api-key: <key>'")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("malformed Authorization header: expected 'Bearer <key>'")
-        given = token.strip().encode()
+        return self._find(token.strip().encode())
+
+    def _find(self, given: bytes) -> Principal:
         found: Principal | None = None
         for key in self._keys:  # compare with every key so timing says nothing
             if hmac.compare_digest(given, key.secret):

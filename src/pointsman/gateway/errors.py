@@ -1,10 +1,12 @@
-"""Every error the gateway returns goes through here: one OpenAI-style JSON shape
-``{"error": {"message", "type", "param", "code"}}``, the status from
-:func:`pointsman.errors.http_status`."""
+"""Every error the gateway returns goes through here: the status from
+:func:`pointsman.errors.http_status`, the body in the caller's door's shape (OpenAI's
+``{"error": {"message", "type", "param", "code"}}`` on Chat Completions and Responses,
+Anthropic's ``{"type": "error", "error": {"type", "message"}}`` on Messages)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 
@@ -19,6 +21,9 @@ from pointsman.errors import (
     RateLimitedError,
     http_status,
 )
+
+if TYPE_CHECKING:
+    from pointsman.doors.base import Door
 
 
 def error_type(error: PointsmanError, status: int) -> str:
@@ -56,7 +61,12 @@ def error_response(error: PointsmanError, headers: dict[str, str] | None = None)
                     media_type="application/json")
 
 
-def stream_error_event(error: PointsmanError) -> bytes:
-    """The SSE event that ends a stream that broke after tokens were sent."""
-    _, payload = error_payload(error)
-    return b"data: " + jsonio.dumps(payload) + b"\n\ndata: [DONE]\n\n"
+def door_error(door: Door, error: PointsmanError,
+               headers: Mapping[str, str] | None = None) -> Response:
+    """``error`` in the caller's format (each door's error shape), with its one status."""
+    status = http_status(error)
+    extra = dict(headers or {})
+    if isinstance(error, BudgetExceededError):  # a cap resets later: retrying now is futile
+        extra["x-should-retry"] = "false"
+    return Response(jsonio.dumps(door.error_body(error, status)), status, headers=extra,
+                    media_type="application/json")

@@ -31,10 +31,11 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("pointsman_requests", "Chat requests by answering model and "
-                                "outcome.", ["model", "outcome"], registry=r)
-        self.errors = Counter("pointsman_errors", "Errors returned, by code.", ["code"],
-                              registry=r)
+        self.requests = Counter("pointsman_requests", "Requests by answering model, outcome "
+                                "and door (chat, messages, responses).",
+                                ["model", "outcome", "door"], registry=r)
+        self.errors = Counter("pointsman_errors", "Errors returned, by code and door.",
+                              ["code", "door"], registry=r)
         self.routed = Counter("pointsman_routing_decisions", "Routing decisions by chosen "
                               "model and reason.", ["model", "reason"], registry=r)
         self.tokens = Counter("pointsman_tokens", "Tokens by model and kind.",
@@ -51,7 +52,7 @@ class Metrics:
         self.ttft = Histogram("pointsman_time_to_first_token_seconds", "Time to first token "
                               "of streams.", ["model"], buckets=LATENCY_BUCKETS, registry=r)
         self._per_model: dict[str, tuple[Any, ...]] = {}
-        self._requests: dict[tuple[str, str], Any] = {}
+        self._requests: dict[tuple[str, str, str], Any] = {}
         self.attempts = Counter("pointsman_upstream_failures", "Failed upstream attempts.",
                                 ["model", "code"], registry=r)
         self.cascade = Counter("pointsman_cascade_steps", "Quality-cascade steps by model and "
@@ -74,11 +75,11 @@ class Metrics:
         return found
 
     def finished(self, model: str, outcome: str, prompt: int, completion: int, cost: float,
-                 total_s: float, ttft_s: float | None) -> None:
-        key = (model, outcome)
+                 total_s: float, ttft_s: float | None, door: str = "chat") -> None:
+        key = (model, outcome, door)
         counter = self._requests.get(key)
         if counter is None:
-            counter = self._requests[key] = self.requests.labels(model, outcome)
+            counter = self._requests[key] = self.requests.labels(model, outcome, door)
         counter.inc()
         prompt_c, completion_c, cost_c, cost_h, latency_h, ttft_h = self._children(model)
         prompt_c.inc(prompt)
@@ -89,8 +90,8 @@ class Metrics:
         if ttft_s is not None:
             ttft_h.observe(ttft_s)
 
-    def error(self, code: str) -> None:
-        self.errors.labels(code).inc()
+    def error(self, code: str, door: str = "chat") -> None:
+        self.errors.labels(code, door).inc()
 
     async def endpoint(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

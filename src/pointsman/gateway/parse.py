@@ -142,11 +142,11 @@ def _pointsman_headers(request: Request) -> dict[str, str]:
 
 
 def _metadata(request: Request, owner: Mapping[str, Any], body: Mapping[str, Any],
-              trust_headers: bool) -> dict[str, Any]:
+              trust_headers: bool, door: str = "chat") -> dict[str, Any]:
     """Request metadata. The caller's user, team and plan headers are taken only from
     trusted callers (an admin key, or an open loopback gateway); a key's owner always wins."""
     headers = _pointsman_headers(request)
-    meta: dict[str, Any] = {}
+    meta: dict[str, Any] = {"door": door}
     for header, field in OWNER_HEADERS.items():
         if trust_headers and header in headers:
             meta[field] = headers[header]
@@ -169,7 +169,10 @@ def _metadata(request: Request, owner: Mapping[str, Any], body: Mapping[str, Any
 
 
 def parse_chat(request: Request, body: dict[str, Any], owner: Mapping[str, Any],
-               trust_headers: bool = True) -> ChatRequest:
+               trust_headers: bool = True, door: str = "chat") -> ChatRequest:
+    """The IR body (a Chat Completions body, as every door makes it) validated, with the
+    :class:`RouteRequest` the router reads; ``door`` goes into its metadata (rules can
+    match it)."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InputError("'model' is required and must be a string (use \"auto\" to route)",
@@ -178,5 +181,5 @@ def parse_chat(request: Request, body: dict[str, Any], owner: Mapping[str, Any],
     stream, include_usage, tools, needs_json = _flags(body)
     route = RouteRequest(messages=messages, tools_count=tools, needs_json=needs_json,
                          needs_vision=vision, stream=stream, max_output_tokens=_max_tokens(body),
-                         metadata=_metadata(request, owner, body, trust_headers))
+                         metadata=_metadata(request, owner, body, trust_headers, door))
     return ChatRequest(body, model, stream, include_usage, route)

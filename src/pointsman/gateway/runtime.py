@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pointsman.budget.cost import baseline_cost
+from pointsman.budget.cost import Cost, baseline_cost
 from pointsman.budget.spend import Scope, SpendSummary
 from pointsman.config import PointsmanConfig
 from pointsman.errors import ConfigError, InputError, PointsmanError, UnknownModelError
@@ -164,33 +164,43 @@ class Gateway:
         return [f"{VIRTUAL_PREFIX}{name}-{rc.threshold:g}" for name in scorers.names()]
 
     # -- request log --------------------------------------------------------------------
-    async def write_record(self, chat: ChatRequest, principal: Principal,
-                           decision: Decision | None, *, outcome: Outcome,
-                           models_tried: Sequence[str], model: str | None = None,
-                           error: PointsmanError | None = None, prompt_tokens: int = 0,
-                           completion_tokens: int = 0, cost_usd: float = 0.0,
-                           ttft_ms: float | None = None, total_ms: float = 0.0) -> None:
-        """Queue the request's record; ``cost_usd`` is the answer's, to which the routing
-        call's (``decision.routing_cost_usd``) is added: the record says what the request
-        cost in all, as the budgets charged it."""
+    def new_request_id(self) -> str:
+        """A request's id (``x-pointsman-request-id`` and the log record's id)."""
+        return f"{self._id_prefix}{next(self._ids):016x}"
+
+    def cascade_threshold(self, model: str) -> float | None:
+        """The cascade threshold a model name asks for, or None (no cascade)."""
+        if self.cascade is None:
+            return None
+        return cascade_threshold(model, self.config.cascade)
+
+    async def write_record(self, request_id: str, door: str, chat: ChatRequest,
+                           principal: Principal, decision: Decision | None, *,
+                           outcome: Outcome, models_tried: Sequence[str], model: str | None,
+                           error: PointsmanError | None, cost: Cost, ttft_ms: float | None,
+                           total_ms: float) -> None:
+        """Queue the request's record (see :meth:`Exchange.record`, its one caller);
+        ``cost`` is the answer's, to which the routing call's
+        (``decision.routing_cost_usd``) is added: the record says what the request cost in
+        all, as the budgets charged it."""
         if self.log is None:
             return
         meta = chat.route.metadata
         messages: list[dict[str, Any]] = (
             list(chat.body.get("messages") or []) if self.config.gateway.request_log.log_messages
             else [])
+        prompt, completion = cost.prompt_tokens, cost.completion_tokens
         record = RequestRecord(
-            id=f"{self._id_prefix}{next(self._ids):016x}", ts=time.time(),
-            key=principal.name, user=_str(meta, "user"),
+            id=request_id, ts=time.time(), key=principal.name, user=_str(meta, "user"),
             team=_str(meta, "team"), session=_str(meta, "session"), requested_model=chat.model,
             decision=decision.to_dict() if decision is not None else {},
             models_tried=list(models_tried), outcome=outcome,
             error=f"{error.code}: {error.message}" if error is not None else None, model=model,
-            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            cost_usd=cost_usd + (decision.routing_cost_usd if decision is not None else 0.0),
-            baseline_cost_usd=baseline_cost(self.router.candidates, prompt_tokens,
-                                            completion_tokens),
-            ttft_ms=ttft_ms, total_ms=total_ms, stream=chat.stream, messages=messages)
+            prompt_tokens=prompt, completion_tokens=completion,
+            cost_usd=cost.usd + (decision.routing_cost_usd if decision is not None else 0.0),
+            baseline_cost_usd=baseline_cost(self.router.candidates, prompt, completion),
+            ttft_ms=ttft_ms, total_ms=total_ms, stream=chat.stream, messages=messages,
+            door=door)
         try:
             await self.log.write(record)
         except PointsmanError as exc:  # closed during shutdown: say so, do not fail the answer

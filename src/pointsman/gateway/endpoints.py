@@ -1,0 +1,47 @@
+"""The doors' HTTP endpoints: authenticate, read, translate into the IR, then hand the
+request to its :class:`~pointsman.gateway.exchange.Exchange`. The same steps on every door
+(``POST /v1/chat/completions``, ``/v1/messages``, ``/v1/responses``); what differs is the
+door's translator."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pointsman.doors.base import Door
+from pointsman.errors import PointsmanError
+from pointsman.gateway.auth import Principal
+from pointsman.gateway.errors import door_error
+from pointsman.gateway.exchange import Exchange
+from pointsman.gateway.parse import parse_chat, read_json
+from pointsman.gateway.runtime import Gateway
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def authenticate(gw: Gateway, request: Request) -> Principal:
+    headers = request.headers
+    authorization = headers.get("authorization")
+    return gw.keys.authenticate(authorization,
+                                None if authorization else headers.get("x-api-key"))
+
+
+def door_endpoint(door: Door) -> Endpoint:
+    """The endpoint of a door whose requests need nothing but translation."""
+    async def endpoint(request: Request) -> Response:
+        gw: Gateway = request.app.state.gateway
+        started = time.perf_counter()
+        request_id = gw.new_request_id()
+        try:  # not a request yet: answered in the door's shape, counted, not logged
+            principal = authenticate(gw, request)
+            body = await read_json(request, gw.config.gateway.max_body_bytes)
+            chat = parse_chat(request, door.to_chat(body, request.headers), principal.owner,
+                              trust_headers=principal.admin, door=door.name)
+        except PointsmanError as exc:
+            gw.metrics.error(exc.code, door.name)
+            return door_error(door, exc, {"x-pointsman-request-id": request_id})
+        return await Exchange(gw, door, principal, chat, body, request_id, started).run()
+    return endpoint
