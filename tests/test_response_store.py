@@ -1,6 +1,6 @@
 """Stored responses of the Responses door (SQLite, PostgreSQL): a put is visible to the
 very next get, another key's id reads as missing, expiry, purge, delete, and the store
-sharing the request log's database and migrations."""
+sharing the request log's database and migrations; the ``gateway.responses`` config."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from pointsman.errors import PointsmanError, StoreUnavailableError
+from pointsman.config import load_config
+from pointsman.errors import ConfigError, PointsmanError, StoreUnavailableError
 from pointsman.requestlog import RequestLog
 from pointsman.stores.requestlog_open import open_request_log, open_response_store
 from pointsman.stores.responses import ResponseStore
@@ -156,3 +157,24 @@ async def test_a_closed_store_says_it_is_unavailable(openers: tuple[Opener, LogO
     await store.aclose()
     with pytest.raises(StoreUnavailableError):
         await store.get("resp_1", "k1", now=1000.0)
+
+
+def test_responses_config_defaults_and_values(tmp_path: Path) -> None:
+    default = load_config().gateway.responses
+    assert (default.store, default.ttl_s) == (False, 30 * 24 * 3600.0)
+    path = tmp_path / "pointsman.yaml"
+    path.write_text("gateway:\n  responses: {store: true, ttl_s: 3600}\n", "utf-8")
+    configured = load_config(path).gateway.responses
+    assert (configured.store, configured.ttl_s) == (True, 3600.0)
+
+
+@pytest.mark.parametrize(("text", "field"), [
+    ("gateway:\n  responses: {ttl_s: 0}\n", "gateway.responses.ttl_s"),
+    ("gateway:\n  responses: {store: maybe}\n", "gateway.responses.store"),
+    ("gateway:\n  responses: {keep: true}\n", "gateway.responses.keep"),
+])
+def test_bad_responses_config_names_the_field(tmp_path: Path, text: str, field: str) -> None:
+    path = tmp_path / "pointsman.yaml"
+    path.write_text(text, "utf-8")
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_config(path)
