@@ -40,7 +40,7 @@ class RequestRecord:
     stream: bool = False
     messages: Sequence[Mapping[str, Any]] = field(default_factory=list)
     quality: float | None = None
-    door: str = "chat"  # the front door it came through: "chat", "messages", "responses"
+    door: str = "chat"  # the front door it came through (a doors.base.DoorName)
 
     def to_json(self) -> str:
         # Field by field, not ``asdict``: asdict deep-copies the nested decision (~0.5 ms).
