@@ -1,19 +1,28 @@
 """Request log stores (SQLite, PostgreSQL): writes return at once, aclose drains everything,
-migrations are idempotent, spend and savings queries by key / user / team / model."""
+migrations are idempotent, spend and savings queries by key / user / team / model, the
+front door is kept, and a database from before the door column upgrades in place."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
+from pointsman.budget.sqlite_ledger import connect, migrate
 from pointsman.requestlog import RequestLog, RequestRecord
+from pointsman.stores.requestlog_postgres import MIGRATIONS as PG_MIGRATIONS
 from pointsman.stores.requestlog_postgres import PostgresRequestLog
-from pointsman.stores.requestlog_sqlite import SqliteRequestLog
+from pointsman.stores.requestlog_postgres import migrate as pg_migrate
+from pointsman.stores.requestlog_sqlite import COLUMNS, SqliteRequestLog, row_of
+from pointsman.stores.requestlog_sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 
 DSN = "postgresql://postgres@127.0.0.1:5432/test"
 Opener = Callable[[], Awaitable[SqliteRequestLog | PostgresRequestLog]]
@@ -83,3 +92,115 @@ async def test_flush_makes_writes_visible_while_open(opener: Opener) -> None:
     assert len(await log.records()) == 40
     assert (await log.spend_summary("user", "u0", 0.0, 10.0)).requests == 10
     await log.aclose()
+
+
+class V1Database:
+    """A request log database as the code before migration 2 left it: only migration 1
+    applied, rows without a ``door`` column and records without a ``door`` field."""
+
+    OLD_COLUMNS = tuple(c for c in COLUMNS if c != "door")
+
+    @staticmethod
+    def old_row(r: RequestRecord) -> tuple[Any, ...]:
+        data = json.loads(r.to_json())
+        del data["door"]
+        values = dict(zip(COLUMNS, row_of(r), strict=True))
+        return (*(values[c] for c in V1Database.OLD_COLUMNS[:-1]), json.dumps(data))
+
+
+class SqliteBackend(V1Database):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def open(self) -> SqliteRequestLog:
+        return SqliteRequestLog(self.path, batch_size=16)
+
+    async def seed_v1(self, records: list[RequestRecord]) -> None:
+        conn = connect(self.path)
+        migrate(conn, SQLITE_MIGRATIONS[:1])
+        marks = ", ".join("?" for _ in self.OLD_COLUMNS)
+        conn.executemany(f"INSERT INTO requests ({', '.join(self.OLD_COLUMNS)}) "
+                         f"VALUES ({marks})", [self.old_row(r) for r in records])
+        conn.close()
+
+    async def doors(self) -> dict[str, int]:
+        conn = sqlite3.connect(self.path)
+        try:
+            rows = conn.execute("SELECT door, COUNT(*) FROM requests GROUP BY door").fetchall()
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == len(SQLITE_MIGRATIONS)
+        finally:
+            conn.close()
+        return dict(rows)
+
+
+class PostgresBackend(V1Database):
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+
+    async def open(self) -> PostgresRequestLog:
+        return await PostgresRequestLog.open(DSN, self.schema, batch_size=16)
+
+    async def seed_v1(self, records: list[RequestRecord]) -> None:
+        async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
+            await pg_migrate(conn, self.schema, PG_MIGRATIONS[:1])
+            cols = ", ".join(f'"{c}"' for c in self.OLD_COLUMNS)
+            marks = ", ".join("%s" for _ in self.OLD_COLUMNS)
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    f'INSERT INTO "{self.schema}".requests ({cols}) VALUES ({marks})',
+                    [self.old_row(r) for r in records])
+
+    async def doors(self) -> dict[str, int]:
+        async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
+            cur = await conn.execute(
+                f'SELECT door, COUNT(*) FROM "{self.schema}".requests GROUP BY door')
+            rows = await cur.fetchall()
+            cur = await conn.execute(f'SELECT MAX(number) FROM "{self.schema}".migrations')
+            assert await cur.fetchone() == (len(PG_MIGRATIONS),)
+        return {door: int(n) for door, n in rows}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def backend(request: pytest.FixtureRequest,
+                  tmp_path: Path) -> AsyncIterator[SqliteBackend | PostgresBackend]:
+    if request.param == "sqlite":
+        yield SqliteBackend(tmp_path / "requests.db")
+        return
+    schema = f"test_rl_{uuid.uuid4().hex[:12]}"
+    yield PostgresBackend(schema)
+    async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.mark.anyio
+async def test_door_round_trips_in_column_and_record(
+        backend: SqliteBackend | PostgresBackend) -> None:
+    log = await backend.open()
+    doors = ["chat", "messages", "responses"]
+    records = [replace(record(i, 10.0 + i), door=doors[i % 3]) for i in range(9)]
+    for r in records:
+        await log.write(r)
+    await log.aclose()
+    again = await backend.open()
+    assert await again.records() == records
+    await again.aclose()
+    assert await backend.doors() == {"chat": 3, "messages": 3, "responses": 3}
+
+
+@pytest.mark.anyio
+async def test_a_migration_1_database_upgrades_on_open_and_keeps_its_rows(
+        backend: SqliteBackend | PostgresBackend) -> None:
+    old = [record(i, 100.0 + i) for i in range(20)]
+    await backend.seed_v1(old)
+    log = await backend.open()  # applies the migrations after 1 in place
+    await log.write(replace(record(20, 200.0), door="messages"))
+    await log.flush()
+    stored = await log.records()
+    assert stored[:20] == old  # the old records read back, as door "chat"
+    assert [r.door for r in stored] == ["chat"] * 20 + ["messages"]
+    assert (await log.spend_summary("key", "k0", 0.0, 1000.0)).requests == 11
+    await log.aclose()
+    assert await backend.doors() == {"chat": 20, "messages": 1}
+    reopened = await backend.open()  # and opening the upgraded database again is a no-op
+    assert len(await reopened.records()) == 21
+    await reopened.aclose()

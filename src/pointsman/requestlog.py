@@ -1,9 +1,9 @@
 """The request log record and the Protocol of the stores that keep it.
 
-One record per gateway request: who asked, what was decided and why, which models
-were tried, what happened, tokens, cost and timings. Records are written off the
-request's critical path (a queue drained by a background task) and flushed on
-shutdown, so nothing accepted is lost.
+One record per gateway request: who asked, through which front door, what was decided
+and why, which models were tried, what happened, tokens, cost and timings. Records are
+written off the request's critical path (a queue drained by a background task) and
+flushed on shutdown, so nothing accepted is lost.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class RequestRecord:
     stream: bool = False
     messages: Sequence[Mapping[str, Any]] = field(default_factory=list)
     quality: float | None = None
-    door: str = "chat"
+    door: str = "chat"  # the front door it came through (a doors.base.DoorName)
 
     def to_json(self) -> str:
         # Field by field, not ``asdict``: asdict deep-copies the nested decision (~0.5 ms).

@@ -36,10 +36,42 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[str]) -> None:
-    """Apply the numbered migrations not yet applied (``PRAGMA user_version`` counts them)."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    for number, script in enumerate(migrations[version:], start=version + 1):
-        conn.executescript(f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number}; COMMIT;")
+    """Apply the numbered migrations not yet applied (``PRAGMA user_version`` counts them).
+
+    The version is read again under the write lock: two connections opening the same file
+    at once (the request log and the response store, or two gateway processes) must not
+    both apply the same migration. DDL and the version are one transaction in SQLite."""
+    if _version(conn) >= len(migrations):
+        return  # the usual open: no write lock taken
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = _version(conn)
+        for number, script in enumerate(migrations[version:], start=version + 1):
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _statements(script: str) -> list[str]:
+    """A migration script's statements (``execute`` runs one; ``executescript`` would
+    commit the transaction first). A ``;`` inside a literal does not end a statement."""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\n;"):
+                statements.append(pending)
+            pending = ""
+    return statements
 
 
 def connect(path: str | Path) -> sqlite3.Connection:

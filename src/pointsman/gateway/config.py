@@ -1,5 +1,5 @@
-"""The ``gateway`` config section: listen address, limits, API keys, request log, retries
-and deployment health (strict models: unknown keys are refused)."""
+"""The ``gateway`` config section: listen address, limits, API keys, request log, retries,
+deployment health and stored responses (strict models: unknown keys are refused)."""
 
 from __future__ import annotations
 
@@ -72,6 +72,20 @@ class HealthConfig(_Strict):
     cache_s: float = Field(default=0.25, ge=0)  # how stale another replica's trip may be
 
 
+class ResponsesConfig(_Strict):
+    """The Responses API door's stored responses (kept in the request log's database).
+
+    ``store``: whether a request that omits its ``store`` field is stored (OpenAI's API
+    stores by default; a gateway in front of many clients may not want to keep every
+    conversation, so it is off unless configured). A stored response can be continued
+    with ``previous_response_id`` and read back with ``GET /v1/responses/{id}`` by the same
+    key. ``ttl_s``: how long a stored response is kept, in seconds (default 30 days).
+    """
+
+    store: bool = False
+    ttl_s: float = Field(default=30 * 24 * 3600.0, gt=0)
+
+
 class GatewayConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -82,6 +96,7 @@ class GatewayConfig(_Strict):
     request_log: RequestLogConfig = RequestLogConfig()
     retry: RetryConfig = RetryConfig()
     health: HealthConfig = HealthConfig()
+    responses: ResponsesConfig = ResponsesConfig()
     drain_timeout_s: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")

@@ -1,5 +1,7 @@
 """The request log in PostgreSQL (psycopg 3, async): numbered migrations in a schema of its
-own, batched inserts (``executemany``) from the background drain task."""
+own, batched inserts (``executemany``) from the background drain task. The migrations are
+the schema's: the stored responses (:mod:`pointsman.stores.responses_postgres`) live in the
+same schema and apply the same tuple through :func:`migrate`."""
 
 from __future__ import annotations
 
@@ -29,7 +31,40 @@ MIGRATIONS: tuple[str, ...] = (
        CREATE INDEX ON {schema}.requests (key, ts);
        CREATE INDEX ON {schema}.requests ("user", ts);
        CREATE INDEX ON {schema}.requests (team, ts)""",
+    # 2: the front door a request came through (rows from before it came through chat)
+    """ALTER TABLE {schema}.requests ADD COLUMN door TEXT NOT NULL DEFAULT 'chat';
+       CREATE INDEX ON {schema}.requests (door, ts)""",
+    # 3: stored Responses API answers (pointsman.stores.responses), in the same schema;
+    # JSON, not JSONB: what was stored comes back as it was (JSONB reorders keys)
+    """CREATE TABLE {schema}.responses (
+         id TEXT PRIMARY KEY, key TEXT, created DOUBLE PRECISION NOT NULL,
+         expires_at DOUBLE PRECISION NOT NULL, items JSON NOT NULL, response JSON NOT NULL);
+       CREATE INDEX ON {schema}.responses (expires_at)""",
 )
+
+
+async def migrate(conn: psycopg.AsyncConnection[Any], schema: str,
+                  migrations: Sequence[str] = MIGRATIONS) -> None:
+    """Apply the numbered migrations not yet applied (the ``migrations`` table counts them),
+    in one transaction under an advisory lock: the request log and the response store (or
+    several gateways) opening the same schema at once apply each migration exactly once."""
+    ident = sql.Identifier(schema)
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                           (f"pointsman.migrate.{schema}",))
+        await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
+        await conn.execute(sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {}.migrations (number INTEGER PRIMARY KEY)"
+        ).format(ident))
+        cur = await conn.execute(
+            sql.SQL("SELECT COALESCE(MAX(number), 0) FROM {}.migrations").format(ident))
+        row = await cur.fetchone()
+        done = int(row[0]) if row else 0
+        for number, script in enumerate(migrations[done:], start=done + 1):
+            for statement in script.split(";"):
+                await conn.execute(sql.SQL(statement).format(schema=ident))
+            await conn.execute(sql.SQL(
+                "INSERT INTO {}.migrations (number) VALUES (%s)").format(ident), (number,))
 
 
 class PostgresRequestLog(BatchingRequestLog):
@@ -54,26 +89,12 @@ class PostgresRequestLog(BatchingRequestLog):
                 dsn, autocommit=True, connect_timeout=max(1, int(connect_timeout_s)))
         except psycopg.Error as exc:
             raise StoreUnavailableError(f"request log PostgreSQL unreachable: {exc}") from None
-        log = cls(conn, schema, batch_size)
-        await log._migrate()
-        return log
-
-    async def _migrate(self) -> None:
-        schema = sql.Identifier(self.schema)
-        async with self._conn.transaction():
-            await self._conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
-            await self._conn.execute(sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {}.migrations (number INTEGER PRIMARY KEY)"
-            ).format(schema))
-            cur = await self._conn.execute(
-                sql.SQL("SELECT COALESCE(MAX(number), 0) FROM {}.migrations").format(schema))
-            row = await cur.fetchone()
-            done = int(row[0]) if row else 0
-            for number, script in enumerate(MIGRATIONS[done:], start=done + 1):
-                for statement in script.split(";"):
-                    await self._conn.execute(sql.SQL(statement).format(schema=schema))
-                await self._conn.execute(sql.SQL(
-                    "INSERT INTO {}.migrations (number) VALUES (%s)").format(schema), (number,))
+        try:
+            await migrate(conn, schema)
+        except psycopg.Error as exc:
+            await conn.close()
+            raise StoreUnavailableError(f"request log PostgreSQL migration: {exc}") from None
+        return cls(conn, schema, batch_size)
 
     async def _write_batch(self, batch: Sequence[RequestRecord]) -> None:
         rows = [(*row_of(r)[:-1], Jsonb(json.loads(r.to_json()))) for r in batch]

@@ -1,5 +1,7 @@
 """The request log in SQLite (the embedded default): WAL mode, numbered migrations, batched
-inserts in a worker thread so the event loop never waits on the disk."""
+inserts in a worker thread so the event loop never waits on the disk. The migrations are
+the whole file's: the stored responses (:mod:`pointsman.stores.responses_sqlite`) live in
+the same file and apply the same tuple, so either store can open a file first."""
 
 from __future__ import annotations
 
@@ -27,11 +29,19 @@ MIGRATIONS: tuple[str, ...] = (
        CREATE INDEX requests_key_ts ON requests (key, ts);
        CREATE INDEX requests_user_ts ON requests (user, ts);
        CREATE INDEX requests_team_ts ON requests (team, ts);""",
+    # 2: the front door a request came through (rows from before it came through chat)
+    """ALTER TABLE requests ADD COLUMN door TEXT NOT NULL DEFAULT 'chat';
+       CREATE INDEX requests_door_ts ON requests (door, ts);""",
+    # 3: stored Responses API answers (pointsman.stores.responses), in the same file
+    """CREATE TABLE responses (
+         id TEXT PRIMARY KEY, key TEXT, created REAL NOT NULL, expires_at REAL NOT NULL,
+         items TEXT NOT NULL, response TEXT NOT NULL);
+       CREATE INDEX responses_expires_at ON responses (expires_at);""",
 )
 
 COLUMNS = ("id", "ts", "key", "user", "team", "session", "requested_model", "model", "outcome",
            "error", "prompt_tokens", "completion_tokens", "cost_usd", "baseline_cost_usd",
-           "ttft_ms", "total_ms", "stream", "record")
+           "ttft_ms", "total_ms", "stream", "door", "record")  # record stays last
 SCOPES = {"key": "key", "user": "user", "team": "team"}
 
 
@@ -39,7 +49,7 @@ def row_of(record: RequestRecord) -> tuple[Any, ...]:
     r = record
     return (r.id, r.ts, r.key, r.user, r.team, r.session, r.requested_model, r.model,
             r.outcome, r.error, r.prompt_tokens, r.completion_tokens, r.cost_usd,
-            r.baseline_cost_usd, r.ttft_ms, r.total_ms, int(r.stream), r.to_json())
+            r.baseline_cost_usd, r.ttft_ms, r.total_ms, int(r.stream), r.door, r.to_json())
 
 
 class SqliteRequestLog(BatchingRequestLog):
