@@ -27,7 +27,8 @@ Response (Responses → IR): ``output_text`` parts → ``content``, refusals →
 ``function_call`` items → ``tool_calls``, reasoning summaries (or reasoning text) →
 ``reasoning_content``; status incomplete → finish_reason length (max_output_tokens) or
 content_filter; usage input / output tokens → prompt / completion tokens with
-``cached_tokens`` and ``reasoning_tokens`` details.
+``cached_tokens`` (and ``cache_write_tokens`` as the IR's ``cache_creation_tokens``) and
+``reasoning_tokens`` details.
 """
 
 from __future__ import annotations
@@ -264,7 +265,9 @@ def usage_dict(usage: Any) -> dict[str, Any] | None:
             "completion_tokens": counted.completion_tokens,
             "total_tokens": counted.total_tokens,
             "prompt_tokens_details": {
-                "cached_tokens": _detail(usage, "input_tokens_details", "cached_tokens")},
+                "cached_tokens": _detail(usage, "input_tokens_details", "cached_tokens"),
+                "cache_creation_tokens": _detail(usage, "input_tokens_details",
+                                                 "cache_write_tokens")},
             "completion_tokens_details": {
                 "reasoning_tokens": _detail(usage, "output_tokens_details", "reasoning_tokens")}}
 
