@@ -36,12 +36,13 @@ def upstream_server() -> Iterator[UpstreamStub]:
 def upstream(upstream_server: UpstreamStub) -> UpstreamStub:
     """The session's :class:`pointsman.testing.UpstreamStub`, reset before each test.
 
-    A real HTTP server on 127.0.0.1 speaking OpenAI (``POST /v1/chat/completions``) and
-    Anthropic (``POST /v1/messages``). Point an endpoint's ``base_url`` at
-    ``upstream.base_url`` (``http://127.0.0.1:<port>/v1``; both adapters accept it), then
+    A real HTTP server on 127.0.0.1 speaking OpenAI (``POST /v1/chat/completions``),
+    Anthropic (``POST /v1/messages``) and OpenAI Responses (``POST /v1/responses``). Point
+    an endpoint's ``base_url`` at ``upstream.base_url`` (``http://127.0.0.1:<port>/v1``;
+    every adapter accepts it), then
     script failures per upstream model name: ``upstream.behave("gpt-4o-mini",
     statuses=[429], retry_after=2)``, ``hang=True``, ``cut_after=0``, ``delay_ms=50``,
-    ``tool_call=True`` ...; assert with ``upstream.requests(model)``,
+    ``tool_call=True``, ``cached_tokens=40`` ...; assert with ``upstream.requests(model)``,
     ``upstream.last_request(model)`` and ``upstream.last_headers(model)``.
     """
     upstream_server.reset()

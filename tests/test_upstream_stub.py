@@ -194,3 +194,134 @@ def test_logprobs_only_when_asked_in_answers_and_streams(upstream: UpstreamStub)
               if e["choices"] and e["choices"][0]["delta"].get("content")]
     assert "".join(t["token"] for t in tokens) == "a b c"
     assert all(t["logprob"] == -0.5 for t in tokens)
+
+
+# -- the OpenAI Responses wire, checked with the official SDK ------------------------------
+
+def _responses_client(upstream: UpstreamStub) -> Any:
+    import openai
+
+    return openai.OpenAI(base_url=upstream.base_url, api_key="sk-stub", max_retries=0)
+
+
+RESPONSES_TOOL: dict[str, Any] = {
+    "type": "function", "name": "lookup", "description": "Look it up", "strict": False,
+    "parameters": {"type": "object", "properties": {"q": {"type": "string"},
+                                                    "n": {"type": "integer"}}}}
+
+
+def test_responses_create_with_the_openai_sdk(upstream: UpstreamStub) -> None:
+    client = _responses_client(upstream)
+    response = client.responses.create(model="m-r", input="What is the capital of France?",
+                                       instructions="Be brief.")
+    assert response.output_text == "stub answer from m-r: What is the capital of France?"
+    assert response.status == "completed"
+    assert response.usage.input_tokens == 2 + 1 + 6
+    assert response.usage.output_tokens == len(response.output_text.split())
+    assert response.usage.input_tokens_details.cached_tokens == 0
+    assert response.usage.output_tokens_details.reasoning_tokens == 0
+
+
+def test_responses_stream_with_the_openai_sdk_validates_every_event(
+        upstream: UpstreamStub) -> None:
+    from openai.types.responses import ResponseStreamEvent
+    from pydantic import TypeAdapter
+
+    client = _responses_client(upstream)
+    upstream.behave("m-r", cached_tokens=4)
+    deltas: list[str] = []
+    with client.responses.stream(model="m-r", input=[USER]) as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+        final = stream.get_final_response()
+    assert "".join(deltas) == final.output_text == \
+        "stub answer from m-r: What is the capital of France?"
+    assert final.usage is not None and final.usage.input_tokens_details.cached_tokens == 4
+    raw = httpx.post(f"{upstream.base_url}/responses", json={
+        "model": "m-r", "input": "a b c", "stream": True, "max_output_tokens": 2,
+        "include": ["message.output_text.logprobs"]}).text
+    adapter: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
+    events = [adapter.validate_python(json.loads(d)) for d in sse_data(raw)]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert events[-1].type == "response.incomplete"
+    assert events[-1].response.incomplete_details.reason == "max_output_tokens"
+    assert [e.logprobs[0].logprob for e in events if e.type == "response.output_text.delta"
+            ] == [-0.05, -0.05]
+
+
+def test_responses_tool_call_and_reasoning_with_the_openai_sdk(upstream: UpstreamStub) -> None:
+    from openai.types.responses import Response
+
+    client = _responses_client(upstream)
+    upstream.behave("m-rt", tool_call=True, reasoning_tokens=7)
+    with client.responses.stream(model="m-rt", input=[USER], tools=[RESPONSES_TOOL],
+                                 reasoning={"effort": "low", "summary": "auto"}) as stream:
+        final = stream.get_final_response()
+    reasoning, call = final.output
+    assert reasoning.type == "reasoning"
+    assert reasoning.summary[0].text == f"Thinking about: {USER['content'][:40]}"
+    assert call.type == "function_call" and call.name == "lookup"
+    assert json.loads(call.arguments) == {"q": USER["content"][:40], "n": 1}
+    assert final.usage is not None and final.usage.output_tokens_details.reasoning_tokens == 7
+    result = {"type": "function_call_output", "call_id": call.call_id, "output": "Paris"}
+    again = client.responses.create(model="m-rt", tools=[RESPONSES_TOOL], input=[
+        USER, {"type": "function_call", "call_id": call.call_id, "name": "lookup",
+               "arguments": call.arguments}, result])
+    assert again.output[-1].type == "message"
+    raw = httpx.post(f"{upstream.base_url}/responses",
+                     json={"model": "m-rt", "input": "hi", "tools": [RESPONSES_TOOL]}).json()
+    assert Response.model_validate(raw).output[-1].type == "function_call"
+
+
+def test_responses_errors_and_unknown_fields(upstream: UpstreamStub) -> None:
+    import openai
+
+    client = _responses_client(upstream)
+    upstream.behave("m-re", statuses=[429], retry_after=3)
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.responses.create(model="m-re", input="hi")
+    assert limited.value.response.headers["retry-after"] == "3"
+    url = f"{upstream.base_url}/responses"
+    unknown = httpx.post(url, json={"model": "m-re", "input": "hi", "messages": []})
+    assert unknown.status_code == 400 and "messages" in unknown.json()["error"]["message"]
+    empty = httpx.post(url, json={"model": "m-re", "input": []})
+    assert empty.status_code == 400
+
+
+# -- cached and reasoning tokens on the other wires ----------------------------------------
+
+def test_openai_usage_details_only_when_set(upstream: UpstreamStub) -> None:
+    upstream.behave("m-cu", cached_tokens=5, reasoning_tokens=3)
+    url = f"{upstream.base_url}/chat/completions"
+    usage = httpx.post(url, json={"model": "m-cu", "messages": [USER]}).json()["usage"]
+    words = 10  # "stub answer from m-cu: What is the capital of France?"
+    assert usage == {"prompt_tokens": 7 + 5, "completion_tokens": words + 3,
+                     "total_tokens": 12 + words + 3,
+                     "prompt_tokens_details": {"cached_tokens": 5},
+                     "completion_tokens_details": {"reasoning_tokens": 3}}
+    streamed = httpx.post(url, json={"model": "m-cu", "messages": [USER], "stream": True,
+                                     "stream_options": {"include_usage": True}}).text
+    assert json.loads(sse_data(streamed)[-2])["usage"] == usage
+
+
+def test_anthropic_cache_fields_only_when_set(upstream: UpstreamStub) -> None:
+    url = f"{upstream.url}/v1/messages"
+    headers = {"anthropic-version": "2023-06-01"}
+    body = {"model": "c-cu", "max_tokens": 50, "messages": [USER]}
+    plain = httpx.post(url, json=body, headers=headers).json()["usage"]
+    assert set(plain) == {"input_tokens", "output_tokens"}
+    upstream.behave("c-cu", cached_tokens=30, cache_creation_tokens=8, reasoning_tokens=2)
+    usage = httpx.post(url, json=body, headers=headers).json()["usage"]
+    assert usage == {"input_tokens": 7, "cache_read_input_tokens": 30,
+                     "cache_creation_input_tokens": 8,
+                     "output_tokens": plain["output_tokens"] + 2}
+    events = [json.loads(d) for d in sse_data(httpx.post(url, json={**body, "stream": True},
+                                                         headers=headers).text)]
+    assert events[0]["message"]["usage"]["cache_read_input_tokens"] == 30
+    assert events[-2]["usage"]["output_tokens"] == usage["output_tokens"]
+
+
+def test_token_counts_must_not_be_negative(upstream: UpstreamStub) -> None:
+    with pytest.raises(ValueError, match="cached_tokens"):
+        upstream.behave("m", cached_tokens=-1)

@@ -19,6 +19,15 @@ Example (the built-in default config declares the five endpoints below)::
         gpt-4o-mini: [{endpoint: openai},
                       {endpoint: azure-east, upstream_model: gpt-4o-mini-2024-07-18}]
 
+An endpoint's ``kind`` is its wire format: ``openai`` (Chat Completions,
+``POST {base_url}/chat/completions``), ``anthropic`` (Messages, ``POST {base_url}/v1/messages``)
+or ``openai_responses`` (the Responses API, ``POST {base_url}/responses``, sent with
+``store: false``; ``reasoning_summary: auto`` asks for reasoning summaries on calls that ask
+for reasoning, which needs a verified OpenAI organization)::
+
+        openai-responses: {kind: openai_responses, base_url: "https://api.openai.com/v1",
+                           api_key_env: OPENAI_API_KEY, reasoning_summary: auto}
+
 A catalog model without a ``deployments`` entry has one deployment: the endpoint its
 catalog ``provider`` names, with its catalog ``upstream_model`` (or its name). Keys come
 from the environment variable ``api_key_env`` names, or from ``api_key`` (never printed).
@@ -83,7 +92,7 @@ class TimeoutsOverride(_Strict):
 class EndpointConfig(_Strict):
     """One upstream: a wire format (``kind``), a base URL and how to authenticate."""
 
-    kind: Literal["openai", "anthropic"]
+    kind: Literal["openai", "anthropic", "openai_responses"]
     base_url: str = Field(min_length=1)
     api_key_env: str | None = Field(default=None, min_length=1)
     api_key: SecretStr | None = None
@@ -92,6 +101,7 @@ class EndpointConfig(_Strict):
     timeouts: TimeoutsOverride = TimeoutsOverride()
     default_max_tokens: int = Field(default=4096, gt=0)
     anthropic_version: str = "2023-06-01"
+    reasoning_summary: Literal["auto", "concise", "detailed"] | None = None  # openai_responses
 
     @field_validator("base_url")
     @classmethod
@@ -205,6 +215,7 @@ def make_provider(name: str, endpoint: EndpointConfig,
     """The adapter for one endpoint (``base_url`` overrides the configured one)."""
     from pointsman.providers.anthropic import AnthropicProvider
     from pointsman.providers.openai_compat import OpenAICompatProvider
+    from pointsman.providers.openai_responses import OpenAIResponsesProvider
 
     url = base_url or endpoint.base_url
     if endpoint.kind == "anthropic":
@@ -212,6 +223,11 @@ def make_provider(name: str, endpoint: EndpointConfig,
                                  api_key_header=endpoint.api_key_header,
                                  version=endpoint.anthropic_version,
                                  default_max_tokens=endpoint.default_max_tokens)
+    if endpoint.kind == "openai_responses":
+        return OpenAIResponsesProvider(name, url, client, api_key=api_key,
+                                       headers=endpoint.headers,
+                                       api_key_header=endpoint.api_key_header,
+                                       reasoning_summary=endpoint.reasoning_summary)
     return OpenAICompatProvider(name, url, client, api_key=api_key, headers=endpoint.headers,
                                 api_key_header=endpoint.api_key_header)
 

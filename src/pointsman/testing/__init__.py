@@ -1,5 +1,6 @@
-"""Test helpers shipped with pointsman: a local upstream that speaks the OpenAI and
-Anthropic wire formats, with injectable failures (:mod:`pointsman.testing.upstream`).
+"""Test helpers shipped with pointsman: a local upstream that speaks the OpenAI Chat
+Completions, Anthropic Messages and OpenAI Responses wire formats, with injectable
+failures (:mod:`pointsman.testing.upstream`).
 
 Imports are lazy so that ``python -m pointsman.testing.upstream`` runs the module once.
 """

@@ -41,7 +41,19 @@ class Behavior:
     usage           False: streams carry no usage chunk, even when asked (as some
                     OpenAI-compatible servers do)
     logprob         the log-probability of every answer token, sent when the request asks
-                    for ``logprobs`` (OpenAI wire format)
+                    for ``logprobs`` (OpenAI) or includes ``message.output_text.logprobs``
+                    (Responses)
+    cached_tokens   prompt tokens read from the upstream's prompt cache, on top of the
+                    counted words: OpenAI ``prompt_tokens_details.cached_tokens``, Anthropic
+                    ``cache_read_input_tokens``, Responses ``input_tokens_details``
+    cache_creation_tokens   prompt tokens written to the cache, on top of the others
+                    (Anthropic ``cache_creation_input_tokens``, Responses
+                    ``input_tokens_details.cache_write_tokens``; Chat Completions has none)
+    reasoning_tokens  hidden reasoning tokens, on top of the answer's: OpenAI
+                    ``completion_tokens_details.reasoning_tokens``, Responses
+                    ``output_tokens_details`` (and a reasoning item), Anthropic counts them
+                    in ``output_tokens`` only. The detail fields are sent only when non-zero
+                    (OpenAI, Anthropic), always on Responses
     """
 
     delay_ms: float = 0.0
@@ -56,6 +68,9 @@ class Behavior:
     text: str | None = None
     usage: bool = True
     logprob: float = -0.05
+    cached_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
 
     def __post_init__(self) -> None:
         if self.cut_mode not in ("reset", "end", "garbage", "error"):
@@ -63,6 +78,9 @@ class Behavior:
                              f"{self.cut_mode!r}")
         if any(not 100 <= s <= 599 for s in self.statuses):
             raise ValueError(f"statuses must be HTTP statuses, got {list(self.statuses)}")
+        for name in ("cached_tokens", "cache_creation_tokens", "reasoning_tokens"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a whole number >= 0")
 
     def updated(self, **changes: Any) -> Behavior:
         known = {f.name for f in fields(Behavior)}

@@ -1,6 +1,7 @@
-"""The two wire formats the upstream stub speaks: OpenAI Chat Completions and Anthropic
-Messages. Each turns a :class:`~pointsman.testing.stub_state.Plan` into a body or into a
-list of server-sent events (``(is_token, bytes)``, so the server can pace tokens)."""
+"""The three wire formats the upstream stub speaks: OpenAI Chat Completions, Anthropic
+Messages and the OpenAI Responses API. Each turns a
+:class:`~pointsman.testing.stub_state.Plan` into a body or into a list of server-sent events
+(``(is_token, bytes)``, so the server can pace tokens)."""
 
 from __future__ import annotations
 
@@ -128,9 +129,16 @@ class OpenAIWire:
         return {"tool": "tool_calls", "stop_sequence": "stop"}.get(plan.finish, plan.finish)
 
     @staticmethod
-    def _usage(plan: Plan) -> dict[str, int]:
-        return {"prompt_tokens": plan.prompt_tokens, "completion_tokens": plan.completion_tokens,
-                "total_tokens": plan.prompt_tokens + plan.completion_tokens}
+    def _usage(plan: Plan, behavior: Behavior) -> dict[str, Any]:
+        prompt = plan.prompt_tokens + behavior.cached_tokens
+        completion = plan.completion_tokens + behavior.reasoning_tokens
+        usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                                 "total_tokens": prompt + completion}
+        if behavior.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": behavior.cached_tokens}
+        if behavior.reasoning_tokens:
+            usage["completion_tokens_details"] = {"reasoning_tokens": behavior.reasoning_tokens}
+        return usage
 
     @staticmethod
     def _logprobs(body: Mapping[str, Any], pieces: Sequence[str],
@@ -153,7 +161,7 @@ class OpenAIWire:
                 "choices": [{"index": 0, "message": message,
                              "logprobs": self._logprobs(body, plan.pieces, behavior),
                              "finish_reason": self._finish(plan)}],
-                "usage": self._usage(plan)}
+                "usage": self._usage(plan, behavior)}
 
     def events(self, body: Mapping[str, Any], plan: Plan, number: int,
                behavior: Behavior) -> list[Event]:
@@ -181,7 +189,7 @@ class OpenAIWire:
             tail.append((False, _sse({"id": f"chatcmpl-stub-{number}",
                                       "object": "chat.completion.chunk", "created": CREATED,
                                       "model": body.get("model"), "choices": [],
-                                      "usage": self._usage(plan)})))
+                                      "usage": self._usage(plan, behavior)})))
         tail.append((False, b"data: [DONE]\n\n"))
         error = _sse({"error": {"message": "stub: overloaded mid-stream",
                                 "type": "server_error", "code": None}})
@@ -247,15 +255,25 @@ class AnthropicWire:
         return {"id": f"msg_stub_{number}", "type": "message", "role": "assistant",
                 "model": body.get("model"), "content": content,
                 "stop_reason": self._stop_reason(plan), "stop_sequence": plan.stop_sequence,
-                "usage": {"input_tokens": plan.prompt_tokens,
-                          "output_tokens": plan.completion_tokens}}
+                "usage": {**self._input_usage(plan, behavior),
+                          "output_tokens": plan.completion_tokens + behavior.reasoning_tokens}}
+
+    @staticmethod
+    def _input_usage(plan: Plan, behavior: Behavior) -> dict[str, int]:
+        """``input_tokens`` (uncached) and the cache fields, when non-zero."""
+        usage = {"input_tokens": plan.prompt_tokens}
+        if behavior.cached_tokens:
+            usage["cache_read_input_tokens"] = behavior.cached_tokens
+        if behavior.cache_creation_tokens:
+            usage["cache_creation_input_tokens"] = behavior.cache_creation_tokens
+        return usage
 
     def events(self, body: Mapping[str, Any], plan: Plan, number: int,
                behavior: Behavior) -> list[Event]:
         start = {"type": "message_start", "message": {
             "id": f"msg_stub_{number}", "type": "message", "role": "assistant", "content": [],
             "model": body.get("model"), "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": plan.prompt_tokens, "output_tokens": 1}}}
+            "usage": {**self._input_usage(plan, behavior), "output_tokens": 1}}}
         events: list[Event] = [(False, _sse(start, "message_start")),
                                (False, _sse({"type": "ping"}, "ping"))]
         if plan.tool_name:
@@ -265,7 +283,8 @@ class AnthropicWire:
                                   [{"type": "text_delta", "text": p} for p in plan.pieces])
         end = [(False, _sse({"type": "message_delta", "delta": {
                    "stop_reason": self._stop_reason(plan), "stop_sequence": plan.stop_sequence},
-                   "usage": {"output_tokens": plan.completion_tokens}}, "message_delta")),
+                   "usage": {"output_tokens": plan.completion_tokens + behavior.reasoning_tokens}},
+                   "message_delta")),
                (False, _sse({"type": "message_stop"}, "message_stop"))]
         error = _sse({"type": "error", "error": {"type": "overloaded_error",
                                                  "message": "stub: overloaded mid-stream"}},
@@ -292,5 +311,207 @@ class AnthropicWire:
         return events
 
 
+KNOWN_RESPONSES_FIELDS = frozenset({
+    "model", "input", "instructions", "stream", "stream_options", "tools", "tool_choice",
+    "parallel_tool_calls", "max_output_tokens", "max_tool_calls", "temperature", "top_p",
+    "top_logprobs", "text", "reasoning", "include", "store", "user", "metadata",
+    "prompt_cache_key", "prompt_cache_retention", "safety_identifier", "service_tier",
+    "previous_response_id", "conversation", "prompt", "truncation", "background"})
+LOGPROBS_INCLUDE = "message.output_text.logprobs"
+
+
+class ResponsesWire(OpenAIWire):
+    """``POST /v1/responses``: the OpenAI Responses API (errors and auth as OpenAI's).
+
+    A text answer is one ``message`` output item; a tool call one ``function_call`` item;
+    with ``reasoning_tokens`` a ``reasoning`` item comes first, whose summary has text
+    when the request asks for ``reasoning.summary``. The answer stops at
+    ``max_output_tokens`` with status ``incomplete`` (a stream then ends with
+    ``response.incomplete``); otherwise a stream ends with ``response.completed``.
+    """
+
+    def check(self, body: Mapping[str, Any], headers: Mapping[str, str],
+              api_key: str | None) -> Response | None:
+        if api_key is not None and headers.get("authorization") != f"Bearer {api_key}":
+            return self.error(401, "Incorrect API key provided.")
+        unknown = sorted(set(body) - KNOWN_RESPONSES_FIELDS)
+        if unknown:
+            return self.error(400, f"Unknown parameter: '{unknown[0]}'.")
+        given = body.get("input")
+        if not isinstance(given, str) and (not isinstance(given, list) or not given):
+            return self.error(400, "'input' must be a string or a non-empty array")
+        if body.get("stream_options") and not body.get("stream"):
+            return self.error(400, "stream_options is only allowed when stream is true")
+        return None
+
+    @staticmethod
+    def _input(body: Mapping[str, Any]) -> list[Any]:
+        given = body["input"]
+        return [{"role": "user", "content": given}] if isinstance(given, str) else given
+
+    def plan(self, body: Mapping[str, Any], behavior: Behavior, number: int) -> Plan:
+        items = self._input(body)
+        text, ends_with_user = _last_user(items)
+        prompt = prompt_tokens(items, body.get("instructions"))
+        tools = [t for t in body.get("tools") or () if isinstance(t, dict)
+                 and t.get("type") == "function"]
+        if behavior.tool_call and tools and ends_with_user:
+            return tool_plan(str(tools[0].get("name")), tools[0].get("parameters"), text,
+                             prompt, f"call_stub_{number}")
+        return text_plan(str(body.get("model")), text, behavior, prompt,
+                         body.get("max_output_tokens"), [])
+
+    @staticmethod
+    def _responses_usage(plan: Plan, behavior: Behavior) -> dict[str, Any]:
+        prompt = plan.prompt_tokens + behavior.cached_tokens + behavior.cache_creation_tokens
+        completion = plan.completion_tokens + behavior.reasoning_tokens
+        return {"input_tokens": prompt,
+                "input_tokens_details": {"cached_tokens": behavior.cached_tokens,
+                                         "cache_write_tokens": behavior.cache_creation_tokens},
+                "output_tokens": completion,
+                "output_tokens_details": {"reasoning_tokens": behavior.reasoning_tokens},
+                "total_tokens": prompt + completion}
+
+    @staticmethod
+    def _token_logprobs(body: Mapping[str, Any], pieces: Sequence[str], behavior: Behavior,
+                        with_bytes: bool) -> list[dict[str, Any]]:
+        if LOGPROBS_INCLUDE not in (body.get("include") or ()):
+            return []
+        return [{"token": p, "logprob": behavior.logprob, "top_logprobs": [],
+                 **({"bytes": list(p.encode())} if with_bytes else {})} for p in pieces]
+
+    def _summary(self, body: Mapping[str, Any]) -> str:
+        """The reasoning summary's text: only when the request asks for summaries."""
+        reasoning = body.get("reasoning")
+        if not isinstance(reasoning, dict) or not reasoning.get("summary"):
+            return ""
+        return f"Thinking about: {_last_user(self._input(body))[0][:40]}"
+
+    def _items(self, body: Mapping[str, Any], plan: Plan, number: int,
+               behavior: Behavior) -> list[dict[str, Any]]:
+        """The finished output items."""
+        items: list[dict[str, Any]] = []
+        if behavior.reasoning_tokens:
+            summary = self._summary(body)
+            items.append({"type": "reasoning", "id": f"rs_stub_{number}", "summary": [
+                {"type": "summary_text", "text": summary}] if summary else []})
+        if plan.tool_name:
+            items.append({"type": "function_call", "id": f"fc_stub_{number}",
+                          "call_id": plan.tool_id, "name": plan.tool_name,
+                          "arguments": "".join(plan.pieces), "status": "completed"})
+            return items
+        text = {"type": "output_text", "text": plan.text, "annotations": [],
+                "logprobs": self._token_logprobs(body, plan.pieces, behavior, True)}
+        items.append({"type": "message", "id": f"msg_stub_{number}", "status": "completed",
+                      "role": "assistant", "content": [text]})
+        return items
+
+    def _response(self, body: Mapping[str, Any], number: int, status: str,
+                  output: list[dict[str, Any]], usage: dict[str, Any] | None
+                  ) -> dict[str, Any]:
+        tools = [{"strict": True, **t} if t.get("type") == "function" else t
+                 for t in body.get("tools") or () if isinstance(t, dict)]
+        return {"id": f"resp_stub_{number}", "object": "response", "created_at": CREATED,
+                "status": status, "error": None,
+                "incomplete_details": {"reason": "max_output_tokens"}
+                if status == "incomplete" else None,
+                "instructions": body.get("instructions"),
+                "max_output_tokens": body.get("max_output_tokens"),
+                "model": body.get("model"), "output": output,
+                "parallel_tool_calls": body.get("parallel_tool_calls", True),
+                "previous_response_id": None, "reasoning": body.get("reasoning") or {},
+                "store": body.get("store", True), "temperature": body.get("temperature", 1.0),
+                "text": body.get("text") or {"format": {"type": "text"}},
+                "tool_choice": body.get("tool_choice", "auto"), "tools": tools,
+                "top_p": body.get("top_p", 1.0), "truncation": "disabled", "usage": usage,
+                "user": body.get("user"), "metadata": body.get("metadata") or {}}
+
+    def complete(self, body: Mapping[str, Any], plan: Plan, number: int,
+                 behavior: Behavior) -> dict[str, Any]:
+        status = "incomplete" if plan.finish == "length" else "completed"
+        return self._response(body, number, status, self._items(body, plan, number, behavior),
+                              self._responses_usage(plan, behavior))
+
+    def events(self, body: Mapping[str, Any], plan: Plan, number: int,
+               behavior: Behavior) -> list[Event]:
+        started = self._response(body, number, "in_progress", [], None)
+        events: list[tuple[bool, dict[str, Any]]] = [
+            (False, {"type": "response.created", "response": started}),
+            (False, {"type": "response.in_progress", "response": started})]
+        for index, item in enumerate(self._items(body, plan, number, behavior)):
+            events += self._item_events(body, index, item, plan, behavior)
+        final = self.complete(body, plan, number, behavior)
+        if not behavior.usage:
+            final["usage"] = None
+        end = [(False, {"type": f"response.{final['status']}", "response": final})]
+        error = {"type": "error", "code": "server_error", "param": None,
+                 "message": "stub: overloaded mid-stream", "sequence_number": len(events) + 1}
+        numbered = [(token, _sse({**event, "sequence_number": i}, str(event["type"])))
+                    for i, (token, event) in enumerate(events + end)]
+        return _cut(numbered[:len(events)], behavior, numbered[len(events):],
+                    _sse(error, "error"))
+
+    def _item_events(self, body: Mapping[str, Any], index: int, item: dict[str, Any],
+                     plan: Plan, behavior: Behavior) -> list[tuple[bool, dict[str, Any]]]:
+        """output_item.added, the item's own events, output_item.done."""
+        kind = item["type"]
+        if kind == "reasoning":
+            middle = self._summary_events(index, item)
+            added = {**item, "summary": []}
+        elif kind == "function_call":
+            middle = self._call_events(index, item, plan)
+            added = {**item, "arguments": "", "status": "in_progress"}
+        else:
+            middle = self._text_events(body, index, item, plan, behavior)
+            added = {**item, "content": [], "status": "in_progress"}
+        return [(False, {"type": "response.output_item.added", "output_index": index,
+                         "item": added}), *middle,
+                (False, {"type": "response.output_item.done", "output_index": index,
+                         "item": item})]
+
+    @staticmethod
+    def _summary_events(index: int, item: dict[str, Any]) -> list[tuple[bool, dict[str, Any]]]:
+        out: list[tuple[bool, dict[str, Any]]] = []
+        where = {"item_id": item["id"], "output_index": index}
+        for i, part in enumerate(item["summary"]):
+            at = {**where, "summary_index": i}
+            out += [(False, {"type": "response.reasoning_summary_part.added", **at,
+                             "part": {"type": "summary_text", "text": ""}}),
+                    (False, {"type": "response.reasoning_summary_text.delta", **at,
+                             "delta": part["text"]}),
+                    (False, {"type": "response.reasoning_summary_text.done", **at,
+                             "text": part["text"]}),
+                    (False, {"type": "response.reasoning_summary_part.done", **at,
+                             "part": part})]
+        return out
+
+    @staticmethod
+    def _call_events(index: int, item: dict[str, Any],
+                     plan: Plan) -> list[tuple[bool, dict[str, Any]]]:
+        where = {"item_id": item["id"], "output_index": index}
+        deltas: list[tuple[bool, dict[str, Any]]] = [
+            (True, {"type": "response.function_call_arguments.delta", **where, "delta": p})
+            for p in plan.pieces]
+        return [*deltas, (False, {"type": "response.function_call_arguments.done", **where,
+                                  "name": item["name"], "arguments": item["arguments"]})]
+
+    def _text_events(self, body: Mapping[str, Any], index: int, item: dict[str, Any],
+                     plan: Plan, behavior: Behavior) -> list[tuple[bool, dict[str, Any]]]:
+        where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        part = item["content"][0]
+        empty = {**part, "text": "", "logprobs": []}
+        deltas: list[tuple[bool, dict[str, Any]]] = [
+            (True, {"type": "response.output_text.delta", **where, "delta": p,
+                    "logprobs": self._token_logprobs(body, [p], behavior, False)})
+            for p in plan.pieces]
+        return [(False, {"type": "response.content_part.added", **where, "part": empty}),
+                *deltas,
+                (False, {"type": "response.output_text.done", **where, "text": part["text"],
+                         "logprobs": self._token_logprobs(body, plan.pieces, behavior,
+                                                          False)}),
+                (False, {"type": "response.content_part.done", **where, "part": part})]
+
+
 openai_wire = OpenAIWire()
 anthropic_wire = AnthropicWire()
+responses_wire = ResponsesWire()

@@ -1,15 +1,20 @@
-"""A local upstream: the OpenAI and Anthropic wire formats over real HTTP on 127.0.0.1.
+"""A local upstream: the OpenAI, Anthropic and OpenAI Responses wire formats over real
+HTTP on 127.0.0.1.
 
     POST /v1/chat/completions   OpenAI Chat Completions (streaming or not, usage,
-                                stream_options.include_usage, tool calls)
+                                stream_options.include_usage, tool calls, logprobs)
     POST /v1/messages           Anthropic Messages (streaming or not, tool_use)
+    POST /v1/responses          OpenAI Responses (streaming or not, function_call items,
+                                reasoning items, output_text logprobs; answers and events
+                                that the openai SDK's models accept)
     GET  /v1/models             the models seen or configured
     POST /_stub/behavior        {"model": "gpt-4o-mini", "statuses": [429], ...}  ("*": all)
     GET  /_stub/stats           requests per model, the last body and headers per model
     POST /_stub/reset           forget behaviours and counters
 
 Answers are deterministic (see :mod:`pointsman.testing.stub_state`); what goes wrong, and
-when, is set per upstream model name with :class:`~pointsman.testing.stub_state.Behavior`.
+when, is set per upstream model name with :class:`~pointsman.testing.stub_state.Behavior`
+(the same behaviours on every wire format, cached and reasoning token counts included).
 
 From Python::
 
@@ -50,6 +55,7 @@ from pointsman.testing.stub_wire import (
     anthropic_wire,
     injected_status,
     openai_wire,
+    responses_wire,
 )
 
 POLL_S = 0.05
@@ -104,6 +110,7 @@ class StubApp:
         return [
             Route("/v1/chat/completions", self._endpoint(openai_wire), methods=["POST"]),
             Route("/v1/messages", self._endpoint(anthropic_wire), methods=["POST"]),
+            Route("/v1/responses", self._endpoint(responses_wire), methods=["POST"]),
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/_stub/behavior", self.behavior, methods=["POST"]),
             Route("/_stub/stats", self.stats, methods=["GET"]),
@@ -291,7 +298,8 @@ class UpstreamStub:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pointsman.testing.upstream",
-                                     description="A local OpenAI/Anthropic upstream stub.")
+                                     description="A local OpenAI/Anthropic/Responses "
+                                                 "upstream stub.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9001)
     parser.add_argument("--delay-ms", type=float, default=0.0,

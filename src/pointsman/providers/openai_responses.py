@@ -1,0 +1,106 @@
+"""The OpenAI Responses adapter: ``POST {base_url}/responses`` (OpenAI, Azure OpenAI's v1
+API and servers that speak the Responses API). Requests and answers are translated by
+:mod:`pointsman.providers.responses_wire`; every call is sent with ``store: false``.
+
+A stream must end with ``response.completed`` (or ``response.incomplete``: the output
+limit was reached, finish_reason ``length``), or it is a
+:class:`~pointsman.errors.StreamBrokenError`; ``response.failed`` and ``error`` events are
+one too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+
+import httpx
+
+from pointsman.errors import StreamBrokenError
+from pointsman.providers.base import ChatCall, ChatResult
+from pointsman.providers.http import (
+    Chunk,
+    Deadline,
+    HttpAdapter,
+    SseEvent,
+    decode_event,
+    drain,
+    kept_headers,
+    log,
+)
+from pointsman.providers.responses_wire import StreamTranslator, to_completion, to_responses
+from pointsman.providers.responses_wire import usage_of as responses_usage
+from pointsman.providers.wire import Wire
+
+
+class OpenAIResponsesProvider(HttpAdapter):
+    """A :class:`~pointsman.providers.base.Provider` for one Responses API endpoint.
+
+    ``api_key`` goes in ``Authorization: Bearer`` unless ``api_key_header`` names another
+    header (Azure's ``api-key``); ``reasoning_summary`` (auto, concise, detailed) asks for
+    reasoning summaries on calls that ask for reasoning (they come back as
+    ``reasoning_content``); None asks for none, as summaries need a verified organization.
+    """
+
+    def __init__(self, name: str, base_url: str, client: httpx.AsyncClient | Wire | None = None, *,
+                 api_key: str | None = None, headers: Mapping[str, str] | None = None,
+                 api_key_header: str | None = None,
+                 reasoning_summary: str | None = None) -> None:
+        super().__init__(name, base_url, client, api_key=api_key, headers=headers)
+        self.reasoning_summary = reasoning_summary
+        auth: dict[str, str] = {}
+        if api_key:
+            header = api_key_header or "Authorization"
+            auth[header] = f"Bearer {api_key}" if header.lower() == "authorization" else api_key
+        self._headers = self.call_headers(auth)
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/responses"
+
+    async def complete(self, call: ChatCall) -> ChatResult:
+        model = str(call.body.get("model", ""))
+        deadline = Deadline(call.timeouts, model, streaming=False)
+        body = to_responses(call.body, self.reasoning_summary)
+        body.pop("stream", None)
+        data, headers = await self.fetch_json(self.url, body, self._headers, deadline)
+        return ChatResult(to_completion(data, model), responses_usage(data.get("usage")),
+                          kept_headers(headers))
+
+    async def stream_batches(self, call: ChatCall) -> AsyncGenerator[list[Chunk], None]:
+        model = str(call.body.get("model", ""))
+        deadline = Deadline(call.timeouts, model, streaming=True)
+        body = {**to_responses(call.body, self.reasoning_summary), "stream": True}
+        options = call.body.get("stream_options")
+        include_usage = isinstance(options, Mapping) and bool(options.get("include_usage"))
+        translator = StreamTranslator(model, include_usage)
+        response = await self.open(self.url, body, self._headers, deadline)
+        try:
+            async with aclosing(self.event_batches(response, deadline)) as batches:
+                async for events in batches:
+                    chunks, error = self._batch(events, translator, model)
+                    if chunks:
+                        yield chunks
+                    if error is not None:
+                        raise error
+                    if translator.done:
+                        await drain(batches)
+                        return
+            log.info("%s: stream for %s ended without response.completed", self.name, model)
+            raise StreamBrokenError(
+                f"the stream from {self.where} ended without response.completed", model)
+        finally:
+            await response.aclose()
+
+    def _batch(self, events: list[SseEvent], translator: StreamTranslator, model: str
+               ) -> tuple[list[Chunk], StreamBrokenError | None]:
+        """(the IR chunks of ``events`` up to the terminal event, the error that ended
+        them)."""
+        chunks: list[Chunk] = []
+        for event in events:
+            try:
+                chunks.extend(translator.feed(decode_event(event, model, self.where)))
+            except StreamBrokenError as exc:
+                return chunks, exc
+            if translator.done:
+                break
+        return chunks, None
