@@ -8,7 +8,9 @@ closes the provider clients and the spend ledger.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,14 +27,17 @@ from pointsman.budget.http import spend_route
 from pointsman.config import PointsmanConfig
 from pointsman.doors.base import Door
 from pointsman.doors.chat import ChatDoor
+from pointsman.doors.messages import MessagesDoor
 from pointsman.errors import MethodNotAllowedError, PointsmanError, RouteNotFoundError
 from pointsman.executor import DeploymentSource
-from pointsman.gateway.endpoints import door_endpoint
+from pointsman.gateway.endpoints import count_tokens_endpoint, door_endpoint
 from pointsman.gateway.errors import door_error
 from pointsman.gateway.models import get_model, health, list_models
+from pointsman.gateway.responses_http import create_response, delete_response, get_response
 from pointsman.gateway.runtime import Gateway
 from pointsman.requestlog import RequestLog
 from pointsman.state import OutcomeRecorder
+from pointsman.stores.responses import ResponseStore
 
 log = logging.getLogger("pointsman.gateway")
 
@@ -47,11 +52,13 @@ def default_deployments(config: PointsmanConfig, gateway_catalog: Any) -> Deploy
 
 
 CHAT = ChatDoor()
+MESSAGES = MessagesDoor()
+PURGE_EVERY_S = 3600.0
 
 
 def door_of(path: str) -> Door:
     """The door whose error shape a path's errors take (Chat Completions' by default)."""
-    return CHAT
+    return MESSAGES if path.startswith("/v1/messages") else CHAT
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -91,10 +98,13 @@ async def _close(what: object) -> None:
 def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = None, *,
                request_log: RequestLog | None = None,
                guard: LedgerBudgetGuard | None = None,
-               recorders: Sequence[OutcomeRecorder] = ()) -> Starlette:
+               recorders: Sequence[OutcomeRecorder] = (),
+               responses: ResponseStore | None = None) -> Starlette:
     """The gateway app; ``recorders`` are told every upstream attempt's outcome, besides
     the health, latency and metrics recorders the gateway has (a non-streaming answer is
-    sent before they are told)."""
+    sent before they are told). A caller that passes its own ``request_log`` passes the
+    Responses door's ``responses`` store too (or has none); else both are opened from the
+    config."""
     from pointsman.router import resolve_catalog
 
     owned: list[object] = []
@@ -110,25 +120,25 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
     owned.append(gw.latency)
     owned.append(gw.health)
     admin = [*config.budgets.admin_keys, *gw.keys.admin_secrets]
-    chat = door_endpoint(CHAT)
-    routes = [
-        Route("/v1/chat/completions", chat, methods=["POST"]),
-        Route("/chat/completions", chat, methods=["POST"]),
-        Route("/v1/models", list_models, methods=["GET"]),
-        Route("/v1/models/{model:path}", get_model, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
-        Route("/metrics", gw.metrics.endpoint, methods=["GET"]),
-        spend_route(config.budgets, gw, guard.ledger if guard else ledger, admin),
-    ]
+    routes = [*door_routes(),
+              Route("/v1/models", list_models, methods=["GET"]),
+              Route("/v1/models/{model:path}", get_model, methods=["GET"]),
+              Route("/health", health, methods=["GET"]),
+              Route("/metrics", gw.metrics.endpoint, methods=["GET"]),
+              spend_route(config.budgets, gw, guard.ledger if guard else ledger, admin)]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         gw.log = request_log if request_log is not None else await _open_log(config)
+        gw.responses = responses if request_log is not None else await _open_responses(config)
+        purging = asyncio.get_running_loop().create_task(_purge(gw))
         try:
             yield
         finally:
-            if request_log is None and gw.log is not None:
-                await _close(gw.log)
+            purging.cancel()
+            for own in (gw.log, gw.responses) if request_log is None else ():
+                if own is not None:
+                    await _close(own)
             for item in owned:
                 await _close(item)
 
@@ -137,6 +147,40 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
         Exception: _internal_error})
     app.state.gateway = gw
     return app
+
+
+def door_routes() -> list[Route]:
+    """The three doors' routes (Chat Completions also without its ``/v1`` prefix)."""
+    chat, messages = door_endpoint(CHAT), door_endpoint(MESSAGES)
+    return [
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/chat/completions", chat, methods=["POST"]),
+        Route("/v1/messages", messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", count_tokens_endpoint, methods=["POST"]),
+        Route("/v1/responses", create_response, methods=["POST"]),
+        Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
+        Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+    ]
+
+
+async def _purge(gw: Gateway) -> None:
+    """Drop expired stored responses now and then (reads already ignore them)."""
+    while True:
+        if gw.responses is not None:
+            try:
+                await gw.responses.purge(time.time())
+            except PointsmanError as exc:
+                log.warning("stored responses: purge failed: %s", exc.message)
+        await asyncio.sleep(PURGE_EVERY_S)
+
+
+async def _open_responses(config: PointsmanConfig) -> ResponseStore | None:
+    cfg = config.gateway.request_log
+    if not cfg.enabled:
+        return None
+    from pointsman.stores.requestlog_open import open_response_store
+
+    return await open_response_store(cfg.sqlite_path, cfg.postgres_dsn, cfg.postgres_schema)
 
 
 async def _open_log(config: PointsmanConfig) -> RequestLog | None:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from pointsman.doors.base import Door
 from pointsman.errors import PointsmanError
@@ -45,3 +45,18 @@ def door_endpoint(door: Door) -> Endpoint:
             return door_error(door, exc, {"x-pointsman-request-id": request_id})
         return await Exchange(gw, door, principal, chat, body, request_id, started).run()
     return endpoint
+
+
+async def count_tokens_endpoint(request: Request) -> Response:
+    """``POST /v1/messages/count_tokens``: the input tokens of a Messages request, estimated
+    offline (no upstream call, nothing charged)."""
+    from pointsman.doors.messages import MessagesDoor, count_tokens
+
+    gw: Gateway = request.app.state.gateway
+    try:
+        authenticate(gw, request)
+        body = await read_json(request, gw.config.gateway.max_body_bytes)
+        tokens = count_tokens(body)
+    except PointsmanError as exc:
+        return door_error(MessagesDoor(), exc)
+    return JSONResponse({"input_tokens": tokens})

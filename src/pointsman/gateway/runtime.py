@@ -30,6 +30,7 @@ from pointsman.health import CooldownSource, HealthRecorder, HealthStore, Memory
 from pointsman.latency.wiring import build_latency
 from pointsman.registry import create_scorer, scorers
 from pointsman.requestlog import Outcome, RequestLog, RequestRecord
+from pointsman.stores.responses import ResponseStore
 from pointsman.router import Router, resolve_catalog
 from pointsman.signals.base import AsyncComplexityScorer
 from pointsman.state import AttemptOutcome, BudgetGuard, OutcomeRecorder, StateSource
@@ -85,6 +86,7 @@ class Gateway:
         self.guard = guard
         self.router = Router(config, gateway_scorer(config, self.executor))
         self.log: RequestLog | None = None
+        self.responses: ResponseStore | None = None  # the Responses door's stored answers
         # record ids: a random 64-bit prefix per process and a counter (os.urandom per
         # record is a system call on every request)
         self._id_prefix = secrets.token_hex(8)
