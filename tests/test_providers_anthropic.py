@@ -122,7 +122,9 @@ def test_response_translation_of_stop_reasons(reason: str, finish: str) -> None:
     assert choice["message"]["content"] == "Let me check."
     assert choice["message"]["tool_calls"][0]["function"] == {
         "name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}
-    assert out["usage"] == {"prompt_tokens": 15, "completion_tokens": 7, "total_tokens": 22}
+    assert out["usage"] == {"prompt_tokens": 15, "completion_tokens": 7, "total_tokens": 22,
+                            "prompt_tokens_details": {"cached_tokens": 5,
+                                                      "cache_creation_tokens": 0}}
 
 
 def test_stream_translator_refuses_malformed_events() -> None:
