@@ -118,7 +118,8 @@ def tool_input(arguments: Any, name: str) -> dict[str, Any]:
         value = None
     if not isinstance(value, dict):
         log.warning("messages door: tool call %r has arguments that are not a JSON object: "
-                    "%.80r; sent as {}", name, arguments)
+                    "%.80r; sent as {}", name,
+                    arguments if isinstance(arguments, str) else type(arguments).__name__)
         return {}
     return value
 

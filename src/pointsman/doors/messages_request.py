@@ -35,10 +35,19 @@ SERVER_BLOCKS = frozenset({"server_tool_use", "web_search_tool_result", "web_fet
                            "mcp_tool_result", "container_upload", "tool_search_tool_result"})
 THINKING_TYPES = frozenset({"enabled", "disabled", "adaptive"})
 CHOICES = {"auto": "auto", "any": "required", "none": "none"}
+MAX_DEPTH = 64  # JSON nesting the door passes on (orjson writes at most 254 levels)
 
 
 def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
+
+
+def _shown(value: Any) -> str:
+    """A caller's value for a message: scalars shortened, anything else by its type (the
+    repr of a deeply nested value would itself fail)."""
+    if isinstance(value, str | int | float) or value is None:
+        return f"{value!r:.40}"
+    return _kind(value)
 
 
 def _string(value: Any, where: str, *, empty: bool = True) -> str:
@@ -63,7 +72,7 @@ def _list(value: Any, where: str, *, empty: bool = True) -> list[Any]:
 
 def _int(value: Any, where: str, low: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise InputError(f"{where} must be an integer of at least {low}, got {value!r:.40}",
+        raise InputError(f"{where} must be an integer of at least {low}, got {_shown(value)}",
                          where)
     return value
 
@@ -72,6 +81,22 @@ def _number(value: Any, where: str) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise InputError(f"{where} must be a number, got {_kind(value)}", where)
     return float(value)
+
+
+def free_form(value: Any, where: str) -> Any:
+    """``value`` (a schema, a tool's input, a server tool ...: JSON the door passes on
+    without reading), checked to nest no deeper than :data:`MAX_DEPTH`, so that writing
+    it upstream cannot fail."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InputError(f"{where} is nested deeper than {MAX_DEPTH} levels", where)
+        children = item.values() if isinstance(item, Mapping) else item \
+            if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, Mapping | list))
+    return value
 
 
 def dumps(value: Any, where: str) -> str:
@@ -101,7 +126,7 @@ class RequestReader:
         if control is not None:
             _string(_object(control, f"{where}.cache_control").get("type"),
                     f"{where}.cache_control.type", empty=False)
-            out["cache_control"] = dict(control)
+            out["cache_control"] = dict(free_form(control, f"{where}.cache_control"))
             self.ext = True
         return out
 
@@ -120,7 +145,7 @@ class RequestReader:
         elif kind == "url":
             url = _string(source.get("url"), f"{where}.source.url", empty=False)
         else:
-            raise InputError(f"{where}.source.type {kind!r} is not supported (base64 or url)",
+            raise InputError(f"{where}.source.type {kind!r:.40} is not supported (base64 or url)",
                              f"{where}.source.type")
         return self.cache(block, {"type": "image_url", "image_url": {"url": url}}, where)
 
@@ -140,7 +165,7 @@ class RequestReader:
                          for i, b in enumerate(_list(content, f"{where}.source.content"))]
                 text = "\n".join(p["text"] for p in parts)
         else:
-            raise InputError(f"{where}: documents of source type {kind!r} are not supported "
+            raise InputError(f"{where}.source.type {kind!r:.40}: only text documents pass "
                              "through this gateway (send the text)", f"{where}.source.type")
         title = block.get("title")
         if title is not None:
@@ -155,7 +180,8 @@ class RequestReader:
             return self.image_part(block, where)
         if kind == "document":
             return self.document_part(block, where)
-        raise InputError(f"{where}.type {kind!r} is not supported in a user turn", f"{where}.type")
+        raise InputError(f"{where}.type {kind!r:.40} is not supported in a user turn",
+                         f"{where}.type")
 
     # -- turns -----------------------------------------------------------------------------
     def tool_message(self, block: Mapping[str, Any], where: str) -> Part:
@@ -188,7 +214,7 @@ class RequestReader:
             return self.text_part(block, where)
         if kind == "image":
             return self.image_part(block, where)
-        raise InputError(f"{where}.type {kind!r} is not supported in a tool_result",
+        raise InputError(f"{where}.type {kind!r:.40} is not supported in a tool_result",
                          f"{where}.type")
 
     def user_turn(self, content: Any, where: str) -> list[Part]:
@@ -213,7 +239,7 @@ class RequestReader:
                 "signature": _string(block.get("signature", ""), f"{where}.signature")}
 
     def tool_call(self, block: Mapping[str, Any], where: str) -> Part:
-        arguments = _object(block.get("input"), f"{where}.input")
+        arguments = free_form(_object(block.get("input"), f"{where}.input"), f"{where}.input")
         return {"id": _string(block.get("id"), f"{where}.id", empty=False), "type": "function",
                 "function": {"name": _string(block.get("name"), f"{where}.name", empty=False),
                              "arguments": dumps(arguments, f"{where}.input")}}
@@ -237,7 +263,7 @@ class RequestReader:
                 log.info("messages door: %s (%s) dropped: server tool history has no IR form",
                          at, kind)
             else:
-                raise InputError(f"{at}.type {kind!r} is not supported in an assistant turn",
+                raise InputError(f"{at}.type {kind!r:.40} is not supported in an assistant turn",
                                  f"{at}.type")
         return self.assistant_message(texts, calls, thinking)
 
@@ -264,7 +290,7 @@ class RequestReader:
                 out.append(self.assistant_turn(message.get("content"), where))
             else:
                 raise InputError(f"{where}.role must be 'user' or 'assistant', got "
-                                 f"{role!r:.40}", f"{where}.role")
+                                 f"{_shown(role)}", f"{where}.role")
         return out
 
     def system(self, value: Any) -> list[Part]:
@@ -291,10 +317,11 @@ class RequestReader:
         if kind is not None and kind != "custom":
             _string(kind, f"{where}.type", empty=False)
             self.ext = True
-            return dict(tool)  # a server tool, for an Anthropic upstream to run
+            return dict(free_form(tool, where))  # a server tool, for an Anthropic upstream to run
         function: Part = {"name": _string(tool.get("name"), f"{where}.name", empty=False),
-                          "parameters": dict(_object(tool.get("input_schema"),
-                                                     f"{where}.input_schema"))}
+                          "parameters": dict(free_form(_object(
+                              tool.get("input_schema"), f"{where}.input_schema"),
+                              f"{where}.input_schema"))}
         if tool.get("description") is not None:
             function["description"] = _string(tool["description"], f"{where}.description")
         return self.cache(tool, {"type": "function", "function": function}, where)
@@ -328,7 +355,7 @@ class RequestReader:
         if kind == "enabled":
             _int(config.get("budget_tokens"), "thinking.budget_tokens", 1)
         self.ext = True
-        return dict(config)
+        return dict(free_form(config, "thinking"))
 
     def options(self, body: Mapping[str, Any], out: Part) -> None:
         stops = body.get("stop_sequences")
