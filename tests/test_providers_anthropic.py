@@ -122,7 +122,9 @@ def test_response_translation_of_stop_reasons(reason: str, finish: str) -> None:
     assert choice["message"]["content"] == "Let me check."
     assert choice["message"]["tool_calls"][0]["function"] == {
         "name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}
-    assert out["usage"] == {"prompt_tokens": 15, "completion_tokens": 7, "total_tokens": 22}
+    assert out["usage"] == {"prompt_tokens": 15, "completion_tokens": 7, "total_tokens": 22,
+                            "prompt_tokens_details": {"cached_tokens": 5,
+                                                      "cache_creation_tokens": 0}}
 
 
 def test_stream_translator_refuses_malformed_events() -> None:
@@ -272,3 +274,106 @@ def test_cut_streams_are_broken(upstream: UpstreamStub, cut: int, mode: str,
         run(upstream.base_url, lambda p: collect(p, ChatCall(body), got))
     tokens = [c for c in got if c["choices"] and c["choices"][0]["delta"].get("content")]
     assert len(tokens) == cut
+
+
+# -- IR extensions (thinking, prompt cache, server tools, the door's headers) --------------
+
+EPHEMERAL = {"type": "ephemeral"}
+WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 2}
+
+
+def extended_body(model: str) -> dict[str, Any]:
+    """An IR body as the Messages door builds it, every extension in use."""
+    return {
+        "model": model, "max_tokens": 50, "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "top_k": 5, "tools": [{**WEATHER, "cache_control": EPHEMERAL}, WEB_SEARCH],
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "Be brief.",
+                                            "cache_control": EPHEMERAL}]},
+            user("Weather in Paris?"),
+            {"role": "assistant", "content": None,
+             "thinking_blocks": [{"type": "thinking", "thinking": "Use the tool.",
+                                  "signature": "sig-1"}],
+             "tool_calls": [{"id": "toolu_1", "type": "function", "function": {
+                 "name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": "toolu_1",
+             "content": [{"type": "text", "text": "18C", "cache_control": EPHEMERAL}]}],
+        "_pointsman": {"door": "messages", "ext": True, "anthropic_beta": "beta-a,beta-b",
+                       "anthropic_version": "2023-06-01"}}
+
+
+def test_extensions_reach_the_upstream_and_the_door_headers_ride_along(
+        upstream: UpstreamStub) -> None:
+    result = run(upstream.base_url, lambda p: p.complete(ChatCall(extended_body("claude-x"))))
+    sent = upstream.last_request("claude-x") or {}
+    assert "_pointsman" not in sent
+    assert sent["system"] == [{"type": "text", "text": "Be brief.", "cache_control": EPHEMERAL}]
+    assert sent["messages"][1]["content"][0] == {"type": "thinking", "thinking": "Use the tool.",
+                                                 "signature": "sig-1"}
+    assert sent["messages"][2]["content"] == [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                               "content": [{"type": "text", "text": "18C",
+                                                            "cache_control": EPHEMERAL}]}]
+    assert sent["tools"][0]["cache_control"] == EPHEMERAL
+    assert sent["tools"][1] == WEB_SEARCH
+    assert (sent["thinking"], sent["top_k"]) == ({"type": "enabled", "budget_tokens": 1024}, 5)
+    headers = upstream.last_headers("claude-x")
+    assert (headers["anthropic-beta"], headers["x-api-key"]) == ("beta-a,beta-b", KEY)
+    assert result.body["choices"][0]["finish_reason"] == "stop"
+    # the next call without the door's facts goes out with the adapter's own headers
+    run(upstream.base_url, lambda p: p.complete(ChatCall({"model": "claude-x",
+                                                          "messages": [user("hi")]})))
+    assert "anthropic-beta" not in upstream.last_headers("claude-x")
+
+
+def test_answers_keep_thinking_stop_sequences_and_cache_usage() -> None:
+    data = {"id": "msg_1", "model": "c", "stop_reason": "stop_sequence", "stop_sequence": "END",
+            "content": [{"type": "thinking", "thinking": "Hmm.", "signature": "sig"},
+                        {"type": "redacted_thinking", "data": "opaque"},
+                        {"type": "text", "text": "Done"}],
+            "usage": {"input_tokens": 4, "cache_read_input_tokens": 10,
+                      "cache_creation_input_tokens": 6, "output_tokens": 3}}
+    out = to_completion(data)
+    choice = out["choices"][0]
+    assert choice["message"]["reasoning_content"] == "Hmm."
+    assert choice["message"]["thinking_blocks"] == [
+        {"type": "thinking", "thinking": "Hmm.", "signature": "sig"},
+        {"type": "redacted_thinking", "data": "opaque"}]
+    assert (choice["finish_reason"], choice["stop_reason"]) == ("stop", "END")
+    assert out["usage"]["prompt_tokens"] == 20
+    assert out["usage"]["prompt_tokens_details"] == {"cached_tokens": 10,
+                                                     "cache_creation_tokens": 6}
+
+
+def test_stream_translator_emits_thinking_and_signature_deltas() -> None:
+    translator = StreamTranslator("c", include_usage=True)
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": {"id": "msg_1", "model": "c", "usage": {
+            "input_tokens": 4, "cache_read_input_tokens": 10, "output_tokens": 1}}},
+        {"type": "content_block_start", "index": 0,
+         "content_block": {"type": "thinking", "thinking": "", "signature": ""}},
+        {"type": "content_block_delta", "index": 0,
+         "delta": {"type": "thinking_delta", "thinking": "Hmm."}},
+        {"type": "content_block_delta", "index": 0,
+         "delta": {"type": "signature_delta", "signature": "sig"}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "content_block_start", "index": 1,
+         "content_block": {"type": "redacted_thinking", "data": "opaque"}},
+        {"type": "content_block_start", "index": 2, "content_block": {"type": "text",
+                                                                      "text": ""}},
+        {"type": "content_block_delta", "index": 2, "delta": {"type": "text_delta",
+                                                              "text": "Done"}},
+        {"type": "message_delta", "delta": {"stop_reason": "stop_sequence",
+                                            "stop_sequence": "END"},
+         "usage": {"output_tokens": 3, "cache_creation_input_tokens": 6}},
+        {"type": "message_stop"}]
+    chunks = [c for e in events for c in translator.feed(e)]
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    assert deltas[1:5] == [
+        {"reasoning_content": "Hmm."},
+        {"thinking_blocks": [{"type": "thinking", "signature": "sig"}]},
+        {"thinking_blocks": [{"type": "redacted_thinking", "data": "opaque"}]},
+        {"content": "Done"}]
+    assert chunks[-2]["choices"][0]["stop_reason"] == "END"
+    assert chunks[-1]["usage"] == {
+        "prompt_tokens": 14, "completion_tokens": 3, "total_tokens": 17,
+        "prompt_tokens_details": {"cached_tokens": 10, "cache_creation_tokens": 6}}

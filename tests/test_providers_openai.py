@@ -205,3 +205,37 @@ def test_cut_streams_are_broken(upstream: UpstreamStub, cut: int, mode: str, tok
         run(upstream.base_url, lambda p: collect(p, ChatCall(body("m-10")), got))
     assert len(text_of(got).split()) == tokens
     assert caught.value.model == "m-10"
+
+
+def test_door_facts_and_extensions_never_reach_an_openai_endpoint(
+        upstream: UpstreamStub, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "pointsman.providers")
+    cached = {"type": "ephemeral"}
+    sent = body("m-x", thinking={"type": "adaptive"}, top_k=3,
+                tools=[{**TOOL, "cache_control": cached}, {"type": "web_search_20250305",
+                                                           "name": "web_search"}],
+                _pointsman={"door": "messages", "ext": True})
+    sent["messages"] = [{"role": "system", "content": [{"type": "text", "text": "Be brief.",
+                                                        "cache_control": cached}]},
+                        USER, {"role": "assistant", "content": "Rhine.", "thinking_blocks": [
+                            {"type": "thinking", "thinking": "x", "signature": "s"}]}, USER]
+    result = run(upstream.base_url, lambda p: p.complete(ChatCall(sent)))
+    assert result.body["choices"][0]["finish_reason"] == "stop"
+    got = upstream.last_request("m-x") or {}
+    assert not {"_pointsman", "thinking", "top_k"} & set(got)
+    assert got["tools"] == [TOOL]
+    assert got["messages"][0]["content"] == [{"type": "text", "text": "Be brief."}]
+    assert got["messages"][2] == {"role": "assistant", "content": "Rhine."}
+    dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert dropped == ["stub: dropped what an OpenAI-compatible endpoint does not take: "
+                       "content cache_control, message thinking_blocks, server tools, thinking, "
+                       "tool cache_control, top_k"]
+    assert sent["tools"][0]["cache_control"] == cached  # the caller's body is left alone
+
+
+def test_a_plain_door_body_loses_only_its_private_key(upstream: UpstreamStub) -> None:
+    sent = body("m-y", top_k=3, _pointsman={"door": "messages"})
+    chunks = run(upstream.base_url, lambda p: collect(p, ChatCall({**sent, "stream": True})))
+    assert text_of(chunks).startswith("stub answer from m-y")
+    got = upstream.last_request("m-y") or {}
+    assert "_pointsman" not in got and got["top_k"] == 3

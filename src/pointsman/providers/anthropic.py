@@ -1,15 +1,20 @@
 """The Anthropic Messages adapter: ``POST {base_url}/v1/messages`` with ``x-api-key`` and
 ``anthropic-version``; requests and answers are translated by
 :mod:`pointsman.providers.anthropic_wire`. A stream must end with ``message_stop``.
-Status 529 (overloaded) is an :class:`~pointsman.errors.UpstreamServerError`."""
+Status 529 (overloaded) is an :class:`~pointsman.errors.UpstreamServerError`.
+
+A body from the Messages door carries the caller's ``anthropic-beta`` and
+``anthropic-version`` in ``_pointsman``: they are sent as headers on that call only."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
+from typing import Any
 
 import httpx
 
+from pointsman.doors.base import PRIVATE
 from pointsman.errors import StreamBrokenError
 from pointsman.providers.anthropic_wire import StreamTranslator, to_anthropic, to_completion
 from pointsman.providers.anthropic_wire import usage_of as anthropic_usage
@@ -52,12 +57,24 @@ class AnthropicProvider(HttpAdapter):
         root = self.base_url.removesuffix("/v1")
         return f"{root}/v1/messages"
 
+    def headers_for(self, body: Mapping[str, Any]) -> Mapping[str, str]:
+        """The call's headers: the adapter's own, unless the door passed the caller's
+        beta features or API version along (then a copy with them)."""
+        private = body.get(PRIVATE) if PRIVATE in body else None
+        if not isinstance(private, Mapping):
+            return self._headers
+        extra = {header: value for header, key in (("anthropic-beta", "anthropic_beta"),
+                                                   ("anthropic-version", "anthropic_version"))
+                 if isinstance(value := private.get(key), str) and value}
+        return {**self._headers, **extra} if extra else self._headers
+
     async def complete(self, call: ChatCall) -> ChatResult:
         model = str(call.body.get("model", ""))
         deadline = Deadline(call.timeouts, model, streaming=False)
         body = to_anthropic(call.body, self.default_max_tokens)
         body.pop("stream", None)
-        data, headers = await self.fetch_json(self.url, body, self._headers, deadline)
+        data, headers = await self.fetch_json(self.url, body, self.headers_for(call.body),
+                                              deadline)
         return ChatResult(to_completion(data), anthropic_usage(data.get("usage")),
                           kept_headers(headers))
 
@@ -68,7 +85,7 @@ class AnthropicProvider(HttpAdapter):
         options = call.body.get("stream_options")
         include_usage = isinstance(options, Mapping) and bool(options.get("include_usage"))
         translator = StreamTranslator(model, include_usage)
-        response = await self.open(self.url, body, self._headers, deadline)
+        response = await self.open(self.url, body, self.headers_for(call.body), deadline)
         try:
             async with aclosing(self.event_batches(response, deadline)) as batches:
                 async for events in batches:

@@ -15,10 +15,20 @@ Request (OpenAI → Anthropic):
     response_format json_object / json_schema   an instruction appended to ``system``
     anything else (n, seed, logprobs, penalties)   dropped: Anthropic has no equivalent
 
-Response (Anthropic → OpenAI): text blocks → ``content``; tool_use → ``tool_calls`` with
-JSON-string arguments; stop_reason end_turn / stop_sequence / pause_turn → stop,
-max_tokens → length, tool_use → tool_calls, refusal → content_filter; usage input
-(+ cache) / output tokens → prompt / completion tokens.
+IR extensions (:mod:`pointsman.doors.base`): an assistant turn's ``thinking_blocks`` go
+first (unsigned thinking is left out: Anthropic refuses it), ``cache_control`` stays on
+text parts, system parts, tool results and tools, ``thinking`` and ``top_k`` pass
+through, and tools whose type is not ``function`` are Anthropic server tools, sent as
+they are. ``_pointsman`` is never sent (the adapter turns its beta/version into headers).
+
+Response (Anthropic → OpenAI): text blocks → ``content``; thinking → ``reasoning_content``
+and ``thinking_blocks``; tool_use → ``tool_calls`` with JSON-string arguments;
+stop_reason end_turn / stop_sequence / pause_turn → stop (the matched stop sequence as
+the choice's ``stop_reason``, as vLLM reports it), max_tokens → length, tool_use →
+tool_calls, refusal → content_filter; usage input (+ cache) / output tokens → prompt /
+completion tokens, cache reads / writes → ``prompt_tokens_details.cached_tokens`` /
+``cache_creation_tokens``. Streams: thinking deltas → ``reasoning_content`` deltas,
+signature deltas → ``thinking_blocks`` deltas.
 """
 
 from __future__ import annotations
@@ -66,15 +76,52 @@ def _parts(content: Any) -> list[Block]:
     blocks: list[Block] = []
     for part in content:
         kind = part.get("type") if isinstance(part, Mapping) else None
+        block: Block
         if kind == "text":
-            blocks.append({"type": "text", "text": str(part.get("text", ""))})
+            block = {"type": "text", "text": str(part.get("text", ""))}
         elif kind == "image_url":
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, Mapping) else image
-            blocks.append(_image(str(url)))
+            block = _image(str(url))
         else:
             raise _bad(f"content part type {kind!r} is not supported")
+        blocks.append(_cached(part, block))
     return blocks
+
+
+def _cached(source: Mapping[str, Any], block: Block) -> Block:
+    """``block`` with ``source``'s prompt-cache breakpoint (an IR extension), if any."""
+    control = source.get("cache_control")
+    if control is not None:
+        block["cache_control"] = control
+    return block
+
+
+def _thinking(blocks: Any) -> list[Block]:
+    """An assistant turn's ``thinking_blocks`` (replayed first). A thinking block without
+    a signature did not come from Anthropic (another model's reasoning): Anthropic would
+    refuse it, so it is left out."""
+    out: list[Block] = []
+    for block in blocks if isinstance(blocks, list) else ():
+        if not isinstance(block, Mapping):
+            continue
+        if block.get("type") == "redacted_thinking":
+            out.append({"type": "redacted_thinking", "data": block.get("data")})
+        elif block.get("type") == "thinking" and block.get("signature"):
+            out.append({"type": "thinking", "thinking": block.get("thinking", ""),
+                        "signature": block["signature"]})
+    return out
+
+
+def _tool_result(message: Mapping[str, Any]) -> Block:
+    content = message.get("content")
+    result: Block = {"type": "tool_result", "tool_use_id": str(message.get("tool_call_id"))}
+    if isinstance(content, list) and any(isinstance(p, Mapping) and (
+            "cache_control" in p or p.get("type") == "image_url") for p in content):
+        result["content"] = _parts(content)
+    else:
+        result["content"] = _text(content)
+    return result
 
 
 def _tool_use(call: Any) -> Block:
@@ -98,24 +145,41 @@ def _turn(message: Mapping[str, Any]) -> tuple[str, list[Block]]:
         return "user", _parts(message.get("content"))
     if role == "assistant":
         blocks = [b for b in _parts(message.get("content")) if b.get("text") != ""]
-        return "assistant", blocks + [_tool_use(c) for c in message.get("tool_calls") or ()]
+        return "assistant", (_thinking(message.get("thinking_blocks")) + blocks
+                             + [_tool_use(c) for c in message.get("tool_calls") or ()])
     if role == "tool":
-        return "user", [{"type": "tool_result", "tool_use_id": str(message.get("tool_call_id")),
-                         "content": _text(message.get("content"))}]
+        return "user", [_tool_result(message)]
     raise _bad(f"unknown message role {role!r}")
 
 
-def translate_messages(messages: Any) -> tuple[str, list[dict[str, Any]]]:
-    """OpenAI messages → (Anthropic ``system``, Anthropic ``messages``)."""
+def _system_blocks(content: Any) -> list[Block]:
+    """A system message as text blocks: a list of parts keeps each part's cache_control."""
+    if isinstance(content, list) and any(isinstance(p, Mapping) and "cache_control" in p
+                                         for p in content):
+        return [b for b in _parts(content) if b.get("text")]
+    text = _text(content)
+    return [{"type": "text", "text": text}] if text else []
+
+
+def system_of(blocks: list[Block]) -> str | list[Block]:
+    """Anthropic ``system``: the text joined with blank lines, or the blocks themselves
+    when one of them is a prompt-cache breakpoint."""
+    if any("cache_control" in b for b in blocks):
+        return blocks
+    return "\n\n".join(b["text"] for b in blocks)
+
+
+def translate_messages(messages: Any) -> tuple[list[Block], list[dict[str, Any]]]:
+    """OpenAI messages → (Anthropic ``system`` blocks, Anthropic ``messages``)."""
     if not isinstance(messages, list) or not messages:
         raise _bad("messages must be a non-empty list")
-    system: list[str] = []
+    system: list[Block] = []
     turns: list[dict[str, Any]] = []
     for message in messages:
         if not isinstance(message, Mapping):
             raise _bad("every message must be an object")
         if message.get("role") in ("system", "developer"):
-            system.append(_text(message.get("content")))
+            system.extend(_system_blocks(message.get("content")))
             continue
         role, blocks = _turn(message)
         if not blocks:
@@ -124,12 +188,17 @@ def translate_messages(messages: Any) -> tuple[str, list[dict[str, Any]]]:
             turns[-1]["content"].extend(blocks)
         else:
             turns.append({"role": role, "content": blocks})
-    return "\n\n".join(s for s in system if s), turns
+    return system, turns
 
 
 def translate_tools(tools: Sequence[Any]) -> list[Block]:
+    """Function tools as Anthropic custom tools (cache_control kept); tools of another
+    type are Anthropic server tools (web search, bash ...), sent as they are."""
     out = []
     for tool in tools:
+        if isinstance(tool, Mapping) and tool.get("type") not in (None, "function"):
+            out.append(dict(tool))
+            continue
         function = tool.get("function") if isinstance(tool, Mapping) else None
         if not isinstance(function, Mapping) or not function.get("name"):
             raise InputError("every tool needs function.name", param="tools")
@@ -137,7 +206,7 @@ def translate_tools(tools: Sequence[Any]) -> list[Block]:
                         or {"type": "object", "properties": {}}}
         if function.get("description"):
             entry["description"] = function["description"]
-        out.append(entry)
+        out.append(_cached(tool, entry))
     return out
 
 
@@ -174,12 +243,13 @@ def to_anthropic(body: Mapping[str, Any], default_max_tokens: int) -> dict[str, 
     """An OpenAI Chat Completions body as an Anthropic Messages body."""
     system, messages = translate_messages(body.get("messages"))
     instruction = _json_instruction(body.get("response_format"))
-    system = "\n\n".join(s for s in (system, instruction) if s)
+    if instruction:
+        system.append({"type": "text", "text": instruction})
     out: dict[str, Any] = {"model": body.get("model"), "messages": messages,
                            "max_tokens": int(body.get("max_completion_tokens")
                                              or body.get("max_tokens") or default_max_tokens)}
     if system:
-        out["system"] = system
+        out["system"] = system_of(system)
     if body.get("tools"):
         out["tools"] = translate_tools(body["tools"])
         choice = translate_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
@@ -194,6 +264,9 @@ def to_anthropic(body: Mapping[str, Any], default_max_tokens: int) -> dict[str, 
         out["top_p"] = body["top_p"]
     if body.get("user"):
         out["metadata"] = {"user_id": str(body["user"])}
+    for name in ("thinking", "top_k"):  # IR extensions (see pointsman.doors.base)
+        if body.get(name) is not None:
+            out[name] = body[name]
     if body.get("stream"):
         out["stream"] = True
     return out
@@ -207,9 +280,36 @@ def usage_of(usage: Any) -> Usage | None:
     return Usage(prompt, int(usage.get("output_tokens") or 0))
 
 
-def usage_dict(usage: Usage) -> dict[str, int]:
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens}
+def usage_dict(usage: Usage, cached: int | None = None,
+               created: int | None = None) -> dict[str, Any]:
+    """IR usage; ``prompt_tokens_details`` when Anthropic reported its prompt cache."""
+    out: dict[str, Any] = {"prompt_tokens": usage.prompt_tokens,
+                           "completion_tokens": usage.completion_tokens,
+                           "total_tokens": usage.total_tokens}
+    if cached is not None or created is not None:
+        out["prompt_tokens_details"] = {"cached_tokens": cached or 0,
+                                        "cache_creation_tokens": created or 0}
+    return out
+
+
+def cache_of(usage: Any) -> tuple[int | None, int | None]:
+    """(cache reads, cache writes) of Anthropic usage; None where not reported."""
+    if not isinstance(usage, Mapping):
+        return None, None
+    read, write = usage.get("cache_read_input_tokens"), usage.get("cache_creation_input_tokens")
+    return (None if read is None else int(read)), (None if write is None else int(write))
+
+
+def thinking_of(blocks: Sequence[Mapping[str, Any]]) -> list[Block]:
+    """An answer's thinking and redacted_thinking blocks, as the IR keeps them."""
+    out: list[Block] = []
+    for b in blocks:
+        if b.get("type") == "thinking":
+            out.append({"type": "thinking", "thinking": str(b.get("thinking") or ""),
+                        "signature": str(b.get("signature") or "")})
+        elif b.get("type") == "redacted_thinking":
+            out.append({"type": "redacted_thinking", "data": str(b.get("data") or "")})
+    return out
 
 
 def to_completion(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -217,6 +317,10 @@ def to_completion(data: Mapping[str, Any]) -> dict[str, Any]:
     blocks = [b for b in data.get("content") or () if isinstance(b, Mapping)]
     text = "".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
     message: dict[str, Any] = {"role": "assistant", "content": text or None}
+    thinking = thinking_of(blocks)
+    if thinking:
+        message["reasoning_content"] = "".join(b.get("thinking", "") for b in thinking)
+        message["thinking_blocks"] = thinking
     calls = [{"id": b.get("id"), "type": "function",
               "function": {"name": b.get("name"), "arguments": json.dumps(b.get("input") or {})}}
              for b in blocks if b.get("type") == "tool_use"]
@@ -227,9 +331,11 @@ def to_completion(data: Mapping[str, Any]) -> dict[str, Any]:
         "model": data.get("model"),
         "choices": [{"index": 0, "message": message, "logprobs": None,
                      "finish_reason": FINISH.get(str(data.get("stop_reason")), "stop")}]}
+    if data.get("stop_reason") == "stop_sequence" and data.get("stop_sequence"):
+        completion["choices"][0]["stop_reason"] = data["stop_sequence"]  # as vLLM says it
     usage = usage_of(data.get("usage"))
     if usage is not None:
-        completion["usage"] = usage_dict(usage)
+        completion["usage"] = usage_dict(usage, *cache_of(data.get("usage")))
     return completion
 
 
@@ -248,6 +354,8 @@ class StreamTranslator:
         self.tools: dict[int, int] = {}
         self.prompt = 0
         self.completion = 0
+        self.cache_read: int | None = None
+        self.cache_write: int | None = None
         self.done = False
 
     def chunk(self, delta: Block, finish: str | None = None) -> dict[str, Any]:
@@ -277,13 +385,20 @@ class StreamTranslator:
             return self._delta(int(event["index"]), event["delta"])
         if kind == "message_delta":
             self._count(event.get("usage"))
-            reason = event["delta"].get("stop_reason")
-            return [self.chunk({}, FINISH.get(str(reason), "stop"))] if reason else []
+            delta = event["delta"]
+            reason = delta.get("stop_reason")
+            if not reason:
+                return []
+            chunk = self.chunk({}, FINISH.get(str(reason), "stop"))
+            if reason == "stop_sequence" and delta.get("stop_sequence"):
+                chunk["choices"][0]["stop_reason"] = delta["stop_sequence"]  # as vLLM says it
+            return [chunk]
         if kind == "message_stop":
             self.done = True
             if not self.include_usage:
                 return []
-            usage = usage_dict(Usage(self.prompt, self.completion))
+            usage = usage_dict(Usage(self.prompt, self.completion), self.cache_read,
+                               self.cache_write)
             return [{**self.chunk({}), "choices": [], "usage": usage}]
         if kind == "error":
             error = event.get("error") or {}
@@ -299,6 +414,9 @@ class StreamTranslator:
             self.prompt = max(self.prompt, counted.prompt_tokens)
         if "output_tokens" in usage:
             self.completion = counted.completion_tokens
+        read, write = cache_of(usage)
+        self.cache_read = self.cache_read if read is None else read
+        self.cache_write = self.cache_write if write is None else write
 
     def _block_start(self, index: int, block: Mapping[str, Any]) -> list[dict[str, Any]]:
         if block["type"] == "tool_use":
@@ -308,6 +426,11 @@ class StreamTranslator:
                 "function": {"name": block["name"], "arguments": ""}}]})]
         if block["type"] == "text" and block.get("text"):
             return [self.chunk({"content": block["text"]})]
+        if block["type"] == "thinking" and block.get("thinking"):
+            return [self.chunk({"reasoning_content": block["thinking"]})]
+        if block["type"] == "redacted_thinking":
+            return [self.chunk({"thinking_blocks": [{"type": "redacted_thinking",
+                                                     "data": block["data"]}]})]
         return []
 
     def _delta(self, index: int, delta: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -318,4 +441,9 @@ class StreamTranslator:
                 return []
             return [self.chunk({"tool_calls": [{
                 "index": self.tools[index], "function": {"arguments": delta["partial_json"]}}]})]
-        return []  # thinking and signature deltas have no OpenAI equivalent
+        if delta["type"] == "thinking_delta":
+            return [self.chunk({"reasoning_content": delta["thinking"]})]
+        if delta["type"] == "signature_delta":
+            return [self.chunk({"thinking_blocks": [{"type": "thinking",
+                                                     "signature": delta["signature"]}]})]
+        return []

@@ -3,8 +3,11 @@ Groq, Together, Gemini's OpenAI endpoint and anything else that speaks
 ``POST {base_url}/chat/completions``.
 
 The body goes upstream untouched (tools, tool_choice, response_format, stream_options
-and every other field); a stream is parsed from server-sent events and must end with
-``data: [DONE]``, or it is a :class:`~pointsman.errors.StreamBrokenError`.
+and every other field), except for the IR's door-private ``_pointsman`` and, when it says
+the body uses them, the IR extensions an OpenAI endpoint would refuse (thinking, top_k,
+thinking_blocks, cache_control, server tools): those are dropped, and what was dropped is
+logged. A stream is parsed from server-sent events and must end with ``data: [DONE]``, or
+it is a :class:`~pointsman.errors.StreamBrokenError`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from pointsman.doors.base import PRIVATE
 from pointsman.errors import StreamBrokenError
 from pointsman.providers.base import ChatCall, ChatResult, Usage
 from pointsman.providers.http import (
@@ -40,6 +44,56 @@ def usage_of(data: Mapping[str, Any]) -> Usage | None:
                      int(usage.get("completion_tokens") or 0))
     except (TypeError, ValueError):
         return None
+
+
+def _uncached(items: Any, dropped: set[str], what: str) -> Any:
+    """``items`` (a list of dicts) without ``cache_control``, copied only where needed."""
+    if not isinstance(items, list) or not any(
+            isinstance(i, Mapping) and "cache_control" in i for i in items):
+        return items
+    dropped.add(what)
+    return [{k: v for k, v in i.items() if k != "cache_control"}
+            if isinstance(i, Mapping) else i for i in items]
+
+
+def _plain_message(message: Any, dropped: set[str]) -> Any:
+    if not isinstance(message, Mapping):
+        return message
+    out = dict(message)
+    if out.pop("thinking_blocks", None) is not None:
+        dropped.add("message thinking_blocks")
+    out["content"] = _uncached(out.get("content"), dropped, "content cache_control")
+    if "content" not in message:
+        del out["content"]
+    return out
+
+
+def strip_extensions(body: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``body`` without ``_pointsman`` and, when it says extensions are used, without
+    those (Anthropic's thinking and top_k, thinking_blocks, cache_control, server tools);
+    what was dropped is logged once."""
+    out = {k: v for k, v in body.items() if k != PRIVATE}
+    private = body.get(PRIVATE)
+    if not (isinstance(private, Mapping) and private.get("ext")):
+        return out
+    dropped: set[str] = {name for name in ("thinking", "top_k") if out.pop(name, None)
+                         is not None}
+    if isinstance(out.get("messages"), list):
+        out["messages"] = [_plain_message(m, dropped) for m in out["messages"]]
+    tools = out.get("tools")
+    if isinstance(tools, list):
+        kept = [t for t in tools if not isinstance(t, Mapping)
+                or t.get("type") in (None, "function")]
+        if len(kept) < len(tools):
+            dropped.add("server tools")
+        out["tools"] = _uncached(kept, dropped, "tool cache_control")
+        if not out["tools"]:
+            for name in ("tools", "tool_choice", "parallel_tool_calls"):
+                out.pop(name, None)
+    if dropped:
+        log.info("%s: dropped what an OpenAI-compatible endpoint does not take: %s", where,
+                 ", ".join(sorted(dropped)))
+    return out
 
 
 class OpenAICompatProvider(HttpAdapter):
@@ -70,6 +124,8 @@ class OpenAICompatProvider(HttpAdapter):
         deadline = Deadline(call.timeouts, model, streaming=False)
         body = {**call.body, "stream": False}
         body.pop("stream_options", None)
+        if PRIVATE in body:
+            body = strip_extensions(body, self.name)
         data, headers = await self.fetch_json(self.url, body, self._headers, deadline)
         return ChatResult(data, usage_of(data), kept_headers(headers))
 
@@ -77,6 +133,8 @@ class OpenAICompatProvider(HttpAdapter):
         model = str(call.body.get("model", ""))
         deadline = Deadline(call.timeouts, model, streaming=True)
         body = {**call.body, "stream": True}
+        if PRIVATE in body:
+            body = strip_extensions(body, self.name)
         response = await self.open(self.url, body, self._headers, deadline)
         try:
             async with aclosing(self.event_batches(response, deadline)) as batches:
