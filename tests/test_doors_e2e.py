@@ -111,9 +111,9 @@ def test_count_tokens_and_errors_in_anthropic_shape(url: str) -> None:
     counted = client.messages.count_tokens(
         model="auto", messages=[{"role": "user", "content": "one two three four " * 10}])
     assert 30 < counted.input_tokens < 80
+    bad_message: Any = {"role": "user", "content": 5}
     with pytest.raises(anthropic.BadRequestError) as bad:
-        client.messages.create(model="auto", max_tokens=10,
-                               messages=[{"role": "user", "content": 5}])  # type: ignore[typeddict-item]
+        client.messages.create(model="auto", max_tokens=10, messages=[bad_message])
     assert bad.value.body["type"] == "error"  # type: ignore[index]
     assert bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
     bob = anthropic.Anthropic(base_url=url, api_key=BOB, max_retries=0)

@@ -7,7 +7,7 @@ log."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,7 @@ class Seen:
     text: str
     tool: str | None
     arguments: dict[str, Any] | None
-    headers: httpx.Headers
+    headers: Mapping[str, str]
 
 
 def _chat(url: str, model: str, stream: bool, tools: bool) -> Seen:
@@ -76,8 +76,8 @@ def _chat(url: str, model: str, stream: bool, tools: bool) -> Seen:
                                                                **extra)
         message = raw.parse().choices[0].message
         call = message.tool_calls[0] if message.tool_calls else None
-        return Seen(message.content or "", call.function.name if call else None,  # type: ignore[union-attr]
-                    json.loads(call.function.arguments) if call else None,  # type: ignore[union-attr]
+        return Seen(message.content or "", call.function.name if call else None,
+                    json.loads(call.function.arguments) if call else None,
                     raw.headers)
     raw_stream = client.chat.completions.with_raw_response.create(
         model=model, messages=messages, stream=True, **extra)
@@ -107,7 +107,7 @@ def _messages(url: str, model: str, stream: bool, tools: bool) -> Seen:
     text = "".join(b.text for b in message.content if b.type == "text")
     uses = [b for b in message.content if b.type == "tool_use"]
     return Seen(text, uses[0].name if uses else None,
-                dict(uses[0].input) if uses else None, headers)  # type: ignore[call-overload]
+                dict(uses[0].input) if uses else None, headers)
 
 
 def _responses(url: str, model: str, stream: bool, tools: bool) -> Seen:
@@ -118,7 +118,7 @@ def _responses(url: str, model: str, stream: bool, tools: bool) -> Seen:
     if stream:
         with client.responses.stream(model=model, input=PROMPT, store=False, **extra) as events:
             response = events.get_final_response()
-            headers = events._raw_stream.response.headers  # type: ignore[attr-defined]
+            headers = events._raw_stream.response.headers
     else:
         raw = client.responses.with_raw_response.create(model=model, input=PROMPT,
                                                         store=False, **extra)
