@@ -39,6 +39,7 @@ EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhigh", "max"}
 SUMMARIES = frozenset({"auto", "concise", "detailed"})
 VERBOSITY = frozenset({"low", "medium", "high"})
 TEXT_PARTS = frozenset({"input_text", "output_text"})
+MAX_DEPTH = 64  # JSON schemas nest far less; deeper would break the upstream's encoder
 Json = dict[str, Any]
 
 
@@ -61,6 +62,27 @@ def _field(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...], wh
 
 def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests deeper than MAX_DEPTH (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def _schema(body: Mapping[str, Any], name: str, where: str) -> Json | None:
+    """A free-form JSON object (a tool's parameters, a response schema)."""
+    value = _field(body, name, dict, "an object", where)
+    if value is not None and _too_deep(value):
+        raise InputError(f"'{where}.{name}' nests deeper than {MAX_DEPTH} levels",
+                         f"{where}.{name}")
+    return value if isinstance(value, dict) else None
 
 
 def _required_str(item: Mapping[str, Any], name: str, where: str) -> str:
@@ -238,10 +260,11 @@ def input_messages(body: Mapping[str, Any], dropped: list[str]) -> list[Json]:
 def function_tool(tool: Mapping[str, Any], where: str) -> Json:
     """A Responses function tool as a Chat one."""
     function: Json = {"name": _required_str(tool, "name", where)}
-    for name, kind, what in (("description", str, "a string"),
-                             ("parameters", dict, "an object"),
-                             ("strict", bool, "a boolean")):
-        value = _field(tool, name, kind, what, where)
+    description = _field(tool, "description", str, "a string", where)
+    parameters = _schema(tool, "parameters", where)
+    strict = _field(tool, "strict", bool, "a boolean", where)
+    for name, value in (("description", description), ("parameters", parameters),
+                        ("strict", strict)):
         if value is not None:
             function[name] = value
     return {"type": "function", "function": function}
@@ -299,7 +322,7 @@ def _response_format(body: Mapping[str, Any]) -> Json | None:
     if kind == "json_object":
         return {"type": "json_object"}
     schema: Json = {"name": _required_str(fmt, "name", "text.format")}
-    value = _field(fmt, "schema", dict, "an object", "text.format")
+    value = _schema(fmt, "schema", "text.format")
     if value is None:
         raise InputError("'text.format.schema' is required", "text.format.schema")
     schema["schema"] = value
