@@ -8,8 +8,9 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import httpx2
 import pytest
-from openai import omit
+from openai import OpenAI, omit
 from openai.lib.streaming.responses._responses import ResponseStreamState
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
@@ -237,6 +238,7 @@ def test_schemas_nested_too_deep_are_refused() -> None:
     ({"format": {"type": "json_schema", "name": "r"}}, "text.format.schema"),
     ({"format": {"type": "json_schema", "schema": {}}}, "text.format.name"),
     ({"format": {"type": "grammar"}}, "text.format.type"),
+    ({"format": {}}, "text.format.type"),
     ({"verbosity": "loud"}, "text.verbosity"),
 ])
 def test_bad_text_format(text: Json, param: str) -> None:
@@ -357,6 +359,15 @@ def test_continue_input_rejects_bad_shapes() -> None:
         continue_input([], {"model": "m", "input": 5})
     with pytest.raises(InputError):
         continue_input("items", {"model": "m", "input": "x"})  # type: ignore[arg-type]
+    with pytest.raises(InputError):
+        continue_input([5], {"model": "m", "input": "x"})  # type: ignore[list-item]
+    with pytest.raises(InputError):
+        continue_input([], [])  # type: ignore[arg-type]
+    kept = continue_input([{"type": "message", "role": "user", "content": "a"}],
+                          {"model": "m", "input": [5]})
+    with pytest.raises(InputError) as info:
+        chat(kept)
+    assert info.value.param == "input[1]"
 
 
 # -- the answer ----------------------------------------------------------------------
@@ -710,3 +721,75 @@ def test_type_confusion_in_the_answer_and_stream(value: Any) -> None:
     data = encoder.encode([{"choices": junk}, {"choices": [{"delta": junk}]},
                            chunk({"content": junk, "tool_calls": [junk]}, None)])
     check(parse(data + encoder.close(StreamUsage(1, 1))))
+
+
+# -- the openai SDK as the client ----------------------------------------------------
+
+
+class FakeGateway:
+    """An httpx transport handler that answers like the gateway will: the SDK's request
+    through ``to_chat``, then the scripted IR answer through ``answer`` or the encoder."""
+
+    def __init__(self, batches: Sequence[Sequence[Json]], message: Json, finish: str,
+                 error: StreamBrokenError | None = None) -> None:
+        self.batches, self.message, self.finish, self.error = batches, message, finish, error
+        self.seen: list[Json] = []
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        body = jsonio.loads(request.content)
+        ir = chat(body)
+        self.seen.append(ir)
+        context = ctx(body)
+        if not ir.get("stream"):
+            answer = DOOR.answer(completion(self.message, self.finish, USAGE), context)
+            return httpx2.Response(200, json=answer)
+        encoder = DOOR.encoder(context)
+        data = b"".join(encoder.encode(batch) for batch in self.batches)
+        data += encoder.fail(self.error) if self.error else encoder.close(StreamUsage(9, 3))
+        return httpx2.Response(200, content=data,
+                              headers={"content-type": "text/event-stream"})
+
+    def client(self) -> OpenAI:
+        return OpenAI(api_key="sk-test", base_url="http://gateway.test/v1", max_retries=0,
+                      http_client=httpx2.Client(transport=httpx2.MockTransport(self)))
+
+
+def test_the_sdk_creates_a_response() -> None:
+    gateway = FakeGateway([], {"content": "Hello!"}, "stop")
+    with gateway.client() as client:
+        response = client.responses.create(
+            model="gpt-test", instructions="Be brief.",
+            input=[{"role": "user", "content": "hi"}],
+            tools=[{"type": "function", "name": "shell", "parameters": {"type": "object"},
+                    "strict": False}])
+    assert response.output_text == "Hello!"
+    assert response.usage is not None and response.usage.total_tokens == 140
+    assert gateway.seen[0]["messages"] == [{"role": "system", "content": "Be brief."},
+                                           {"role": "user", "content": "hi"}]
+    assert gateway.seen[0]["tools"][0]["function"]["name"] == "shell"
+
+
+def test_the_sdk_streams_text_and_tool_calls() -> None:
+    gateway = FakeGateway([[chunk({"content": "Let me check."})], *CALLS], {}, "stop")
+    with gateway.client() as client, client.responses.stream(
+            model="gpt-test", input="weather?") as events:
+        deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+        response = events.get_final_response()
+    assert deltas == ["Let me check."]
+    assert response.output_text == "Let me check."
+    calls = [o for o in response.output if o.type == "function_call"]
+    assert [(c.call_id, c.name, c.arguments) for c in calls] == [
+        ("c1", "a", "{\"x\":1}"), ("c2", "b", "{}")]
+    assert response.usage is not None and response.usage.input_tokens == 9
+    assert gateway.seen[0]["stream_options"] == {"include_usage": True}
+
+
+def test_the_sdk_sees_a_failed_stream() -> None:
+    gateway = FakeGateway([[chunk({"content": "Hel"})]], {}, "stop",
+                          StreamBrokenError("upstream closed early"))
+    with gateway.client() as client:
+        events = list(client.responses.create(model="gpt-test", input="hi", stream=True))
+    assert [e.type for e in events[-2:]] == ["error", "response.failed"]
+    failed = events[-1]
+    assert failed.type == "response.failed" and failed.response.error is not None
+    assert failed.response.error.code == "server_error"

@@ -50,20 +50,20 @@ def _user_item(text: str) -> Json:
     return {"type": "message", "role": "user", "content": text}
 
 
-def _input_items(raw: Any) -> list[Json]:
+def _input_items(raw: Any) -> list[Any]:
     """A request's ``input`` as items: a string is one user message; messages sent without
-    ``type`` get it."""
+    ``type`` get it; reasoning items are left out. Malformed items are kept as they are,
+    for :meth:`ResponsesDoor.to_chat` to name."""
     if isinstance(raw, str):
         return [_user_item(raw)]
     if raw is None:
         return []
     if not isinstance(raw, list):
         raise InputError("'input' must be a string or a list of items", "input")
-    out: list[Json] = []
-    for item in raw:
-        if isinstance(item, Mapping) and item.get("type", "message") != "reasoning":
-            out.append({"type": "message", **item} if "type" not in item else dict(item))
-    return out
+    return [({"type": "message", **item} if "type" not in item else dict(item))
+            if isinstance(item, Mapping) else item
+            for item in raw
+            if not (isinstance(item, Mapping) and item.get("type") == "reasoning")]
 
 
 def conversation_items(request_body: Mapping[str, Any],
@@ -73,15 +73,19 @@ def conversation_items(request_body: Mapping[str, Any],
     :func:`continue_input` it already holds the earlier turns) and the response's output
     items."""
     output = response_obj.get("output")
-    produced = [dict(item) for item in (output if isinstance(output, list) else ())
-                if isinstance(item, Mapping) and item.get("type") != "reasoning"]
-    return _input_items(request_body.get("input")) + produced
+    items = _input_items(request_body.get("input")) + [
+        item for item in (output if isinstance(output, list) else ())
+        if not (isinstance(item, Mapping) and item.get("type") == "reasoning")]
+    return [dict(item) for item in items if isinstance(item, Mapping)]
 
 
 def continue_input(stored_items: Sequence[Mapping[str, Any]],
                    body: Mapping[str, Any]) -> Json:
     """``body`` with the stored conversation in front of its own input."""
-    if isinstance(stored_items, str | bytes) or not isinstance(stored_items, Sequence):
+    if not isinstance(body, Mapping):
+        raise InputError("the body must be a JSON object")
+    if isinstance(stored_items, str | bytes) or not isinstance(stored_items, Sequence) or not all(
+            isinstance(item, Mapping) for item in stored_items):
         raise InputError("the stored conversation must be a list of items",
                          "previous_response_id")
     return {**body, "input": [dict(item) for item in stored_items]

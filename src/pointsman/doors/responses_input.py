@@ -317,7 +317,9 @@ def _response_format(body: Mapping[str, Any]) -> Json | None:
         return None
     kind = _choice(fmt, "type", frozenset({"text", "json_object", "json_schema"}),
                    "text.format")
-    if kind in (None, "text"):
+    if kind is None:
+        raise InputError("'text.format.type' is required", "text.format.type")
+    if kind == "text":
         return None
     if kind == "json_object":
         return {"type": "json_object"}
