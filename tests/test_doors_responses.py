@@ -411,6 +411,19 @@ def test_a_text_answer() -> None:
     assert response.metadata == {"k": "v"} and response.previous_response_id == "resp_0"
 
 
+def test_an_answer_echoes_a_schema_and_a_forced_function() -> None:
+    request = {"model": "gpt-test", "input": "x", "tools": [SHELL],
+               "tool_choice": {"type": "function", "name": "shell"},
+               "text": {"format": {"type": "json_schema", "name": "r", "strict": True,
+                                   "schema": {"type": "object"}}}}
+    chat(request)
+    response = Response.model_validate(DOOR.answer(completion({"content": "{}"}), ctx(request)))
+    assert response.text is not None and response.text.format is not None
+    assert response.text.format.type == "json_schema"
+    assert response.tool_choice.type == "function"  # type: ignore[union-attr]
+    assert response.tool_choice.name == "shell"  # type: ignore[union-attr]
+
+
 def test_an_answer_with_reasoning_and_tool_calls() -> None:
     body = DOOR.answer(completion({"content": None, "reasoning_content": "Think.",
                                    "tool_calls": [
