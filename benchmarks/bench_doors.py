@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+
 from bench_gateway import (
     BENCH_VENV,
     PYTHON,
@@ -46,7 +47,8 @@ from bench_gateway import (
 )
 
 PROMPT = "What is the capital of France?"
-DOORS = {
+Body = Callable[[bool], dict[str, object]]
+DOORS: dict[str, tuple[str, Body]] = {
     "chat": ("/v1/chat/completions",
              lambda stream: {"model": "gpt-4o-mini", "stream": stream,
                              "messages": [{"role": "user", "content": PROMPT}]}),

@@ -17,7 +17,6 @@ import openai
 import pytest
 import yaml
 
-from budget_gateway_support import logged
 from gateway_harness import running
 from pointsman.config import PointsmanConfig, load_config
 from pointsman.gateway.app import create_app
@@ -30,6 +29,7 @@ MODELS = {"gpt-4o-mini": "stub-openai", "claude-haiku-4-5": "stub-anthropic"}
 def config(tmp_path: Path, stub: UpstreamStub, **gateway: Any) -> PointsmanConfig:
     data = {
         "router": {"candidates": list(MODELS)},
+        "rules": [],
         "providers": {
             "endpoints": {"stub-openai": {"kind": "openai", "base_url": stub.base_url},
                           "stub-anthropic": {"kind": "anthropic", "base_url": stub.url}},
@@ -178,11 +178,15 @@ def test_store_true_without_a_database_is_a_clear_400(stub: UpstreamStub,
 def test_openai_agents_sdk_default_responses_model(url: str) -> None:
     from agents import Agent, OpenAIResponsesModel, RunConfig, Runner
 
-    client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=ALICE, max_retries=0)
-    agent = Agent(name="helper", instructions="Answer briefly.",
-                  model=OpenAIResponsesModel(model="auto", openai_client=client))
-    result = Runner.run_sync(agent, "Say hello", run_config=RunConfig(tracing_disabled=True))
-    assert str(result.final_output).startswith("stub answer from")
+    async def run() -> str:
+        async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=ALICE,
+                                      max_retries=0) as client:
+            agent = Agent(name="helper", instructions="Answer briefly.",
+                          model=OpenAIResponsesModel(model="auto", openai_client=client))
+            result = await Runner.run(agent, "Say hello",
+                                      run_config=RunConfig(tracing_disabled=True))
+            return str(result.final_output)
+    assert asyncio.run(run()).startswith("stub answer from")
 
 
 def test_unknown_routes_and_methods(url: str) -> None:

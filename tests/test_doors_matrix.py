@@ -37,6 +37,7 @@ PROMPT = "What is the weather in Paris today"
 def matrix_config(tmp_path: Path, stub: UpstreamStub) -> PointsmanConfig:
     data = {
         "router": {"candidates": list(WIRES)},
+        "rules": [],
         "providers": {
             "endpoints": {"stub-openai": {"kind": "openai", "base_url": stub.base_url},
                           "stub-anthropic": {"kind": "anthropic", "base_url": stub.url},

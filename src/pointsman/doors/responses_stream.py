@@ -79,6 +79,7 @@ class ResponsesEncoder:
         self.finish_reason: str | None = None
         self.started = False
         self.out = bytearray()
+        self.response: Json | None = None  # the whole response, once closed
 
     # -- the StreamEncoder protocol --------------------------------------------------
 
@@ -103,7 +104,12 @@ class ResponsesEncoder:
         finish(response, self.finish_reason)
         kind = "completed" if response["status"] == "completed" else "incomplete"
         self._emit(f"response.{kind}", response=response)
+        self.response = response
         return self._flush()
+
+    def final(self) -> Json | None:
+        """The whole response a closed stream ended with (what a stored response keeps)."""
+        return self.response
 
     def fail(self, error: PointsmanError) -> bytes:
         self._start()

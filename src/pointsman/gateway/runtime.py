@@ -30,10 +30,10 @@ from pointsman.health import CooldownSource, HealthRecorder, HealthStore, Memory
 from pointsman.latency.wiring import build_latency
 from pointsman.registry import create_scorer, scorers
 from pointsman.requestlog import Outcome, RequestLog, RequestRecord
-from pointsman.stores.responses import ResponseStore
 from pointsman.router import Router, resolve_catalog
 from pointsman.signals.base import AsyncComplexityScorer
 from pointsman.state import AttemptOutcome, BudgetGuard, OutcomeRecorder, StateSource
+from pointsman.stores.responses import ResponseStore
 from pointsman.types import Decision, LiveState, RouteRequest
 
 if TYPE_CHECKING:
