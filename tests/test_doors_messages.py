@@ -122,6 +122,19 @@ def test_a_plain_request_uses_no_extensions() -> None:
         PRIVATE: {"door": "messages"}}
 
 
+def test_a_system_turn_inside_messages_stays_in_place() -> None:
+    """Claude Code 2.1 sends ``role: system`` turns inside ``messages`` (cache_control on
+    their blocks): each becomes an IR system message where it stood."""
+    body = {"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": [{"type": "text", "text": "Notes.",
+                                        "cache_control": {"type": "ephemeral"}}]}]}
+    ir = DOOR.to_chat(body, {})
+    assert ir["messages"][0] == {"role": "user", "content": "hi"}
+    assert ir["messages"][1]["role"] == "system"
+    assert ir["messages"][1]["content"][0]["text"] == "Notes."
+
+
 @pytest.mark.parametrize("choice,expected", [
     ({"type": "auto"}, "auto"), ({"type": "any"}, "required"), ({"type": "none"}, "none"),
     ({"type": "tool", "name": "get_weather"},
@@ -227,7 +240,9 @@ def test_type_confusion_anywhere_is_an_input_error(path: tuple[Any, ...]) -> Non
     ("model", None, "model"), ("model", 5, "model"), ("max_tokens", 0, "max_tokens"),
     ("max_tokens", True, "max_tokens"), ("max_tokens", "9", "max_tokens"),
     ("messages", [], "messages"), ("messages", "hi", "messages"),
-    ("messages", [{"role": "system", "content": "x"}], "messages[0].role"),
+    ("messages", [{"role": "tool", "content": "x"}], "messages[0].role"),
+    ("messages", [{"role": "system", "content": [{"type": "image"}]}],
+     "messages[0].content[0].type"),
     ("messages", [{"role": "user", "content": []}], "messages[0].content"),
     ("messages", [{"role": "user", "content": [{"type": "document", "source": {
         "type": "base64", "media_type": "application/pdf", "data": "AA"}}]}],

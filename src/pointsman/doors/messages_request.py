@@ -288,24 +288,27 @@ class RequestReader:
                 out.extend(self.user_turn(message.get("content"), where))
             elif role == "assistant":
                 out.append(self.assistant_turn(message.get("content"), where))
+            elif role == "system":  # Claude Code sends these mid-conversation
+                out.extend(self.system(message.get("content"), f"{where}.content"))
             else:
-                raise InputError(f"{where}.role must be 'user' or 'assistant', got "
+                raise InputError(f"{where}.role must be 'user', 'assistant' or 'system', got "
                                  f"{_shown(role)}", f"{where}.role")
         return out
 
-    def system(self, value: Any) -> list[Part]:
-        """One system message per block, so each block's cache_control stays its own."""
+    def system(self, value: Any, name: str = "system") -> list[Part]:
+        """One system message per block, so each block's cache_control stays its own
+        (``name``: where the blocks are, for errors)."""
         if value is None:
             return []
         if isinstance(value, str):
             return [{"role": "system", "content": value}] if value else []
         out: list[Part] = []
-        for i, raw in enumerate(_list(value, "system")):
-            block, kind = _block(raw, f"system[{i}]")
+        for i, raw in enumerate(_list(value, name)):
+            block, kind = _block(raw, f"{name}[{i}]")
             if kind != "text":
-                raise InputError(f"system[{i}].type must be 'text', got {kind!r:.40}",
-                                 f"system[{i}].type")
-            part = self.text_part(block, f"system[{i}]")
+                raise InputError(f"{name}[{i}].type must be 'text', got {kind!r:.40}",
+                                 f"{name}[{i}].type")
+            part = self.text_part(block, f"{name}[{i}]")
             out.append({"role": "system",
                         "content": [part] if "cache_control" in part else part["text"]})
         return out
