@@ -433,8 +433,10 @@ class OpenStream:
             error = StreamBrokenError(f"the stream broke after its first token: {error.message}",
                                       self.model)
             self.broken = error
-        await self._executor._succeeded(self._run, self._hit, self.cost, self.ttft_ms,
-                                        self.total_ms, error)
+        # the money and the reports must happen even when the caller's task is cancelled
+        # right now (a client that leaves mid-stream): run them in a task of their own
+        await protected(self._executor._succeeded(self._run, self._hit, self.cost,
+                                                  self.ttft_ms, self.total_ms, error))
 
 
 def _has_token(chunk: Chunk) -> bool:
@@ -445,6 +447,19 @@ def _has_token(chunk: Chunk) -> bool:
 
 def _is_refusal(exc: PointsmanError) -> bool:
     return isinstance(exc, BudgetExceededError | PermissionDeniedError)
+
+
+_PROTECTED: set[asyncio.Task[Any]] = set()
+
+
+async def protected(work: Awaitable[T]) -> T:
+    """Await ``work`` in a task of its own that a cancellation of the caller does not stop
+    (money settles and records are written even when a client leaves at that moment); the
+    caller still sees its cancellation. The task is kept referenced until it is done."""
+    task: asyncio.Task[T] = asyncio.ensure_future(work)
+    _PROTECTED.add(task)
+    task.add_done_callback(_PROTECTED.discard)
+    return await asyncio.shield(task)
 
 
 async def _maybe_await(value: Awaitable[None] | None) -> None:

@@ -14,7 +14,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pointsman import jsonio
 
-Outcome = Literal["ok", "error", "stream_broken"]
+Outcome = Literal["ok", "error", "stream_broken", "client_left", "interrupted"]
+"""``client_left``: the client went away mid-stream (costed for what was streamed);
+``interrupted``: the gateway shut down before the request finished."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,12 +14,13 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from typing import Any
 
 from pointsman.errors import AuthError, ConfigError, PermissionDeniedError
 from pointsman.gateway.config import LOOPBACK_HOSTS, KeyConfig
+from pointsman.types import Decision
 
 log = logging.getLogger("pointsman.gateway")
 
@@ -35,6 +36,18 @@ class Principal:
 
     def may_use(self, model: str) -> bool:
         return self.models is None or any(fnmatchcase(model, p) for p in self.models)
+
+    def scoped(self, decision: Decision, explicit: bool) -> Decision:
+        """The decision this key may be answered by. A key limited to named models that asks
+        for one of them (``explicit``) is answered by no other: fallbacks it may not use are
+        dropped. A key allowed ``auto``, ``router-*``, ``cascade-*`` or an alias may be
+        answered by that route's candidates."""
+        if self.models is None or not explicit:
+            return decision
+        kept = tuple(m for m in decision.fallbacks if self.may_use(m))
+        if len(kept) == len(decision.fallbacks):
+            return decision
+        return replace(decision, fallbacks=kept)
 
     def check_model(self, model: str) -> None:
         if not self.may_use(model):

@@ -28,7 +28,7 @@ from pointsman import jsonio
 from pointsman.budget.cost import Cost
 from pointsman.doors.base import AnswerContext, Door, StreamEncoder, StreamUsage
 from pointsman.errors import PointsmanError
-from pointsman.executor import Answer, OpenStream
+from pointsman.executor import Answer, OpenStream, protected
 from pointsman.gateway.auth import Principal
 from pointsman.gateway.errors import door_error
 from pointsman.gateway.parse import ChatRequest
@@ -70,7 +70,7 @@ class Exchange:
         gw, chat = self.gw, self.chat
         try:
             self.principal.check_model(chat.model)
-            decision = await gw.decide(chat)
+            decision = self.principal.scoped(await gw.decide(chat), chat.model in gw.catalog)
         except PointsmanError as exc:
             return await self.refused(exc)
         threshold = gw.cascade_threshold(chat.model)
@@ -163,6 +163,7 @@ class Exchange:
     async def _events(self, decision: Decision, opened: OpenStream, encoder: StreamEncoder
                       ) -> AsyncGenerator[bytes, None]:
         """The caller's events: one write per upstream batch (what arrived together)."""
+        ended = False
         try:
             async with aclosing(opened.batches()) as batches:
                 async for batch in batches:
@@ -170,17 +171,21 @@ class Exchange:
                     if out:
                         yield out
             if opened.broken is not None:
+                ended = True
                 yield encoder.fail(opened.broken)
                 return
             closing = encoder.close(stream_usage(opened.cost or NO_COST))
             if self.keep is not None:
                 await self._kept(final_answer(encoder))
+            ended = True
             yield closing
-        finally:
+        finally:  # also when the client left (a cancellation): the record is written
             cost = opened.cost or NO_COST
-            outcome: Outcome = "stream_broken" if opened.broken is not None else "ok"
-            await self.record(decision, outcome, opened.models_tried, model=opened.model,
-                              error=opened.broken, cost=cost, ttft_ms=opened.ttft_ms)
+            outcome: Outcome = ("stream_broken" if opened.broken is not None
+                                else "ok" if ended else "client_left")
+            await protected(self.record(decision, outcome, opened.models_tried,
+                                        model=opened.model, error=opened.broken, cost=cost,
+                                        ttft_ms=opened.ttft_ms))
 
     # -- the quality-check cascade ------------------------------------------------------
     async def _cascade(self, decision: Decision, threshold: float) -> Response:
@@ -210,8 +215,9 @@ class Exchange:
                 await self._kept(final_answer(encoder))
             yield closing
         finally:
-            await self.record(decision, "ok", answer.models_tried, model=answer.model,
-                              cost=answer.cost, ttft_ms=ttft_ms)
+            await protected(self.record(decision, "ok", answer.models_tried,
+                                        model=answer.model, cost=answer.cost,
+                                        ttft_ms=ttft_ms))
 
     # -- the one place a request's outcome is recorded -----------------------------------
     async def record(self, decision: Decision | None, outcome: Outcome,

@@ -45,11 +45,17 @@ class EventStream(Response):
             watcher.cancel()
 
     async def _send_body(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code,
-                    "headers": self.raw_headers})
         async with aclosing(self.body_iterator) as body:
-            async for chunk in body:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            # start the body before anything can suspend: a generator closed before it
+            # started never runs its ``finally`` (where a request's money and record are)
+            first = await anext(body, None)
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            if first is not None:
+                await send({"type": "http.response.body", "body": first, "more_body": True})
+                async for chunk in body:
+                    await send({"type": "http.response.body", "body": chunk,
+                                "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _watch(self, receive: Receive, task: asyncio.Task[Any]) -> None:
