@@ -85,6 +85,14 @@ class Catalog:
     def __len__(self) -> int:
         return len(self.models)
 
+    def adopt(self, spec: ModelSpec) -> None:
+        """Add a model learned at run time (a passthrough name, see
+        :mod:`pointsman.aliases`), for everything holding this catalog; the one mutation a
+        catalog allows, and it never changes an existing entry."""
+        models = self.models
+        assert isinstance(models, dict)
+        models.setdefault(spec.name, spec)
+
     def get(self, name: str) -> ModelSpec:
         try:
             return self.models[name]

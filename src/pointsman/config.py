@@ -17,6 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from pointsman.affinity import AffinityConfig
+from pointsman.aliases import AliasConfig, PassthroughConfig
 from pointsman.budget.config import BudgetsConfig
 from pointsman.errors import ConfigError
 from pointsman.gateway.config import GatewayConfig
@@ -123,6 +125,17 @@ class RuleWhen(Strict):
     realtime: bool | None = None
     min_complexity: float | None = Field(default=None, ge=0, le=100)
     max_complexity: float | None = Field(default=None, ge=0, le=100)
+    # what agents send (scenario rules): thinking asked for (Anthropic ``thinking``, or a
+    # reasoning effort), the effort, tool names present (shell patterns), the door, the
+    # client (User-Agent patterns), the model name asked for (patterns), a small request
+    # (its max output tokens at most this)
+    thinking: bool | None = None
+    reasoning_effort: list[str] | None = None
+    tools_any: list[str] | None = None
+    door: list[Literal["chat", "messages", "responses"]] | None = None
+    client: list[str] | None = None
+    requested_model: list[str] | None = None
+    max_output_tokens: int | None = Field(default=None, ge=1)
 
 
 class RuleThen(Strict):
@@ -158,6 +171,9 @@ class PointsmanConfig(Strict):
     semantic_routes: SemanticRoutesConfig = SemanticRoutesConfig()
     cascade: CascadeConfig = CascadeConfig()
     gateway: GatewayConfig = GatewayConfig()
+    aliases: list[AliasConfig] = Field(default_factory=list)
+    passthrough: list[PassthroughConfig] = Field(default_factory=list)
+    affinity: AffinityConfig = AffinityConfig()
     latency: LatencyConfig = LatencyConfig()
     providers: ProvidersConfig = ProvidersConfig()
     _source: str = PrivateAttr(default="<config>")

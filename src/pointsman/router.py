@@ -7,9 +7,12 @@ all call :meth:`Router.decide`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from operator import attrgetter
 from typing import NamedTuple
 
+from pointsman.affinity import keep_or_move
+from pointsman.aliases import Alias
 from pointsman.budget.config import PlanConfig
 from pointsman.budget.plans import (
     budget_exclusion,
@@ -40,6 +43,7 @@ from pointsman.types import (
     LiveState,
     ModelSpec,
     RouteRequest,
+    SessionView,
 )
 
 _EMPTY = LiveState()
@@ -60,6 +64,10 @@ class _Context(NamedTuple):
 
 # the strongest candidate (the cost baseline): best quality, then dearest, then name
 _baseline_key = attrgetter("quality", "output_price", "name")
+
+
+def _noted(decision: Decision, note: str) -> Decision:
+    return replace(decision, reason=f"{note}; {decision.reason}")
 
 
 def resolve_catalog(config: PointsmanConfig) -> Catalog:
@@ -108,16 +116,28 @@ class Router:
 
     # -- public -------------------------------------------------------------------------
     def decide(self, request: RouteRequest, state: LiveState = _EMPTY, *,
-               model: str | None = None, signal: Signal | None = None) -> Decision:
+               model: str | None = None, signal: Signal | None = None,
+               alias: Alias | None = None, note: str = "") -> Decision:
         """Route ``request``; with ``model`` the caller's explicit choice is honoured.
 
         ``signal`` is a complexity signal computed beforehand, for scorers that need I/O
         (an LLM-as-router is awaited by the gateway, then its signal passed in here).
+        ``alias``: the requested name was an alias (:mod:`pointsman.aliases`): routed among
+        its candidates, by its preference, and said in the reason; ``note`` is said there too.
         """
         ctx = self._context(request, state, signal)
+        if alias is not None:
+            note = alias.note if not note else f"{alias.note}; {note}"
         if model is not None:
-            return self._explicit(ctx, self.catalog.get(model))
-        eligible, filtered = self._eligible(self.candidates, ctx)
+            decision = self._explicit(ctx, self.catalog.get(model))
+        else:
+            decision = self._routed(ctx, self.candidates if alias is None else alias.candidates,
+                                    alias.prefer if alias is not None else "score")
+        return _noted(decision, note) if note else decision
+
+    def _routed(self, ctx: _Context, candidates: Sequence[ModelSpec], prefer: str) -> Decision:
+        request, state = ctx.request, ctx.state
+        eligible, filtered = self._eligible(candidates, ctx)
         if not eligible:
             raise self._no_candidate(filtered, state)
         gate = latency_gate(eligible, request, state, self.config.latency)
@@ -128,14 +148,44 @@ class Router:
                                   self.config.router.fit_scale, state)
         if gate.forced is not None:  # no candidate meets the latency target: the fastest
             chosen, rule, reason = gate.forced, None, gate.note
+        elif prefer != "score":
+            chosen, rule = self._prefer(prefer, eligible, ranked), None
+            reason = f"preferring {prefer} among {len(eligible)} candidates{gate.note}"
         else:
             chosen, rule, reason = self._choose(ctx, eligible, ranked)
             reason += gate.note
+        if state.session is not None and gate.forced is None:
+            chosen, reason = self._affinity(ctx, state.session, chosen,
+                                            self._rule_pool(rule, eligible, chosen), reason)
         if state.budget is not None:  # without a budget position there is no budget note
             plan = ctx.plan[1] if ctx.plan is not None else None
             reason += budget_note(state.budget, filtered,
                                   downgrade_steps(self.config.budgets, plan))
         return self._decision(ctx, chosen, eligible, ranked, filtered, rule, reason)
+
+    def _rule_pool(self, rule: str | None, eligible: list[ModelSpec], chosen: ModelSpec
+                   ) -> list[ModelSpec]:
+        """The models affinity may keep a conversation on: those with the capabilities the
+        decision's rule requires (the rule's model or tier is a preference that the
+        conversation's cache may outweigh); a semantic route's choice stands."""
+        if rule is None:
+            return eligible
+        compiled = next((r for r in self.rules if r.name == rule), None)
+        if compiled is None:
+            return [chosen]
+        need = compiled.config.then.require
+        return [s for s in eligible if all(cap in s.capabilities for cap in need)]
+
+    def _affinity(self, ctx: _Context, view: SessionView, chosen: ModelSpec,
+                  eligible: list[ModelSpec], reason: str) -> tuple[ModelSpec, str]:
+        """Keep the conversation on its previous model unless moving saves more than its
+        prompt cache is worth (:func:`pointsman.affinity.keep_or_move`)."""
+        previous = next((s for s in eligible if s.name == view.model), None)
+        if previous is None or previous.name == chosen.name:
+            return chosen, reason
+        kept, why = keep_or_move(previous, chosen, view, ctx.input_tokens, ctx.output_tokens,
+                                 self.config.affinity.allow_upgrade)
+        return kept, f"{reason}; {why}"
 
     # -- steps --------------------------------------------------------------------------
     def _context(self, request: RouteRequest, state: LiveState,
@@ -200,7 +250,8 @@ class Router:
     def _choose(self, ctx: _Context, eligible: list[ModelSpec], ranked: list[CandidateScore]
                 ) -> tuple[ModelSpec, str | None, str]:
         features = Features(ctx.input_tokens, ctx.request.tools_count, ctx.task_type,
-                            ctx.signal.score, ctx.request.metadata)
+                            ctx.signal.score, ctx.request.metadata,
+                            ctx.request.max_output_tokens)
         for rule in self.rules:
             if not rule.matches(features):
                 continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any, NamedTuple
 
 from pointsman.catalog import KNOWN_CAPABILITIES, Catalog
@@ -20,6 +21,7 @@ class Features(NamedTuple):
     task_type: str
     complexity: float
     metadata: Mapping[str, Any]
+    max_output_tokens: int | None = None
 
     @property
     def plan(self) -> str | None:
@@ -34,10 +36,19 @@ class Features(NamedTuple):
         return bool(value)
 
 
+AGENT_FIELDS = ("thinking", "reasoning_effort", "tools_any", "door", "client",
+                "requested_model", "max_output_tokens")
+
+
+def _any_match(values: Any, patterns: Sequence[str]) -> bool:
+    return any(fnmatchcase(str(v), p) for v in values for p in patterns)
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
     config: RuleConfig
     exceeds_tokens: int | None
+    agent: bool = False  # has scenario conditions (checked only then)
 
     @property
     def name(self) -> str:
@@ -65,7 +76,31 @@ class CompiledRule:
             return False
         if w.min_complexity is not None and f.complexity < w.min_complexity:
             return False
-        return not (w.max_complexity is not None and f.complexity > w.max_complexity)
+        if w.max_complexity is not None and f.complexity > w.max_complexity:
+            return False
+        return self._agent_matches(f) if self.agent else True
+
+    def _agent_matches(self, f: Features) -> bool:
+        """The scenario conditions (what agents send), read from the request's metadata."""
+        w, meta = self.config.when, f.metadata
+        if w.thinking is not None and bool(meta.get("thinking")) != w.thinking:
+            return False
+        if w.reasoning_effort is not None and meta.get("reasoning_effort") not in \
+                w.reasoning_effort:
+            return False
+        if w.door is not None and meta.get("door") not in w.door:
+            return False
+        if w.tools_any is not None and not _any_match(meta.get("tool_names") or (),
+                                                      w.tools_any):
+            return False
+        if w.client is not None and not _any_match((str(meta.get("client") or ""),),
+                                                   w.client):
+            return False
+        if w.requested_model is not None and not _any_match(
+                (str(meta.get("requested_model") or ""),), w.requested_model):
+            return False
+        return not (w.max_output_tokens is not None and (
+            f.max_output_tokens is None or f.max_output_tokens > w.max_output_tokens))
 
     def targets(self, spec: ModelSpec) -> bool:
         return rule_targets(self.config, spec)
@@ -138,5 +173,6 @@ def compile_rules(
             raise ConfigError(f"{where}: comes after the unconditional rule "
                               f"{compiled[-1].name!r} and can never match")
         exceeds = _check_rule(rule, where, catalog, candidates, task_types)
-        compiled.append(CompiledRule(rule, exceeds))
+        agent = any(getattr(rule.when, name) is not None for name in AGENT_FIELDS)
+        compiled.append(CompiledRule(rule, exceeds, agent))
     return tuple(compiled)

@@ -134,6 +134,16 @@ class BudgetView:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionView:
+    """The conversation a request continues: the model that answered its previous turn and
+    that turn's prompt tokens (the prefix the provider can serve from its prompt cache)."""
+
+    session: str
+    model: str
+    prefix_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
 class LiveState:
     """A snapshot of the live state the router reads: never mutated by the router."""
 
@@ -142,6 +152,7 @@ class LiveState:
     budget: BudgetView | None = None
     bandit_bonus: Mapping[str, float] = field(default_factory=dict)
     undeployed: frozenset[str] = frozenset()  # models with no deployment to call
+    session: SessionView | None = None  # the conversation's previous turn (affinity)
 
     @staticmethod
     def empty() -> LiveState:
@@ -152,7 +163,8 @@ class LiveState:
         builds one state per live source)."""
         return LiveState(**{"latency": self.latency, "cooling_down": self.cooling_down,
                             "budget": self.budget, "bandit_bonus": self.bandit_bonus,
-                            "undeployed": self.undeployed, **changes})
+                            "undeployed": self.undeployed, "session": self.session,
+                            **changes})
 
 
 _EMPTY_STATE = LiveState()

@@ -119,6 +119,8 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
     gw = Gateway(config, deployments, guard=guard, recorders=recorders)
     owned.append(gw.latency)
     owned.append(gw.health)
+    if gw.affinity is not None:
+        owned.append(gw.affinity)
     admin = [*config.budgets.admin_keys, *gw.keys.admin_secrets]
     routes = [*door_routes(),
               Route("/v1/models", list_models, methods=["GET"]),

@@ -233,6 +233,9 @@ class Exchange:
         gw, door = self.gw, self.door.name
         if error is not None:
             gw.metrics.error(error.code, door)
+        if model is not None and outcome in ("ok", "client_left"):
+            response_id = f"resp_{self.request_id}" if door == "responses" else None
+            await gw.remember(self.chat, model, cost.prompt_tokens, response_id)
         if model is not None:
             gw.metrics.finished(model, outcome, cost.prompt_tokens, cost.completion_tokens,
                                 cost.usd, total_ms / 1000,

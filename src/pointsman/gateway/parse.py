@@ -131,14 +131,65 @@ def _flags(body: Mapping[str, Any]) -> tuple[bool, bool, int, bool]:
     return stream, include_usage, len(tools), needs_json
 
 
+AGENT_HEADERS = frozenset({b"x-claude-code-session-id", b"session-id", b"user-agent"})
+
+
 def _pointsman_headers(request: Request) -> dict[str, str]:
-    """The ``x-pointsman-*`` request headers (the first of repeated ones), read in one pass
-    (each lookup in Starlette's ``Headers`` scans and decodes every header)."""
+    """The ``x-pointsman-*`` request headers and the agents' session and client headers
+    (the first of repeated ones), read in one pass (each lookup in Starlette's ``Headers``
+    scans and decodes every header)."""
     out: dict[str, str] = {}
     for name, value in request.scope["headers"]:
-        if name.startswith(b"x-pointsman-"):
+        if name.startswith(b"x-pointsman-") or name in AGENT_HEADERS:
             out.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
     return out
+
+
+def _session(headers: Mapping[str, str], body: Mapping[str, Any], door: str) -> str | None:
+    """The conversation a request belongs to, for session affinity: pointsman's header,
+    Claude Code's session header, Codex's ``session-id`` header or ``prompt_cache_key``,
+    the Messages door's ``metadata.user_id``, a Responses ``previous_response_id``."""
+    found = (headers.get("x-pointsman-session") or headers.get("x-claude-code-session-id")
+             or headers.get("session-id"))
+    if found:
+        return found
+    key = body.get("prompt_cache_key")
+    if isinstance(key, str) and key:
+        return key
+    private = body.get("_pointsman")
+    if isinstance(private, Mapping) and isinstance(private.get("session"), str):
+        return str(private["session"])
+    user = body.get("user")
+    return user if door == "messages" and isinstance(user, str) and user else None
+
+
+def _agent_facts(body: Mapping[str, Any], headers: Mapping[str, str],
+                 meta: dict[str, Any]) -> None:
+    """What scenario rules match on (:mod:`pointsman.rules`): the model asked for, the
+    client, thinking or a reasoning effort, the tools' names."""
+    meta["requested_model"] = body.get("model")
+    client = headers.get("user-agent")
+    if client:
+        meta["client"] = client
+    effort = body.get("reasoning_effort")
+    if isinstance(effort, str):
+        meta["reasoning_effort"] = effort
+    thinking = body.get("thinking")
+    if effort is not None or (isinstance(thinking, Mapping)
+                              and thinking.get("type") not in (None, "disabled")):
+        meta["thinking"] = True
+    tools = body.get("tools")
+    if isinstance(tools, list) and tools:
+        meta["tool_names"] = tuple(_tool_name(t) for t in tools)
+
+
+def _tool_name(tool: Any) -> str:
+    if not isinstance(tool, Mapping):
+        return ""
+    function = tool.get("function")
+    if isinstance(function, Mapping):
+        return str(function.get("name") or "")
+    return str(tool.get("name") or tool.get("type") or "")
 
 
 def _metadata(request: Request, owner: Mapping[str, Any], body: Mapping[str, Any],
@@ -156,6 +207,10 @@ def _metadata(request: Request, owner: Mapping[str, Any], body: Mapping[str, Any
     for header, field in HEADER_METADATA.items():
         if header in headers:
             meta[field] = headers[header]
+    session = _session(headers, body, door)
+    if session is not None:
+        meta["session"] = session
+    _agent_facts(body, headers, meta)
     target = headers.get("x-pointsman-latency-target-ms")
     if target is not None:
         try:

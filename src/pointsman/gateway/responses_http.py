@@ -84,8 +84,11 @@ async def create_response(request: Request) -> Response:
         body = await read_json(request, gw.config.gateway.max_body_bytes)
         store = _store(gw, body)
         full = await _continued(gw, principal, body)
-        chat = parse_chat(request, DOOR.to_chat(full, request.headers), principal.owner,
-                          trust_headers=principal.admin, door=DOOR.name)
+        ir = DOOR.to_chat(full, request.headers)
+        if isinstance(body.get("previous_response_id"), str):  # the conversation, for affinity
+            ir.setdefault("_pointsman", {})["session"] = body["previous_response_id"]
+        chat = parse_chat(request, ir, principal.owner, trust_headers=principal.admin,
+                          door=DOOR.name)
     except PointsmanError as exc:
         gw.metrics.error(exc.code, DOOR.name)
         return door_error(DOOR, exc, {"x-pointsman-request-id": request_id})

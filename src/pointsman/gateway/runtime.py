@@ -11,6 +11,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pointsman.affinity import AffinitySource, build_affinity, session_key
+from pointsman.aliases import MAX_PASSTHROUGH_NAMES, Alias, AliasTable, PassthroughConfig
 from pointsman.budget.cost import Cost, baseline_cost
 from pointsman.budget.spend import Scope, SpendSummary
 from pointsman.config import PointsmanConfig
@@ -76,6 +78,9 @@ class Gateway:
         self.latency = build_latency(config.latency, by_model, health=self.health,
                                      tiers={m.name: m.tier for m in self.catalog})
         self.sources: list[StateSource] = [self.cooldown, self.latency.source, *sources]
+        self.affinity = build_affinity(config.affinity)
+        if self.affinity is not None:
+            self.sources.append(AffinitySource(self.affinity))
         if guard is not None and isinstance(guard, StateSource):
             self.sources.append(guard)
         self.executor = executor or Executor(
@@ -92,6 +97,10 @@ class Gateway:
         self._id_prefix = secrets.token_hex(8)
         self._ids = itertools.count()
         self._virtual: dict[str, Router] = {}
+        self.aliases = AliasTable(config.aliases, config.passthrough, self.catalog,
+                                  self.router.candidates, list(config.providers.endpoints))
+        self._adopted: set[str] = set()
+        self._notes: dict[str, str] = {}  # passthrough name → what its decisions say
         self._async_scorer = isinstance(self.router.scorer, AsyncComplexityScorer)
         self.cascade = build_cascade(config.cascade, self.executor, self.catalog)
         self.cascade_thresholds: dict[float, QualityCascade] = {}
@@ -101,28 +110,58 @@ class Gateway:
         state = self.base_state
         for source in self.sources:
             state = await source.contribute(chat.route, state)
-        router, explicit = self._router_for(chat.model)
+        router, explicit, alias = self._router_for(chat.model)
+        note = self._notes.get(explicit, "") if explicit is not None else ""
         scorer = router.scorer
         signal = None
         if explicit is None and (router is not self.router or self._async_scorer) \
                 and isinstance(scorer, AsyncComplexityScorer):
             signal = await scorer.ascore(chat.route)  # I/O scorers: awaited, then passed in
-        decision = router.decide(chat.route, state, model=explicit, signal=signal)
+        decision = router.decide(chat.route, state, model=explicit, signal=signal, alias=alias,
+                                 note=note)
         self.metrics.decision(decision)
         return decision
 
-    def _router_for(self, model: str) -> tuple[Router, str | None]:
+    def _router_for(self, model: str, via_alias: bool = False
+                    ) -> tuple[Router, str | None, Alias | None]:
+        """(the router, the explicit model or None, the alias the name matched)."""
         if model == "auto":
-            return self.router, None
+            return self.router, None, None
         if model in self.catalog:
-            return self.router, model
+            return self.router, model, None
         if self.cascade is not None and cascade_threshold(model, self.config.cascade) is not None:
-            return self.router, None
+            return self.router, None, None
         if model.startswith(VIRTUAL_PREFIX):
-            return self._virtual_router(model), None
+            return self._virtual_router(model), None, None
+        found = None if via_alias else self.aliases.lookup(model)
+        if isinstance(found, Alias):
+            if found.route == "auto":
+                return self.router, None, found
+            router, explicit, _ = self._router_for(found.route, via_alias=True)
+            return router, explicit, found
+        if found is not None:
+            return self.router, self._adopt(model, found), None
         raise UnknownModelError(
-            f"unknown model {model!r}: use \"auto\", a catalog model (GET /v1/models) or "
-            f"{VIRTUAL_PREFIX}<scorer>-<threshold>", param="model")
+            f"unknown model {model!r}: use \"auto\", a catalog model (GET /v1/models), "
+            f"{VIRTUAL_PREFIX}<scorer>-<threshold>, or configure an alias or passthrough "
+            "for it", param="model")
+
+    def _adopt(self, model: str, family: PassthroughConfig) -> str:
+        """Serve a passthrough name as asked, at its family's assumed prices."""
+        if len(self._adopted) >= MAX_PASSTHROUGH_NAMES:
+            raise InputError(f"model {model!r}: too many distinct passthrough names in use",
+                             "model")
+        spec = self.aliases.passthrough_spec(model, family)
+        self.catalog.adopt(spec)
+        adopt = getattr(self.deployments, "adopt", None)
+        if adopt is not None:
+            adopt(spec)
+        self._adopted.add(model)
+        self._notes[model] = (f"unknown model {model!r} passed through to endpoint "
+                              f"{family.endpoint} at the assumed prices of {family.price_as}")
+        log.info("passthrough: %s served by endpoint %s at the prices of %s (assumed)",
+                 model, family.endpoint, family.price_as)
+        return model
 
     def _virtual_router(self, name: str) -> Router:
         router = self._virtual.get(name)
@@ -166,6 +205,20 @@ class Gateway:
         return [f"{VIRTUAL_PREFIX}{name}-{rc.threshold:g}" for name in scorers.names()]
 
     # -- request log --------------------------------------------------------------------
+    async def remember(self, chat: ChatRequest, model: str, prompt_tokens: int,
+                       response_id: str | None = None) -> None:
+        """The model that answered a conversation's turn, for the next turn's affinity
+        (also under the Responses door's response id, which the next turn names as its
+        ``previous_response_id``)."""
+        if self.affinity is None:
+            return
+        keys = [session_key(chat.route), session_key(chat.route, response_id)]
+        try:
+            for key in dict.fromkeys(k for k in keys if k is not None):
+                await self.affinity.put(key, model, prompt_tokens)
+        except PointsmanError as exc:  # affinity is an optimisation: say so and go on
+            log.warning("session affinity not recorded: %s", exc.message)
+
     def new_request_id(self) -> str:
         """A request's id (``x-pointsman-request-id`` and the log record's id)."""
         return f"{self._id_prefix}{next(self._ids):016x}"

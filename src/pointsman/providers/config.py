@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 
     from pointsman.catalog import Catalog
     from pointsman.config import PointsmanConfig
+    from pointsman.types import ModelSpec
     from pointsman.providers.wire import Wire
 
 log = logging.getLogger("pointsman.providers")
@@ -175,10 +176,22 @@ class ProviderSet:
     unavailable: Mapping[str, str] = field(default_factory=dict)  # endpoint -> why
     client: httpx.AsyncClient | Wire | None = None
     owns_client: bool = False
+    config: ProvidersConfig | None = None
 
     def deployments(self, model: str) -> list[Deployment]:
         """The deployments of a catalog model in configured order (empty if none)."""
         return list(self.by_model.get(model, ()))
+
+    def adopt(self, spec: ModelSpec) -> None:
+        """Deploy a model learned at run time (a passthrough name) on its endpoint."""
+        pc = self.config
+        if pc is None or spec.name in self.by_model:
+            return
+        base = Timeouts(pc.timeouts.connect, pc.timeouts.first_token, pc.timeouts.total)
+        by_model = self.by_model
+        assert isinstance(by_model, dict)
+        by_model[spec.name] = _model_deployments(pc, spec.name, spec.provider, spec.wire_name,
+                                                 self.providers, base)
 
     def models(self) -> list[str]:
         """Catalog models with at least one usable deployment."""
@@ -296,7 +309,7 @@ def build_providers(config: PointsmanConfig | ProvidersConfig, catalog: Catalog,
     by_model = {spec.name: _model_deployments(pc, spec.name, spec.provider, spec.wire_name,
                                               providers, base)
                 for spec in catalog}
-    return ProviderSet(providers, by_model, unavailable, shared, owns)
+    return ProviderSet(providers, by_model, unavailable, shared, owns, pc)
 
 
 def _model_deployments(pc: ProvidersConfig, model: str, provider: str, wire_name: str,
