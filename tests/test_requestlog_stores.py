@@ -94,16 +94,21 @@ async def test_flush_makes_writes_visible_while_open(opener: Opener) -> None:
     await log.aclose()
 
 
+LATER = ("door", "cached_tokens", "cache_creation_tokens", "reasoning_tokens")  # migrations 2, 4
+
+
 class V1Database:
     """A request log database as the code before migration 2 left it: only migration 1
-    applied, rows without a ``door`` column and records without a ``door`` field."""
+    applied, rows without the later columns (``door``, the cache and reasoning token
+    counts) and records without those fields."""
 
-    OLD_COLUMNS = tuple(c for c in COLUMNS if c != "door")
+    OLD_COLUMNS = tuple(c for c in COLUMNS if c not in LATER)
 
     @staticmethod
     def old_row(r: RequestRecord) -> tuple[Any, ...]:
         data = json.loads(r.to_json())
-        del data["door"]
+        for name in LATER:
+            del data[name]
         values = dict(zip(COLUMNS, row_of(r), strict=True))
         return (*(values[c] for c in V1Database.OLD_COLUMNS[:-1]), json.dumps(data))
 

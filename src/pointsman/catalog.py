@@ -19,7 +19,9 @@ KNOWN_CAPABILITIES = frozenset({"streaming", "tools", "json_mode", "vision", "ba
 
 
 class ModelEntry(BaseModel):
-    """A catalog entry as written in YAML; every field may be overridden by config."""
+    """A catalog entry as written in YAML; every field may be overridden by config.
+    ``cache_read_price`` / ``cache_write_price``: US$ per million prompt-cache reads /
+    writes (left out: billed at ``input_price``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -34,6 +36,8 @@ class ModelEntry(BaseModel):
     ttft_ms: float = Field(default=500, gt=0)
     upstream_model: str = ""
     max_output_tokens: int = Field(default=16_384, gt=0)
+    cache_read_price: float | None = Field(default=None, ge=0)
+    cache_write_price: float | None = Field(default=None, ge=0)
 
     def model_post_init(self, __context: Any) -> None:
         unknown = set(self.capabilities) - KNOWN_CAPABILITIES
@@ -59,6 +63,8 @@ class ModelEntry(BaseModel):
             ttft_ms=self.ttft_ms,
             upstream_model=self.upstream_model,
             max_output_tokens=self.max_output_tokens,
+            cache_read_price=self.cache_read_price,
+            cache_write_price=self.cache_write_price,
         )
 
 

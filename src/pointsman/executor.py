@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from pointsman.budget.cost import Cost, StreamMeter, chunk_text, cost_of
+from pointsman.budget.cost import Cost, StreamMeter, chunk_text, cost_of, counted_cost
 from pointsman.catalog import Catalog
 from pointsman.errors import (
     AllAttemptsFailedError,
@@ -333,8 +333,7 @@ class Executor:
             return cost_of(spec, result.usage)
         text = "".join(str((choice.get("message") or {}).get("content") or "")
                        for choice in result.body.get("choices") or ())
-        completion = estimate_text_tokens(text)
-        return Cost(prompt_estimate, completion, spec.cost(prompt_estimate, completion), False)
+        return counted_cost(spec, prompt_estimate, estimate_text_tokens(text))
 
     async def _failed(self, run: _Run, spec: ModelSpec, dep: Deployment, exc: ProviderError,
                       started: float) -> None:

@@ -43,6 +43,11 @@ class RequestRecord:
     messages: Sequence[Mapping[str, Any]] = field(default_factory=list)
     quality: float | None = None
     door: str = "chat"  # the front door it came through (a doors.base.DoorName)
+    # of prompt_tokens: read from / written to the prompt cache; of completion_tokens:
+    # hidden reasoning (cost_usd prices the cache's share at the catalog's cache prices)
+    cached_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
 
     def to_json(self) -> str:
         # Field by field, not ``asdict``: asdict deep-copies the nested decision (~0.5 ms).

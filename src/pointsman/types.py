@@ -69,7 +69,9 @@ class RouteRequest:
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """One model of the catalog. Prices are US dollars per million tokens."""
+    """One model of the catalog. Prices are US dollars per million tokens;
+    ``cache_read_price`` / ``cache_write_price`` price the input tokens read from / written
+    to the provider's prompt cache (None: unknown, billed at ``input_price``)."""
 
     name: str
     provider: str
@@ -83,10 +85,23 @@ class ModelSpec:
     ttft_ms: float
     upstream_model: str = ""
     max_output_tokens: int = 16_384
+    cache_read_price: float | None = None
+    cache_write_price: float | None = None
 
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        """Cost in US dollars of a call with these token counts."""
-        return (input_tokens * self.input_price + output_tokens * self.output_price) / 1e6
+    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0,
+             cache_creation_tokens: int = 0) -> float:
+        """Cost in US dollars of a call with these token counts. ``input_tokens`` is all
+        input, the cache reads (``cached_tokens``) and writes (``cache_creation_tokens``)
+        included: those are priced at the cache prices, the rest at the input price, so
+        nothing is counted twice (and a report whose cache counts exceed its input is not
+        credited for the difference). ``output_tokens`` includes any reasoning."""
+        if not (cached_tokens or cache_creation_tokens):  # estimates: the hot path
+            return (input_tokens * self.input_price + output_tokens * self.output_price) / 1e6
+        uncached = max(0, input_tokens - cached_tokens - cache_creation_tokens)
+        read = self.input_price if self.cache_read_price is None else self.cache_read_price
+        write = self.input_price if self.cache_write_price is None else self.cache_write_price
+        return (uncached * self.input_price + cached_tokens * read
+                + cache_creation_tokens * write + output_tokens * self.output_price) / 1e6
 
     @property
     def wire_name(self) -> str:

@@ -1,8 +1,13 @@
 """Per-request cost: estimated before the call (the router's ``Decision``), actual after it.
 
-Actual cost comes from the provider's reported usage and the catalog's prices. A stream
-whose provider sent no usage chunk is costed from counted tokens: the prompt's estimate
-and the streamed text counted with :func:`pointsman.tokens.estimate_text_tokens`.
+Actual cost comes from the provider's reported usage and the catalog's prices, as the
+invoice counts it: prompt-cache reads and writes at the catalog's cache prices, the rest
+of the input at the input price, all output (reasoning included) at the output price
+(:meth:`pointsman.types.ModelSpec.cost`). It is rounded to the nanodollar, the spend
+ledger's unit, so the ledger, the request log and the ``x-pointsman-cost-usd`` header say
+the same amount, without float noise. A stream whose provider sent no usage chunk is
+costed from counted tokens: the prompt's estimate and the streamed text counted with
+:func:`pointsman.tokens.estimate_text_tokens`.
 """
 
 from __future__ import annotations
@@ -11,31 +16,58 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pointsman.providers.base import Usage
+from pointsman.budget.ledger import to_nanos, to_usd
+from pointsman.providers.base import Usage, usage_details
 from pointsman.tokens import estimate_text_tokens
 from pointsman.types import ModelSpec
 
 
 @dataclass(frozen=True, slots=True)
 class Cost:
+    """A request's tokens and what they cost. The token counts are :class:`Usage`'s
+    (``prompt_tokens`` all input, the cache's share included; ``completion_tokens`` all
+    output, reasoning included); ``usd`` is whole nanodollars."""
+
     prompt_tokens: int
     completion_tokens: int
     usd: float
     reported: bool  # True: from provider usage; False: from counted tokens
+    cached_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+def nano_usd(usd: float) -> float:
+    """``usd`` rounded to the nanodollar (the ledger's unit, see
+    :func:`pointsman.budget.ledger.to_nanos`)."""
+    return to_usd(to_nanos(usd))
 
 
 def cost_of(spec: ModelSpec, usage: Usage) -> Cost:
-    return Cost(usage.prompt_tokens, usage.completion_tokens,
-                spec.cost(usage.prompt_tokens, usage.completion_tokens), True)
+    """The exact cost of reported usage: (prompt - cached - cache writes) x input price +
+    cached x cache-read price + cache writes x cache-write price + completion x output
+    price, to the nanodollar."""
+    usd = spec.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
+                    usage.cache_creation_tokens)
+    return Cost(usage.prompt_tokens, usage.completion_tokens, nano_usd(usd), True,
+                usage.cached_tokens, usage.cache_creation_tokens, usage.reasoning_tokens)
+
+
+def counted_cost(spec: ModelSpec, prompt_tokens: int, completion_tokens: int) -> Cost:
+    """The cost of counted tokens (no usage was reported: nothing is known of a cache)."""
+    return Cost(prompt_tokens, completion_tokens,
+                nano_usd(spec.cost(prompt_tokens, completion_tokens)), False)
 
 
 def baseline_cost(candidates: Iterable[ModelSpec], prompt_tokens: int,
-                  completion_tokens: int) -> float:
+                  completion_tokens: int, cached_tokens: int = 0,
+                  cache_creation_tokens: int = 0) -> float:
     """What the same tokens would have cost on the most expensive candidate: the request
     log's ``baseline_cost_usd``, so savings ("always using the most expensive candidate")
-    compare like with like (actual tokens on both sides; a request that spent nothing
-    saved nothing)."""
-    return max((s.cost(prompt_tokens, completion_tokens) for s in candidates), default=0.0)
+    compare like with like (actual tokens on both sides, the cache's share at each
+    candidate's cache prices; a request that spent nothing saved nothing)."""
+    return max((s.cost(prompt_tokens, completion_tokens, cached_tokens,
+                       cache_creation_tokens) for s in candidates), default=0.0)
 
 
 def usage_from_chunk(chunk: Mapping[str, Any]) -> Usage | None:
@@ -46,7 +78,9 @@ def usage_from_chunk(chunk: Mapping[str, Any]) -> Usage | None:
     prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
     if not isinstance(prompt, int) or not isinstance(completion, int):
         return None
-    return Usage(prompt, completion)
+    if "prompt_tokens_details" not in usage and "completion_tokens_details" not in usage:
+        return Usage(prompt, completion)  # the common case of a plain upstream
+    return Usage(prompt, completion, **usage_details(usage))
 
 
 def chunk_text(chunk: Mapping[str, Any]) -> str:
@@ -96,5 +130,4 @@ class StreamMeter:
         if self.usage is not None:
             return cost_of(self.spec, self.usage)
         completion = estimate_text_tokens("".join(self._parts))
-        return Cost(self.prompt_estimate, completion,
-                    self.spec.cost(self.prompt_estimate, completion), False)
+        return counted_cost(self.spec, self.prompt_estimate, completion)

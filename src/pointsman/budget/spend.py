@@ -1,5 +1,8 @@
 """Spend and savings: the report of ``pointsman spend`` and ``GET /v1/spend``.
 
+Token totals (input, its prompt-cache reads and writes, output, its reasoning) come from
+the request log too: the cost already prices the cache's share at the cache prices.
+
 Spend against budgets comes from the spend ledger; top models and savings (cost against
 always using the most expensive candidate: the log's ``baseline_cost_usd``, the same
 actual tokens priced on the dearest of ``router.candidates``, see
@@ -31,11 +34,35 @@ class ModelSpend:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenTotals:
+    """Token sums over the log's rows: ``prompt`` is all input (``cache_read`` and
+    ``cache_write`` are its prompt-cache share), ``completion`` all output (``reasoning``
+    its hidden share)."""
+
+    prompt: int = 0
+    completion: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {"prompt": self.prompt, "completion": self.completion,
+                "cache_read": self.cache_read, "cache_write": self.cache_write,
+                "reasoning": self.reasoning}
+
+
+NO_TOKENS = TokenTotals()
+TOKEN_SUMS = ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_creation_tokens",
+              "reasoning_tokens")  # the request log's columns, in TokenTotals' order
+
+
+@dataclass(frozen=True, slots=True)
 class SpendSummary:
     requests: int
     cost_usd: float
     baseline_cost_usd: float
     by_model: tuple[ModelSpend, ...]
+    tokens: TokenTotals = NO_TOKENS
 
     @property
     def savings_usd(self) -> float:
@@ -87,6 +114,7 @@ async def spend_report(cfg: BudgetsConfig, queries: SpendQueries, ledger: SpendL
                              if summary.baseline_cost_usd > 0 else 0.0),
         "top_models": [{"model": m.model, "requests": m.requests, "cost_usd": m.cost_usd,
                         "baseline_cost_usd": m.baseline_cost_usd} for m in summary.by_model],
+        "tokens": summary.tokens.to_dict(),
     }
 
 

@@ -1,5 +1,6 @@
 """``pointsman spend``: spend, budget, remaining, top models and savings for a key, user,
-team or everyone, over the current day or month."""
+team or everyone, over the current day or month (and the prompt cache's reads and writes
+and the reasoning tokens, when the log has any)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,11 @@ def _render(report: dict[str, Any]) -> None:
     console.print(f"savings    ${report['savings_usd']:.6f} "
                   f"({report['savings_fraction']:.1%}) vs ${report['baseline_cost_usd']:.6f} "
                   "always on the most expensive candidate")
+    tokens = report.get("tokens") or {}
+    if tokens.get("cache_read") or tokens.get("cache_write") or tokens.get("reasoning"):
+        console.print(f"tokens     {tokens['prompt']} in ({tokens['cache_read']} cache reads, "
+                      f"{tokens['cache_write']} cache writes), {tokens['completion']} out "
+                      f"({tokens['reasoning']} reasoning)")
     table = Table("model", "requests", "cost $", "baseline $")
     for m in report["top_models"]:
         table.add_row(m["model"], str(m["requests"]), f"{m['cost_usd']:.6f}",

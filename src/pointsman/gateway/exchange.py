@@ -247,7 +247,9 @@ class Exchange:
 
 
 def stream_usage(cost: Cost) -> StreamUsage:
-    return StreamUsage(cost.prompt_tokens, cost.completion_tokens)
+    """A finished stream's counts for its door's final event (cache and reasoning too)."""
+    return StreamUsage(cost.prompt_tokens, cost.completion_tokens, cost.cached_tokens,
+                       cost.cache_creation_tokens, cost.reasoning_tokens)
 
 
 def final_answer(encoder: StreamEncoder) -> Mapping[str, Any] | None:

@@ -15,10 +15,11 @@ def ascii_header(value: str) -> str:
 
 def decision_headers(decision: Decision, model: str, attempts: Sequence[str],
                      cost_usd: float) -> dict[str, str]:
-    """``cost_usd``: the answer's; the routing call's cost (LLM-as-router) is added."""
+    """``cost_usd``: the answer's; the routing call's cost (LLM-as-router) is added. To
+    the nanodollar (9 decimals), the ledger's unit: the header says what was charged."""
     return {"x-pointsman-model": model,
             "x-pointsman-reason": ascii_header(decision.reason),
-            "x-pointsman-cost-usd": f"{cost_usd + decision.routing_cost_usd:.8f}",
+            "x-pointsman-cost-usd": f"{cost_usd + decision.routing_cost_usd:.9f}",
             "x-pointsman-attempts": ",".join(attempts)}
 
 

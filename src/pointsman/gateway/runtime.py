@@ -253,9 +253,12 @@ class Gateway:
             error=f"{error.code}: {error.message}" if error is not None else None, model=model,
             prompt_tokens=prompt, completion_tokens=completion,
             cost_usd=cost.usd + (decision.routing_cost_usd if decision is not None else 0.0),
-            baseline_cost_usd=baseline_cost(self.router.candidates, prompt, completion),
+            baseline_cost_usd=baseline_cost(self.router.candidates, prompt, completion,
+                                            cost.cached_tokens, cost.cache_creation_tokens),
             ttft_ms=ttft_ms, total_ms=total_ms, stream=chat.stream, messages=messages,
-            door=door)
+            door=door, cached_tokens=cost.cached_tokens,
+            cache_creation_tokens=cost.cache_creation_tokens,
+            reasoning_tokens=cost.reasoning_tokens)
         try:
             await self.log.write(record)
         except PointsmanError as exc:  # closed during shutdown: say so, do not fail the answer

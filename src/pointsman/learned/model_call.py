@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pointsman.budget.cost import cost_of
 from pointsman.executor import Executor
 from pointsman.providers.base import ChatCall, Provider, Timeouts
 from pointsman.tokens import estimate_text_tokens
@@ -76,6 +77,5 @@ class ProviderCall:
         call = ChatCall({**body, "model": self.upstream_model},
                         Timeouts(timeout_s, timeout_s, timeout_s))
         result = await asyncio.wait_for(self.provider.complete(call), timeout_s)
-        usage = result.usage
-        cost = self.spec.cost(usage.prompt_tokens, usage.completion_tokens) if usage else 0.0
+        cost = cost_of(self.spec, result.usage).usd if result.usage is not None else 0.0
         return Reply(result.body, cost)

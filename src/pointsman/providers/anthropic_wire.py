@@ -273,11 +273,16 @@ def to_anthropic(body: Mapping[str, Any], default_max_tokens: int) -> dict[str, 
 
 
 def usage_of(usage: Any) -> Usage | None:
+    """Anthropic usage as IR usage. Anthropic's ``input_tokens`` leaves out the cache reads
+    and writes; the IR's ``prompt_tokens`` is all three. Thinking is inside
+    ``output_tokens`` and not reported apart (``reasoning_tokens`` stays 0)."""
     if not isinstance(usage, Mapping):
         return None
-    prompt = sum(int(usage.get(k) or 0) for k in (
-        "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
-    return Usage(prompt, int(usage.get("output_tokens") or 0))
+    read, write = (int(usage.get(k) or 0) for k in (
+        "cache_read_input_tokens", "cache_creation_input_tokens"))
+    prompt = int(usage.get("input_tokens") or 0) + read + write
+    return Usage(prompt, int(usage.get("output_tokens") or 0), cached_tokens=read,
+                 cache_creation_tokens=write)
 
 
 def usage_dict(usage: Usage, cached: int | None = None,

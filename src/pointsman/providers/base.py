@@ -24,12 +24,41 @@ class Timeouts:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """An upstream's reported token counts, as the IR counts them (see
+    :mod:`pointsman.doors.base`): ``prompt_tokens`` is ALL input, its cache reads
+    (``cached_tokens``) and cache writes (``cache_creation_tokens``) included;
+    ``completion_tokens`` is all output, its hidden ``reasoning_tokens`` included. The
+    details say how the input is priced (cache reads and writes have prices of their
+    own); reasoning is priced as output and only reported."""
+
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+def _count(details: Any, name: str) -> int:
+    value = details.get(name) if isinstance(details, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return max(0, int(value))
+
+
+def usage_details(usage: Mapping[str, Any]) -> dict[str, int]:
+    """The detail counts of IR (OpenAI Chat Completions) usage, as :class:`Usage`'s keyword
+    arguments: ``prompt_tokens_details.cached_tokens`` and ``.cache_creation_tokens`` (the
+    IR's extension for Anthropic's cache writes) and
+    ``completion_tokens_details.reasoning_tokens``; 0 where absent or malformed."""
+    prompt, completion = usage.get("prompt_tokens_details"), usage.get(
+        "completion_tokens_details")
+    return {"cached_tokens": _count(prompt, "cached_tokens"),
+            "cache_creation_tokens": _count(prompt, "cache_creation_tokens"),
+            "reasoning_tokens": _count(completion, "reasoning_tokens")}
 
 
 @dataclass(frozen=True, slots=True)

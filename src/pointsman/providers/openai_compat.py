@@ -20,7 +20,7 @@ import httpx
 
 from pointsman.doors.base import PRIVATE
 from pointsman.errors import StreamBrokenError
-from pointsman.providers.base import ChatCall, ChatResult, Usage
+from pointsman.providers.base import ChatCall, ChatResult, Usage, usage_details
 from pointsman.providers.http import (
     Chunk,
     Deadline,
@@ -35,13 +35,14 @@ from pointsman.providers.wire import Wire
 
 
 def usage_of(data: Mapping[str, Any]) -> Usage | None:
-    """``usage`` of a completion or chunk, or None when absent or malformed."""
+    """``usage`` of a completion or chunk, or None when absent or malformed; with its
+    cached-input and reasoning details (:func:`~pointsman.providers.base.usage_details`)."""
     usage = data.get("usage")
     if not isinstance(usage, Mapping):
         return None
     try:
         return Usage(int(usage.get("prompt_tokens") or 0),
-                     int(usage.get("completion_tokens") or 0))
+                     int(usage.get("completion_tokens") or 0), **usage_details(usage))
     except (TypeError, ValueError):
         return None
 

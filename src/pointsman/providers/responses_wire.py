@@ -242,10 +242,17 @@ def to_responses(body: Mapping[str, Any], reasoning_summary: str | None = None
 # -- answer -------------------------------------------------------------------------------
 
 def usage_of(usage: Any) -> Usage | None:
+    """Responses usage (``input_tokens`` includes the cached ones, ``output_tokens`` the
+    reasoning) as IR usage, with its details."""
     if not isinstance(usage, Mapping):
         return None
     try:
-        return Usage(int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0))
+        return Usage(int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0),
+                     cached_tokens=_detail(usage, "input_tokens_details", "cached_tokens"),
+                     cache_creation_tokens=_detail(usage, "input_tokens_details",
+                                                   "cache_write_tokens"),
+                     reasoning_tokens=_detail(usage, "output_tokens_details",
+                                              "reasoning_tokens"))
     except (TypeError, ValueError):
         return None
 
@@ -253,7 +260,7 @@ def usage_of(usage: Any) -> Usage | None:
 def _detail(usage: Mapping[str, Any], key: str, field: str) -> int:
     details = usage.get(key)
     value = details.get(field) if isinstance(details, Mapping) else None
-    return int(value) if isinstance(value, int | float) else 0
+    return max(0, int(value)) if isinstance(value, int | float) else 0
 
 
 def usage_dict(usage: Any) -> dict[str, Any] | None:
@@ -265,11 +272,9 @@ def usage_dict(usage: Any) -> dict[str, Any] | None:
             "completion_tokens": counted.completion_tokens,
             "total_tokens": counted.total_tokens,
             "prompt_tokens_details": {
-                "cached_tokens": _detail(usage, "input_tokens_details", "cached_tokens"),
-                "cache_creation_tokens": _detail(usage, "input_tokens_details",
-                                                 "cache_write_tokens")},
-            "completion_tokens_details": {
-                "reasoning_tokens": _detail(usage, "output_tokens_details", "reasoning_tokens")}}
+                "cached_tokens": counted.cached_tokens,
+                "cache_creation_tokens": counted.cache_creation_tokens},
+            "completion_tokens_details": {"reasoning_tokens": counted.reasoning_tokens}}
 
 
 def _logprob(entry: Mapping[str, Any]) -> dict[str, Any]:

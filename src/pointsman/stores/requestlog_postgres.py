@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from pointsman.budget.spend import ModelSpend, Scope, SpendSummary
+from pointsman.budget.spend import TOKEN_SUMS, ModelSpend, Scope, SpendSummary, TokenTotals
 from pointsman.errors import StoreUnavailableError
 from pointsman.requestlog import RequestRecord
 from pointsman.stores.requestlog_batch import BatchingRequestLog
@@ -40,6 +40,11 @@ MIGRATIONS: tuple[str, ...] = (
          id TEXT PRIMARY KEY, key TEXT, created DOUBLE PRECISION NOT NULL,
          expires_at DOUBLE PRECISION NOT NULL, items JSON NOT NULL, response JSON NOT NULL);
        CREATE INDEX ON {schema}.responses (expires_at)""",
+    # 4: the prompt cache's share of the input (reads, writes) and the output's reasoning
+    """ALTER TABLE {schema}.requests ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;
+       ALTER TABLE {schema}.requests ADD COLUMN cache_creation_tokens INTEGER NOT NULL
+         DEFAULT 0;
+       ALTER TABLE {schema}.requests ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0""",
 )
 
 
@@ -121,9 +126,11 @@ class PostgresRequestLog(BatchingRequestLog):
             where = sql.SQL("{} AND {} = %s").format(where, sql.Identifier(scope))
             params.append(subject)
         table = sql.SQL("{}.requests").format(sql.Identifier(self.schema))
+        sums = sql.SQL("").join(sql.SQL(", COALESCE(SUM({}), 0)").format(sql.Identifier(c))
+                                for c in TOKEN_SUMS)
         total_q = sql.SQL("SELECT COUNT(*), COALESCE(SUM(cost_usd), 0), "
-                          "COALESCE(SUM(baseline_cost_usd), 0) FROM {} WHERE {}").format(
-            table, where)
+                          "COALESCE(SUM(baseline_cost_usd), 0){} FROM {} WHERE {}").format(
+            sums, table, where)
         model_q = sql.SQL("SELECT model, COUNT(*), SUM(cost_usd), SUM(baseline_cost_usd) "
                           "FROM {} WHERE {} AND model IS NOT NULL GROUP BY model "
                           "ORDER BY SUM(cost_usd) DESC, model LIMIT %s").format(table, where)
@@ -132,4 +139,5 @@ class PostgresRequestLog(BatchingRequestLog):
         assert total is not None
         return SpendSummary(int(total[0]), float(total[1]), float(total[2]),
                             tuple(ModelSpend(m, int(n), float(c), float(b))
-                                  for m, n, c, b in models))
+                                  for m, n, c, b in models),
+                            TokenTotals(*(int(t) for t in total[3:])))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pointsman.budget.spend import ModelSpend, Scope, SpendSummary
+from pointsman.budget.spend import TOKEN_SUMS, ModelSpend, Scope, SpendSummary, TokenTotals
 from pointsman.budget.sqlite_ledger import connect, migrate
 from pointsman.errors import StoreUnavailableError
 from pointsman.requestlog import RequestRecord
@@ -37,11 +37,16 @@ MIGRATIONS: tuple[str, ...] = (
          id TEXT PRIMARY KEY, key TEXT, created REAL NOT NULL, expires_at REAL NOT NULL,
          items TEXT NOT NULL, response TEXT NOT NULL);
        CREATE INDEX responses_expires_at ON responses (expires_at);""",
+    # 4: the prompt cache's share of the input (reads, writes) and the output's reasoning
+    """ALTER TABLE requests ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;
+       ALTER TABLE requests ADD COLUMN cache_creation_tokens INTEGER NOT NULL DEFAULT 0;
+       ALTER TABLE requests ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;""",
 )
 
 COLUMNS = ("id", "ts", "key", "user", "team", "session", "requested_model", "model", "outcome",
            "error", "prompt_tokens", "completion_tokens", "cost_usd", "baseline_cost_usd",
-           "ttft_ms", "total_ms", "stream", "door", "record")  # record stays last
+           "ttft_ms", "total_ms", "stream", "door", "cached_tokens", "cache_creation_tokens",
+           "reasoning_tokens", "record")  # record stays last
 SCOPES = {"key": "key", "user": "user", "team": "team"}
 
 
@@ -49,7 +54,8 @@ def row_of(record: RequestRecord) -> tuple[Any, ...]:
     r = record
     return (r.id, r.ts, r.key, r.user, r.team, r.session, r.requested_model, r.model,
             r.outcome, r.error, r.prompt_tokens, r.completion_tokens, r.cost_usd,
-            r.baseline_cost_usd, r.ttft_ms, r.total_ms, int(r.stream), r.door, r.to_json())
+            r.baseline_cost_usd, r.ttft_ms, r.total_ms, int(r.stream), r.door,
+            r.cached_tokens, r.cache_creation_tokens, r.reasoning_tokens, r.to_json())
 
 
 class SqliteRequestLog(BatchingRequestLog):
@@ -101,8 +107,9 @@ class SqliteRequestLog(BatchingRequestLog):
         if scope is not None:
             where += f" AND {SCOPES[scope]} = ?"
             params.append(subject)
+        sums = "".join(f", COALESCE(SUM({c}), 0)" for c in TOKEN_SUMS)
         total_sql = ("SELECT COUNT(*), COALESCE(SUM(cost_usd), 0), "
-                     f"COALESCE(SUM(baseline_cost_usd), 0) FROM requests WHERE {where}")
+                     f"COALESCE(SUM(baseline_cost_usd), 0){sums} FROM requests WHERE {where}")
         model_sql = ("SELECT model, COUNT(*), SUM(cost_usd), SUM(baseline_cost_usd) FROM "
                      f"requests WHERE {where} AND model IS NOT NULL GROUP BY model "
                      "ORDER BY SUM(cost_usd) DESC, model LIMIT ?")
@@ -110,4 +117,5 @@ class SqliteRequestLog(BatchingRequestLog):
         models = await asyncio.to_thread(self._query, model_sql, [*params, top])
         return SpendSummary(int(total[0]), float(total[1]), float(total[2]),
                             tuple(ModelSpend(m, int(n), float(c), float(b))
-                                  for m, n, c, b in models))
+                                  for m, n, c, b in models),
+                            TokenTotals(*(int(t) for t in total[3:])))
