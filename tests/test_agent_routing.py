@@ -4,6 +4,7 @@ affinity that keeps a conversation on the model whose prompt cache it has."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,8 @@ def gateway(upstream: UpstreamStub, tmp_path: Path) -> Iterator[tuple[str, Path]
                     "retry": {"max_retries": 0},
                     "keys": [{"name": "agent", "key": KEY, "models": ["claude-opus-*",
                                                                      "claude-haiku-*",
-                                                                     "gpt-*", "auto"]}]},
+                                                                     "gpt-*", "mistral-*",
+                                                                     "auto"]}]},
         "budgets": {"store": "memory"},
     }
     path = tmp_path / "pointsman.yaml"
@@ -74,7 +76,7 @@ def test_aliases_route_agents_fixed_names(gateway: tuple[str, Path]) -> None:
         model="claude-opus-5-5", max_tokens=50,
         messages=[{"role": "user", "content": "Please analyse the trade-offs here"}])
     assert raw.headers["x-pointsman-model"] in ("model-a", "model-b")  # tier >= mid
-    assert "alias 'claude-opus-*' → auto" in raw.headers["x-pointsman-reason"]
+    assert "alias 'claude-opus-*' -> auto" in raw.headers["x-pointsman-reason"]
     small = client.messages.with_raw_response.create(
         model="claude-haiku-4-5-20251001", max_tokens=50,
         messages=[{"role": "user", "content": "Write a title for this chat"}])
@@ -83,7 +85,7 @@ def test_aliases_route_agents_fixed_names(gateway: tuple[str, Path]) -> None:
 
 def test_an_unknown_name_of_a_family_passes_through_at_an_assumed_price(
         gateway: tuple[str, Path], upstream: UpstreamStub) -> None:
-    url, tmp_path = gateway
+    url, _ = gateway
     client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-9-preview", messages=[{"role": "user", "content": "hello"}])
@@ -149,8 +151,11 @@ def test_a_conversation_stays_on_the_model_whose_cache_it_has(
     # a fresh session asking the same thing goes where the router sends it
     fresh, _ = _turn(client, [], "Now write the function in python code", "s-other")
     assert fresh == "model-b"
-    rows = logged(tmp_path / "requests.db")
+    deadline = time.monotonic() + 60  # the log is written off the request's path
+    while len(rows := logged(tmp_path / "requests.db")) < 6 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert [r["session"] for r in rows].count("s-keep") == 5
+    assert {r["door"] for r in rows} == {"messages"}
 
 
 def test_a_conversation_moves_when_the_saving_beats_the_cache(

@@ -63,7 +63,7 @@ def keep_or_move(previous: ModelSpec, chosen: ModelSpec, view: SessionView, inpu
     (``allow_upgrade``) when the router chose a higher tier."""
     if allow_upgrade and TIERS.index(chosen.tier) > TIERS.index(previous.tier):
         return chosen, (f"session {view.session!r} moved up from {previous.name} "
-                        f"(tier {previous.tier} → {chosen.tier})")
+                        f"(tier {previous.tier} -> {chosen.tier})")
     prefix = min(view.prefix_tokens, input_tokens)
     stay = cached_cost(previous, input_tokens, output_tokens, prefix)
     move = chosen.cost(input_tokens, output_tokens)

@@ -87,7 +87,7 @@ class Alias:
 
     @property
     def note(self) -> str:
-        return f"alias {self.pattern!r} → {self.route}"
+        return f"alias {self.pattern!r} -> {self.route}"
 
 
 def _tier_ok(spec: ModelSpec, low: str | None, high: str | None) -> bool:

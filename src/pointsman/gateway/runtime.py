@@ -153,6 +153,7 @@ class Gateway:
                              "model")
         spec = self.aliases.passthrough_spec(model, family)
         self.catalog.adopt(spec)
+        self.router.catalog.adopt(spec)  # the router resolved a catalog of its own
         adopt = getattr(self.deployments, "adopt", None)
         if adopt is not None:
             adopt(spec)

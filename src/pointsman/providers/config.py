@@ -62,8 +62,8 @@ if TYPE_CHECKING:
 
     from pointsman.catalog import Catalog
     from pointsman.config import PointsmanConfig
-    from pointsman.types import ModelSpec
     from pointsman.providers.wire import Wire
+    from pointsman.types import ModelSpec
 
 log = logging.getLogger("pointsman.providers")
 
