@@ -202,9 +202,11 @@ def test_redis_hung_fail_open_charges_each_request_once(stub: UpstreamStub, tmp_
         started = time.monotonic()
         for _ in range(2):
             client.chat.completions.create(**BODY)
-        assert time.monotonic() - started < 4.0  # each ledger call gives up after 0.25 s
+        # the first ledger call gives up after the 2 s socket timeout and opens the
+        # circuit: the calls after it fail at once (one probe per circuit_open_s)
+        assert time.monotonic() - started < 6.0
         own_redis.thaw()
-        time.sleep(0.1)
+        time.sleep(cfg.budgets.circuit_open_s + 0.2)  # the circuit lets a probe through
         for _ in range(2):
             client.chat.completions.create(**BODY)
     rows = logged(tmp_path / "requests.db")
@@ -223,8 +225,13 @@ def test_redis_hung_fail_closed_is_a_fast_503(stub: UpstreamStub, tmp_path: Path
         started = time.monotonic()
         with pytest.raises(openai.APIStatusError) as caught:
             client.chat.completions.create(**BODY)
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 3.5  # the 2 s socket timeout, then 503
         assert caught.value.status_code == 503 and caught.value.code == "store_unavailable"
+        started = time.monotonic()  # the circuit is open: the next one is refused at once
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(**BODY)
+        assert time.monotonic() - started < 1.0
+        assert caught.value.status_code == 503
         own_redis.thaw()
 
 
