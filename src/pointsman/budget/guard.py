@@ -216,6 +216,9 @@ class LedgerBudgetGuard:
 
     def _unchecked(self, exc: StoreUnavailableError, token: str, checks: Sequence[Check],
                    amount: int, applied: tuple[Applied, ...]) -> Reservation:
+        # the reserve may have run although the client saw it fail: release it on recovery
+        self.reconciler.add(Pending(token, hold_for(checks, amount), None))
+        self.leases.start()
         if self.cfg.on_store_error == "fail_closed":
             raise exc
         log.error("BUDGET LEDGER UNAVAILABLE, serving WITHOUT a budget check (fail_open); "
