@@ -136,10 +136,12 @@ def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
         proc.stop()
 
 
-def _redis_config(tmp_path: Path, stub: UpstreamStub, url: str, mode: str) -> PointsmanConfig:
+def _redis_config(tmp_path: Path, stub: UpstreamStub, url: str, mode: str,
+                  **extra: Any) -> PointsmanConfig:
     return write_config(tmp_path, stub, {
         "store": "redis", "redis_url": url, "redis_prefix": "t:", "on_store_error": mode,
-        "limits": [{"scope": "global", "limit_usd": 1.0}]}, candidates=["gpt-4o-mini"])
+        "limits": [{"scope": "global", "limit_usd": 1.0}], **extra},
+        candidates=["gpt-4o-mini"])
 
 
 def test_redis_down_fail_closed_is_a_fast_clear_503(stub: UpstreamStub, tmp_path: Path,
@@ -217,7 +219,7 @@ def test_redis_hung_fail_open_charges_each_request_once(stub: UpstreamStub, tmp_
 
 def test_redis_hung_fail_closed_is_a_fast_503(stub: UpstreamStub, tmp_path: Path,
                                               own_redis: RedisProcess) -> None:
-    cfg = _redis_config(tmp_path, stub, own_redis.url, "fail_closed")
+    cfg = _redis_config(tmp_path, stub, own_redis.url, "fail_closed", circuit_open_s=30)
     with running(create_app(cfg)) as url, openai.OpenAI(
             base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=10) as client:
         client.chat.completions.create(**BODY)

@@ -102,8 +102,8 @@ class BudgetsConfig(_Strict):
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "pointsman:spend:"
     socket_timeout_s: float = Field(default=2.0, gt=0, le=10)
-    connect_timeout_s: float = Field(default=0.25, gt=0, le=10)
-    redis_max_connections: int = Field(default=256, ge=1)
+    connect_timeout_s: float = Field(default=1.0, gt=0, le=10)
+    redis_max_connections: int = Field(default=128, ge=1)
     circuit_open_s: float = Field(default=1.0, ge=0)
     on_store_error: Literal["fail_open", "fail_closed"] = "fail_closed"
     timezone: str = "UTC"

@@ -188,7 +188,7 @@ class RedisLedger:
     """Spend ledger shared by every gateway replica (a single Redis or a Redis Cluster)."""
 
     def __init__(self, url: str, prefix: str, socket_timeout_s: float = 2.0,
-                 max_connections: int = 256, *, connect_timeout_s: float = 0.25,
+                 max_connections: int = 128, *, connect_timeout_s: float = 1.0,
                  circuit_open_s: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.prefix = prefix
