@@ -136,10 +136,12 @@ def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
         proc.stop()
 
 
-def _redis_config(tmp_path: Path, stub: UpstreamStub, url: str, mode: str) -> PointsmanConfig:
+def _redis_config(tmp_path: Path, stub: UpstreamStub, url: str, mode: str,
+                  **extra: Any) -> PointsmanConfig:
     return write_config(tmp_path, stub, {
         "store": "redis", "redis_url": url, "redis_prefix": "t:", "on_store_error": mode,
-        "limits": [{"scope": "global", "limit_usd": 1.0}]}, candidates=["gpt-4o-mini"])
+        "limits": [{"scope": "global", "limit_usd": 1.0}], **extra},
+        candidates=["gpt-4o-mini"])
 
 
 def test_redis_down_fail_closed_is_a_fast_clear_503(stub: UpstreamStub, tmp_path: Path,
@@ -202,9 +204,11 @@ def test_redis_hung_fail_open_charges_each_request_once(stub: UpstreamStub, tmp_
         started = time.monotonic()
         for _ in range(2):
             client.chat.completions.create(**BODY)
-        assert time.monotonic() - started < 4.0  # each ledger call gives up after 0.25 s
+        # the first ledger call gives up after the 2 s socket timeout and opens the
+        # circuit: the calls after it fail at once (one probe per circuit_open_s)
+        assert time.monotonic() - started < 6.0
         own_redis.thaw()
-        time.sleep(0.1)
+        time.sleep(cfg.budgets.circuit_open_s + 0.2)  # the circuit lets a probe through
         for _ in range(2):
             client.chat.completions.create(**BODY)
     rows = logged(tmp_path / "requests.db")
@@ -215,7 +219,7 @@ def test_redis_hung_fail_open_charges_each_request_once(stub: UpstreamStub, tmp_
 
 def test_redis_hung_fail_closed_is_a_fast_503(stub: UpstreamStub, tmp_path: Path,
                                               own_redis: RedisProcess) -> None:
-    cfg = _redis_config(tmp_path, stub, own_redis.url, "fail_closed")
+    cfg = _redis_config(tmp_path, stub, own_redis.url, "fail_closed", circuit_open_s=30)
     with running(create_app(cfg)) as url, openai.OpenAI(
             base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=10) as client:
         client.chat.completions.create(**BODY)
@@ -223,8 +227,13 @@ def test_redis_hung_fail_closed_is_a_fast_503(stub: UpstreamStub, tmp_path: Path
         started = time.monotonic()
         with pytest.raises(openai.APIStatusError) as caught:
             client.chat.completions.create(**BODY)
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 3.5  # the 2 s socket timeout, then 503
         assert caught.value.status_code == 503 and caught.value.code == "store_unavailable"
+        started = time.monotonic()  # the circuit is open: the next one is refused at once
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(**BODY)
+        assert time.monotonic() - started < 1.0
+        assert caught.value.status_code == 503
         own_redis.thaw()
 
 

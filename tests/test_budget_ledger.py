@@ -130,7 +130,7 @@ def _empty() -> LiveState:
 @pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
 def test_unsettled_hold_expires_and_late_settle_still_counts(kind: str, tmp_path: Path) -> None:
     now = [1_900_000_000.0]
-    cfg = budgets(hold_ttl_s=5)
+    cfg = budgets(lease_s=5)
 
     async def scenario() -> None:
         async with guard_for(kind, tmp_path, cfg, clock=lambda: now[0]) as guard:

@@ -78,19 +78,39 @@ class AlertsConfig(_Strict):
 
 
 class BudgetsConfig(_Strict):
-    """Budgets, plans, the spend ledger store and alerts."""
+    """Budgets, plans, the spend ledger store and alerts.
+
+    Reservations are leases: a request's hold lives ``lease_s`` seconds in the ledger and
+    is renewed (every ``lease_s / 3``, one batched call per process) while the request
+    runs, for at most ``hold_ttl_s``. When a replica is killed (SIGKILL, OOM) its holds
+    lapse within ``lease_s`` and the budget they held is free again for every replica.
+    What a killed replica's in-flight requests had already spent upstream cannot be
+    measured (the answer, with its usage, died with the process): their leases are
+    released, not charged, so the ledger and the request log still agree with each
+    other, both without those requests' cost.
+
+    Redis: ``socket_timeout_s`` (2 s) is sized for a busy host, ``connect_timeout_s``
+    bounds connecting, ``redis_max_connections`` the pool (sized for the concurrency of
+    one replica); after a timeout the ledger fails at once for ``circuit_open_s``
+    (``on_store_error`` decides: refuse with 503 or serve) rather than every request
+    waiting the full timeout.
+    """
 
     enabled: bool = True
     store: Literal["memory", "sqlite", "redis"] = "sqlite"
     sqlite_path: str = "pointsman-spend.db"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "pointsman:spend:"
-    socket_timeout_s: float = Field(default=0.25, gt=0, le=5)
+    socket_timeout_s: float = Field(default=2.0, gt=0, le=10)
+    connect_timeout_s: float = Field(default=1.0, gt=0, le=10)
+    redis_max_connections: int = Field(default=128, ge=1)
+    circuit_open_s: float = Field(default=1.0, ge=0)
     on_store_error: Literal["fail_open", "fail_closed"] = "fail_closed"
     timezone: str = "UTC"
     exceeded_status: Literal[429, 402] = 429
     cost_margin: float = Field(default=1.2, ge=1)
-    hold_ttl_s: int = Field(default=600, gt=0)
+    lease_s: float = Field(default=15.0, gt=0)
+    hold_ttl_s: int = Field(default=600, gt=0)  # the longest a hold is renewed
     downgrade: list[DowngradeStep] = Field(default_factory=lambda: [
         DowngradeStep(at=0.8, max_tier="mid"), DowngradeStep(at=0.95, max_tier="cheap")])
     limits: list[BudgetLimit] = Field(default_factory=list)

@@ -19,7 +19,9 @@ def build_ledger(cfg: BudgetsConfig, base_dir: Path | None = None) -> SpendLedge
     if cfg.store == "redis":
         from pointsman.budget.redis_ledger import RedisLedger
 
-        return RedisLedger(cfg.redis_url, cfg.redis_prefix, cfg.socket_timeout_s)
+        return RedisLedger(cfg.redis_url, cfg.redis_prefix, cfg.socket_timeout_s,
+                           cfg.redis_max_connections, connect_timeout_s=cfg.connect_timeout_s,
+                           circuit_open_s=cfg.circuit_open_s)
     from pointsman.budget.sqlite_ledger import SqliteLedger
 
     path = Path(cfg.sqlite_path)

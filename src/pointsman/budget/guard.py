@@ -6,10 +6,16 @@ Fail-open (``on_store_error: fail_open``): when the ledger cannot be reached, re
 are served unchecked and a loud error is logged for each; the guard keeps, in process
 memory, the hold (counters) and the actual cost of every such request, and when the
 ledger answers again it charges each of them (``spent += actual``, ``requests += 1``
-where counted) to the counters of the window in which it was served. Not covered: the
-limits are not enforced during the outage, and a process that exits before the ledger
-returns loses its unreconciled list (it is logged at each failure). Fail-closed: the
-:class:`~pointsman.errors.StoreUnavailableError` goes up (HTTP 503).
+where counted) to the counters of the window in which it was served, exactly once (see
+:mod:`pointsman.budget.reconcile`). Not covered: the limits are not enforced during the
+outage, and a process that exits before the ledger returns loses its unreconciled list
+(it is logged at each failure). Fail-closed: the
+:class:`~pointsman.errors.StoreUnavailableError` goes up (HTTP 503). In both modes a
+settle or release that fails is queued for the same replay, and no store error ever
+escapes a settle or a release (the request was served: it must not become a 500).
+
+Holds are leases renewed by :class:`~pointsman.budget.leases.Leases` while their request
+runs.
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ from zoneinfo import ZoneInfo
 from pointsman.budget import windows
 from pointsman.budget.alerts import Alerter
 from pointsman.budget.config import BudgetLimit, BudgetsConfig
+from pointsman.budget.leases import Leases
 from pointsman.budget.ledger import Check, Hold, SpendLedger, Totals, hold_for, to_nanos, to_usd
 from pointsman.budget.plans import plan_name, resolve_plan, usd
+from pointsman.budget.reconcile import Pending, Reconciler
 from pointsman.errors import BudgetExceededError, PermissionDeniedError, StoreUnavailableError
 from pointsman.state import Reservation
 from pointsman.types import BudgetView, LiveState, RouteRequest
@@ -64,7 +72,9 @@ class LedgerBudgetGuard:
         self.zone = ZoneInfo(cfg.timezone)
         self.alerter = alerter
         self._holds: dict[str, tuple[Hold, tuple[Applied, ...]]] = {}
-        self._unreconciled: list[tuple[str, Hold, int]] = []
+        self.reconciler = Reconciler(ledger, clock)
+        self.leases = Leases(ledger, cfg.lease_s, cfg.hold_ttl_s, clock,
+                             on_tick=self._tick)
 
     # -- which budgets apply ------------------------------------------------------------
     def applicable(self, request: RouteRequest, model: str | None = None) -> list[Applied]:
@@ -106,17 +116,21 @@ class LedgerBudgetGuard:
             return Reservation(token, to_usd(amount), ())
         try:
             refused = await self.ledger.reserve(token, checks, amount, self.clock(),
-                                                self.cfg.hold_ttl_s)
+                                                self.cfg.lease_s)
         except StoreUnavailableError as exc:
             return self._unchecked(exc, token, checks, amount, applied)
+        if refused is None:  # known (renewed, released) before anything else can fail
+            hold = hold_for(checks, amount)
+            self._holds[token] = (hold, applied)
+            self.leases.add(token, hold)
         await self._reconcile()
         if refused is not None:
             raise await self._exceeded(refused, applied)
-        self._holds[token] = (hold_for(checks, amount), applied)
         return Reservation(token, to_usd(amount), tuple(c.budget for c in checks))
 
     async def settle(self, reservation: Reservation, actual_usd: float) -> None:
         entry = self._holds.pop(reservation.token, None)
+        self.leases.drop(reservation.token)
         if entry is None:
             return
         hold, applied = entry
@@ -132,13 +146,15 @@ class LedgerBudgetGuard:
 
     async def release(self, reservation: Reservation) -> None:
         entry = self._holds.pop(reservation.token, None)
+        self.leases.drop(reservation.token)
         if entry is None or reservation.token.startswith("unchecked:"):
             return
         try:
-            await self.ledger.release(reservation.token, self.clock())
-        except StoreUnavailableError as exc:  # the hold expires on its own after its TTL
-            log.error("budget release failed (hold expires after %ss): %s",
-                      self.cfg.hold_ttl_s, exc.message)
+            await self.ledger.release(reservation.token, entry[0], self.clock())
+        except StoreUnavailableError as exc:  # replayed later; the lease lapses meanwhile
+            log.error("budget release failed (retried when the ledger answers; the hold "
+                      "lapses within %ss): %s", self.cfg.lease_s, exc.message)
+            self.reconciler.add(Pending(reservation.token, entry[0], None))
 
     # -- StateSource --------------------------------------------------------------------
     async def contribute(self, request: RouteRequest, state: LiveState) -> LiveState:
@@ -200,6 +216,9 @@ class LedgerBudgetGuard:
 
     def _unchecked(self, exc: StoreUnavailableError, token: str, checks: Sequence[Check],
                    amount: int, applied: tuple[Applied, ...]) -> Reservation:
+        # the reserve may have run although the client saw it fail: release it on recovery
+        self.reconciler.add(Pending(token, hold_for(checks, amount), None))
+        self.leases.start()
         if self.cfg.on_store_error == "fail_closed":
             raise exc
         log.error("BUDGET LEDGER UNAVAILABLE, serving WITHOUT a budget check (fail_open); "
@@ -215,34 +234,40 @@ class LedgerBudgetGuard:
                       actual, exc.message)
         else:
             log.error("BUDGET LEDGER UNAVAILABLE: %d unreconciled charges kept in memory: %s",
-                      len(self._unreconciled) + 1, exc.message)
-        self._unreconciled.append((token, hold, actual))
+                      len(self.reconciler) + 1, exc.message)
+        self.reconciler.add(Pending(token, hold, actual))
+        self.leases.start()  # its ticks replay the queue even if no request comes
 
     async def _reconcile(self) -> None:
-        while self._unreconciled:
-            token, hold, actual = self._unreconciled[0]
-            try:
-                await self.ledger.settle(token, hold, actual, self.clock())
-            except StoreUnavailableError:
-                return
-            self._unreconciled.pop(0)
-            log.warning("budget ledger reconciled: charged %d nano-USD for %s", actual, token)
+        """Replay what the ledger owes (single-flight, never raises)."""
+        await self.reconciler.run()
+
+    async def _tick(self) -> bool:
+        """The lease task's tick: replay what is owed; whether anything is still owed."""
+        await self.reconciler.run()
+        return len(self.reconciler) > 0
+
+    async def reconcile(self) -> int:
+        """Replay now; how many entries were replayed (tests, shutdown)."""
+        return await self.reconciler.run()
 
     @property
     def unreconciled(self) -> int:
-        return len(self._unreconciled)
+        return len(self.reconciler)
 
     async def _alert(self, applied: Sequence[Applied]) -> None:
         assert self.alerter is not None
         try:
             totals = await self.ledger.totals([a.check.counters for a in applied], self.clock())
-        except StoreUnavailableError:
-            return
-        for a, total in zip(applied, totals, strict=True):
-            if a.limit.limit_usd is not None:
-                await self.alerter.check(a.check, a.limit.limit_usd, total, a.span)
+            for a, total in zip(applied, totals, strict=True):
+                if a.limit.limit_usd is not None:
+                    await self.alerter.check(a.check, a.limit.limit_usd, total, a.span)
+        except StoreUnavailableError as exc:  # alerts are best effort; the charge is made
+            log.error("budget alert check skipped: %s", exc.message)
 
     async def aclose(self) -> None:
+        await self.leases.aclose()
+        await self.reconciler.run()
         if self.alerter is not None:
             await self.alerter.aclose()
         await self.ledger.aclose()

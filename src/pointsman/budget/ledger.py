@@ -7,8 +7,15 @@ Each counter holds ``spent`` (settled), ``held`` (live reservations) and ``req``
 (requests counted against request limits). ``reserve`` checks every budget that
 applies and, only if all pass, holds the amount on each, all in one atomic step;
 ``settle`` moves a hold to ``spent`` with the actual amount; ``release`` drops it.
-A reservation never settled expires after its hold TTL (purged on the next call);
-a settle that arrives after that still records the actual spend.
+
+Reservations are leases: a hold lives ``lease_s`` seconds unless its process renews it
+(:meth:`SpendLedger.renew`, batched by :class:`~pointsman.budget.leases.Leases`), so the
+holds of a killed process are freed within one lease. A settle that arrives after its
+lease ran out still records the actual spend.
+
+Every write is keyed by the reservation's token and idempotent: a reserve or settle that
+timed out on the client yet ran, then is retried or replayed by the guard's
+reconciliation, holds or charges once (settled tokens are remembered for a day).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 NANOS = 1_000_000_000
+SETTLED_KEEP_S = 24 * 3600  # how long a settled token is remembered (retries dedup)
 
 
 def to_nanos(usd: float) -> int:
@@ -88,15 +96,23 @@ def refusal(checks: Sequence[Check], totals: Sequence[Totals], amount: int) -> s
 @runtime_checkable
 class SpendLedger(Protocol):
     async def reserve(self, token: str, checks: Sequence[Check], amount: int, now: float,
-                      hold_ttl_s: float) -> str | None:
-        """Hold ``amount`` on every check's counter atomically; the refusing budget or None."""
+                      lease_s: float) -> str | None:
+        """Hold ``amount`` on every check's counter atomically for a lease of ``lease_s``;
+        the refusing budget or None. A token already holding is not held twice."""
         ...
 
     async def settle(self, token: str, hold: Hold, actual: int, now: float) -> None:
-        """Replace the hold by ``actual`` spent (records it even if the hold expired)."""
+        """Replace the hold by ``actual`` spent (records it even if the lease ran out);
+        a token already settled is not charged again."""
         ...
 
-    async def release(self, token: str, now: float) -> None: ...
+    async def release(self, token: str, hold: Hold, now: float) -> None:
+        """Drop the hold (nothing when it is gone already)."""
+        ...
+
+    async def renew(self, holds: Sequence[tuple[str, Hold]], expires_at: float) -> None:
+        """Extend the leases of these live holds to ``expires_at`` (gone ones stay gone)."""
+        ...
 
     async def totals(self, counters: Sequence[Sequence[str]], now: float) -> list[Totals]:
         """For each group of counters, their summed totals."""
@@ -117,6 +133,8 @@ class CounterTable(Protocol):
     def get_hold(self, token: str) -> Hold | None: ...
     def put_hold(self, token: str, hold: Hold, expires_at: float) -> None: ...
     def pop_hold(self, token: str) -> Hold | None: ...
+    def renew_hold(self, token: str, expires_at: float) -> None: ...
+    def mark_settled(self, token: str, now: float) -> bool: ...
     def expired_holds(self, now: float) -> list[str]: ...
 
 
@@ -142,18 +160,22 @@ def sum_totals(table: CounterTable, counters: Sequence[str]) -> Totals:
 
 
 def reserve_in(table: CounterTable, token: str, checks: Sequence[Check], amount: int,
-               now: float, hold_ttl_s: float) -> str | None:
+               now: float, lease_s: float) -> str | None:
     purge(table, now)
+    if table.get_hold(token) is not None:
+        return None  # a retried reserve that already ran
     refused = refusal(checks, [sum_totals(table, c.counters) for c in checks], amount)
     if refused is not None:
         return refused
     for check in checks:
         table.add(check.charge, Totals(0, amount, int(check.counts_request)), check.expires_at)
-    table.put_hold(token, hold_for(checks, amount), now + hold_ttl_s)
+    table.put_hold(token, hold_for(checks, amount), now + lease_s)
     return None
 
 
-def settle_in(table: CounterTable, token: str, hold: Hold, actual: int) -> None:
+def settle_in(table: CounterTable, token: str, hold: Hold, actual: int, now: float) -> None:
+    if not table.mark_settled(token, now):
+        return  # settled before: a retry or a replay charges once
     _drop(table, token)  # returns the held amount and request, live or already expired
     for counter, counts in hold.charges:
         table.add(counter, Totals(actual, 0, int(counts)), None)
@@ -163,11 +185,17 @@ def release_in(table: CounterTable, token: str) -> None:
     _drop(table, token)
 
 
+def renew_in(table: CounterTable, tokens: Sequence[str], expires_at: float) -> None:
+    for token in tokens:
+        table.renew_hold(token, expires_at)
+
+
 class _DictTable:
     def __init__(self) -> None:
         self.counters: dict[str, Totals] = {}
         self.expiry: dict[str, float] = {}
         self.holds: dict[str, tuple[Hold, float]] = {}
+        self.settled: dict[str, float] = {}
 
     def get(self, counter: str) -> Totals:
         return self.counters.get(counter, Totals())
@@ -188,7 +216,20 @@ class _DictTable:
         entry = self.holds.pop(token, None)
         return entry[0] if entry else None
 
+    def renew_hold(self, token: str, expires_at: float) -> None:
+        entry = self.holds.get(token)
+        if entry is not None:
+            self.holds[token] = (entry[0], expires_at)
+
+    def mark_settled(self, token: str, now: float) -> bool:
+        if token in self.settled:
+            return False
+        self.settled[token] = now
+        return True
+
     def expired_holds(self, now: float) -> list[str]:
+        for token in [t for t, at in self.settled.items() if at < now - SETTLED_KEEP_S]:
+            del self.settled[token]
         gone = [c for c, t in self.expiry.items() if t < now]
         for counter in gone:
             self.counters.pop(counter, None)
@@ -205,14 +246,17 @@ class MemoryLedger:
         self._alerts: dict[str, float] = {}
 
     async def reserve(self, token: str, checks: Sequence[Check], amount: int, now: float,
-                      hold_ttl_s: float) -> str | None:
-        return reserve_in(self._table, token, checks, amount, now, hold_ttl_s)
+                      lease_s: float) -> str | None:
+        return reserve_in(self._table, token, checks, amount, now, lease_s)
 
     async def settle(self, token: str, hold: Hold, actual: int, now: float) -> None:
-        settle_in(self._table, token, hold, actual)
+        settle_in(self._table, token, hold, actual, now)
 
-    async def release(self, token: str, now: float) -> None:
+    async def release(self, token: str, hold: Hold, now: float) -> None:
         release_in(self._table, token)
+
+    async def renew(self, holds: Sequence[tuple[str, Hold]], expires_at: float) -> None:
+        renew_in(self._table, [token for token, _ in holds], expires_at)
 
     async def totals(self, counters: Sequence[Sequence[str]], now: float) -> list[Totals]:
         purge(self._table, now)

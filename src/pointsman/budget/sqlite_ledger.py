@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from pointsman.budget.ledger import (
+    SETTLED_KEEP_S,
     Check,
     Hold,
     Totals,
     purge,
     release_in,
+    renew_in,
     reserve_in,
     settle_in,
     sum_totals,
@@ -32,6 +34,9 @@ MIGRATIONS: tuple[str, ...] = (
        CREATE TABLE holds (token TEXT PRIMARY KEY, info TEXT NOT NULL, expires_at REAL NOT NULL);
        CREATE INDEX holds_expiry ON holds (expires_at);
        CREATE TABLE alerts (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);""",
+    # 2: settled tokens, so a retried or replayed settle charges once
+    """CREATE TABLE settled (token TEXT PRIMARY KEY, at REAL NOT NULL);
+       CREATE INDEX settled_at ON settled (at);""",
 )
 
 
@@ -116,7 +121,16 @@ class _SqlTable:
             self.conn.execute("DELETE FROM holds WHERE token = ?", (token,))
         return hold
 
+    def renew_hold(self, token: str, expires_at: float) -> None:
+        self.conn.execute("UPDATE holds SET expires_at = ? WHERE token = ?", (expires_at, token))
+
+    def mark_settled(self, token: str, now: float) -> bool:
+        cur = self.conn.execute("INSERT OR IGNORE INTO settled (token, at) VALUES (?, ?)",
+                                (token, now))
+        return cur.rowcount == 1
+
     def expired_holds(self, now: float) -> list[str]:
+        self.conn.execute("DELETE FROM settled WHERE at < ?", (now - SETTLED_KEEP_S,))
         self.conn.execute("DELETE FROM counters WHERE expires_at < ?", (now,))
         self.conn.execute("DELETE FROM alerts WHERE expires_at < ?", (now,))
         rows = self.conn.execute("SELECT token FROM holds WHERE expires_at < ?", (now,))
@@ -151,14 +165,17 @@ class SqliteLedger:
             raise StoreUnavailableError(f"spend ledger {self.path}: {exc}") from None
 
     async def reserve(self, token: str, checks: Sequence[Check], amount: int, now: float,
-                      hold_ttl_s: float) -> str | None:
-        return await self._run(lambda t: reserve_in(t, token, checks, amount, now, hold_ttl_s))
+                      lease_s: float) -> str | None:
+        return await self._run(lambda t: reserve_in(t, token, checks, amount, now, lease_s))
 
     async def settle(self, token: str, hold: Hold, actual: int, now: float) -> None:
-        await self._run(lambda t: settle_in(t, token, hold, actual))
+        await self._run(lambda t: settle_in(t, token, hold, actual, now))
 
-    async def release(self, token: str, now: float) -> None:
+    async def release(self, token: str, hold: Hold, now: float) -> None:
         await self._run(lambda t: release_in(t, token))
+
+    async def renew(self, holds: Sequence[tuple[str, Hold]], expires_at: float) -> None:
+        await self._run(lambda t: renew_in(t, [token for token, _ in holds], expires_at))
 
     async def totals(self, counters: Sequence[Sequence[str]], now: float) -> list[Totals]:
         def work(table: _SqlTable) -> list[Totals]:

@@ -5,7 +5,10 @@ Anthropic's ``{"type": "error", "error": {"type", "message"}}`` on Messages)."""
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
@@ -68,5 +71,22 @@ def door_error(door: Door, error: PointsmanError,
     extra = dict(headers or {})
     if isinstance(error, BudgetExceededError):  # a cap resets later: retrying now is futile
         extra["x-should-retry"] = "false"
+        wait = retry_after_s(error.resets_at)
+        if wait is not None:
+            extra["retry-after"] = str(wait)
     return Response(jsonio.dumps(door.error_body(error, status)), status, headers=extra,
                     media_type="application/json")
+
+
+def retry_after_s(resets_at: str | None, now: float | None = None) -> int | None:
+    """Whole seconds until an ISO 8601 reset time (at least 1), for ``Retry-After``;
+    None when there is no reset time or it cannot be read."""
+    if not resets_at:
+        return None
+    try:
+        reset = datetime.fromisoformat(resets_at)
+    except ValueError:
+        return None
+    if reset.tzinfo is None:
+        return None
+    return max(1, math.ceil(reset.timestamp() - (time.time() if now is None else now)))
