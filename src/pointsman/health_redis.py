@@ -4,11 +4,16 @@
 Same rules as in memory (error rate over ``window_s`` with at least ``min_requests``, or
 ``consecutive_failures`` in a row, open the breaker for ``cooldown_s``; then one half-open
 probe; Retry-After blocks without counting as a failure), kept in Redis so every replica
-sees the same breaker and only one of them sends the probe. Per deployment: ``h:<name>``
-a hash (tripped, open_until, probing_until, blocked_until, consecutive, seq) and two sorted
-sets of outcome ids scored by time, ``ok:<name>`` and ``fail:<name>``. ``report`` and
-``acquire`` are one Lua script each (atomic; no read-modify-write from Python). Times are
-wall-clock seconds (keep replicas on NTP).
+sees the same breaker and only one of them sends the probe. ``report`` and ``acquire`` are
+one Lua script each (atomic; no read-modify-write from Python). Times are wall-clock
+seconds (keep replicas on NTP).
+
+Keys, per deployment, under the configured prefix: ``{h:<name>}`` a hash (tripped,
+open_until, probing_until, blocked_until, consecutive, seq) and two sorted sets of outcome
+ids scored by time, ``{h:<name>}:ok`` and ``{h:<name>}:fail``. The three share the hash tag
+``{h:<name>}``, so they are in one hash slot: the report script (which touches all three,
+declared in KEYS) works on Redis Cluster, and different deployments spread over the
+cluster's slots.
 
 ``available`` is asked for every deployment on every request (the cooldown view), so it
 reads a local copy of the breaker, refreshed at most every ``cache_s`` (one HMGET) and
@@ -29,7 +34,8 @@ from typing import Any, cast
 from redis.exceptions import RedisError
 
 from pointsman.gateway.config import HealthConfig
-from pointsman.latency.redis_window import redis_client
+from pointsman.redis_client import close_client, redis_client
+from pointsman.redis_config import RedisConfig
 
 log = logging.getLogger("pointsman.health")
 _FIELDS = ("tripped", "open_until", "probing_until", "blocked_until")
@@ -117,16 +123,16 @@ class _Breaker:
 
 
 class RedisHealth:
-    """The shared :class:`~pointsman.health.HealthStore`."""
+    """The shared :class:`~pointsman.health.HealthStore`, on the Redis (or cluster) of
+    ``redis``, under its prefix."""
 
-    def __init__(self, url: str, prefix: str, cfg: HealthConfig, *, cache_s: float = 0.25,
-                 socket_timeout_s: float = 0.25,
+    def __init__(self, redis: RedisConfig, cfg: HealthConfig, *, cache_s: float = 0.25,
                  clock: Callable[[], float] = time.time) -> None:
-        self.prefix = prefix
+        self.prefix = redis.prefix
         self.cfg = cfg
         self.cache_s = cache_s
         self.clock = clock
-        self._redis = redis_client(url, socket_timeout_s)
+        self._redis = redis_client(redis)
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._report = self._redis.register_script(_REPORT)
         self._cache: dict[str, _Breaker] = {}
@@ -134,7 +140,8 @@ class RedisHealth:
         self._ttl_ms = int((2 * window + 60) * 1000)
 
     def _keys(self, deployment: str) -> list[str]:
-        return [f"{self.prefix}{kind}:{deployment}" for kind in ("h", "ok", "fail")]
+        hashed = f"{self.prefix}{{h:{deployment}}}"
+        return [hashed, hashed + ":ok", hashed + ":fail"]
 
     async def _breaker(self, deployment: str) -> _Breaker | None:
         now = self.clock()
@@ -184,5 +191,4 @@ class RedisHealth:
         self._cache[deployment] = _Breaker(raw, now)
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
-        await self._redis.connection_pool.disconnect()
+        await close_client(self._redis)

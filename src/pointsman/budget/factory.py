@@ -11,21 +11,41 @@ from pointsman.budget.config import BudgetsConfig
 from pointsman.budget.guard import LedgerBudgetGuard
 from pointsman.budget.ledger import MemoryLedger, SpendLedger
 from pointsman.catalog import Catalog
+from pointsman.errors import ConfigError
+from pointsman.redis_config import RedisConfig
 
 
-def build_ledger(cfg: BudgetsConfig, base_dir: Path | None = None) -> SpendLedger:
+def build_ledger(cfg: BudgetsConfig, base_dir: Path | None = None,
+                 redis: RedisConfig | None = None) -> SpendLedger:
+    """The ledger of ``budgets.store``; a Redis one uses the top-level ``redis`` section
+    (``budgets.redis_*`` override it) through the shared client factory, never retrying."""
     if cfg.store == "memory":
         return MemoryLedger()
     if cfg.store == "redis":
-        from pointsman.budget.redis_ledger import RedisLedger
-
-        return RedisLedger(cfg.redis_url, cfg.redis_prefix, cfg.socket_timeout_s)
+        return _redis_ledger(cfg, redis or RedisConfig())
     from pointsman.budget.sqlite_ledger import SqliteLedger
 
     path = Path(cfg.sqlite_path)
     if base_dir is not None and not path.is_absolute():
         path = base_dir / path
     return SqliteLedger(path)
+
+
+def _redis_ledger(cfg: BudgetsConfig, redis: RedisConfig) -> SpendLedger:
+    from redis.asyncio import Redis
+
+    from pointsman.budget.redis_ledger import RedisLedger
+    from pointsman.redis_client import redis_client
+
+    shared = redis.for_store("spend:", url=cfg.redis_url, prefix=cfg.redis_prefix,
+                             socket_timeout_s=cfg.socket_timeout_s)
+    if shared.cluster:
+        # the ledger's scripts touch counter keys named in their arguments: one Redis only
+        raise ConfigError("budgets.store 'redis' needs a single Redis, and redis.cluster is "
+                          "true: give budgets.redis_url (a single Redis) for the ledger")
+    client = redis_client(shared, retries=0)  # a reservation must never run twice
+    assert isinstance(client, Redis)
+    return RedisLedger(shared.url, shared.prefix, client=client)
 
 
 def build_guard(cfg: BudgetsConfig, catalog: Catalog, ledger: SpendLedger | None = None,

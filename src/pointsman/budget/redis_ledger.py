@@ -124,13 +124,17 @@ class RedisLedger:
     """Spend ledger shared by every gateway replica."""
 
     def __init__(self, url: str, prefix: str, socket_timeout_s: float = 0.25,
-                 max_connections: int = 64) -> None:
+                 max_connections: int = 64, *, client: Redis | None = None) -> None:
+        """``client`` (from :func:`pointsman.redis_client.redis_client`, owned and closed
+        by the ledger) replaces the one built from ``url`` and the timeout."""
         self.prefix = prefix
-        pool = BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=socket_timeout_s,
-            socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s,
-            retry=Retry(NoBackoff(), 0))
-        self._redis = Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
+        if client is None:
+            pool = BlockingConnectionPool.from_url(
+                url, max_connections=max_connections, timeout=socket_timeout_s,
+                socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s,
+                retry=Retry(NoBackoff(), 0))
+            client = Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
+        self._redis = client
         self._keys = [prefix + "holds", prefix + "holdinfo", prefix + "settled"]
         self._scripts = {name: self._redis.register_script(src) for name, src in (
             ("reserve", _RESERVE), ("settle", _SETTLE), ("release", _RELEASE),
