@@ -139,7 +139,8 @@ class RedisHealth:
         window = max(cfg.window_s, cfg.cooldown_s)
         self._ttl_ms = int((2 * window + 60) * 1000)
 
-    def _keys(self, deployment: str) -> list[str]:
+    def keys_of(self, deployment: str) -> list[str]:
+        """The breaker hash and the ok/fail sorted sets of a deployment (one hash slot)."""
         hashed = f"{self.prefix}{{h:{deployment}}}"
         return [hashed, hashed + ":ok", hashed + ":fail"]
 
@@ -149,7 +150,7 @@ class RedisHealth:
         if cached is not None and now - cached.read_at < self.cache_s:
             return cached
         try:
-            raw = await cast(Any, self._redis.hmget(self._keys(deployment)[0], list(_FIELDS)))
+            raw = await cast(Any, self._redis.hmget(self.keys_of(deployment)[0], list(_FIELDS)))
         except (RedisError, OSError) as exc:
             log.warning("health: Redis unavailable, %s treated as available: %s",
                         deployment, exc)
@@ -170,7 +171,7 @@ class RedisHealth:
         now = self.clock()
         hold = max(self.cfg.cooldown_s, 1.0)
         try:
-            raw = await self._acquire(keys=self._keys(deployment)[:1], args=[now, hold])
+            raw = await self._acquire(keys=self.keys_of(deployment)[:1], args=[now, hold])
         except (RedisError, OSError) as exc:
             log.warning("health: Redis unavailable, %s let through: %s", deployment, exc)
             return True
@@ -182,7 +183,7 @@ class RedisHealth:
         cfg, now = self.cfg, self.clock()
         wait = retry_after if retry_after is not None and math.isfinite(retry_after) else 0.0
         try:
-            raw = await self._report(keys=self._keys(deployment), args=[
+            raw = await self._report(keys=self.keys_of(deployment), args=[
                 repr(now), int(ok), repr(max(wait, 0.0)), cfg.window_s, cfg.cooldown_s,
                 cfg.min_requests, cfg.error_rate, cfg.consecutive_failures, self._ttl_ms])
         except (RedisError, OSError) as exc:
