@@ -27,6 +27,7 @@ from pointsman.latency.redis_bandit import RedisBandit
 from pointsman.latency.redis_window import RedisWindows
 from pointsman.latency.window import LatencyWindows, MemoryWindows, Sample, model_key
 from pointsman.latency.wiring import LatencyRecorder, LatencySource
+from pointsman.redis_config import RedisConfig
 from pointsman.router import resolve_catalog
 from pointsman.state import AttemptOutcome
 from pointsman.types import LiveState
@@ -105,7 +106,8 @@ async def bandit_bench(kind: str, bandit: MemoryBandit | RedisBandit) -> None:
 
 async def health_bench(prefix: str) -> None:
     print("deployment health (redis, shared breaker):")
-    health = RedisHealth(REDIS, prefix + "health:", HealthConfig(), cache_s=0.25)
+    health = RedisHealth(RedisConfig(url=REDIS, prefix=prefix + "health:"), HealthConfig(),
+                         cache_s=0.25)
     try:
         await timed("report one outcome (Lua: window + breaker)",
                     lambda i: health.report(DEPLOYMENTS[i % 3], True))
@@ -129,13 +131,13 @@ async def main() -> None:
     cfg = WindowConfig(seconds=3600, max_samples=1000)
     await windows_bench("memory", MemoryWindows(cfg))
     prefix = f"bench:latency:{uuid.uuid4().hex}:"
-    redis_windows = RedisWindows(REDIS, prefix, cfg, refresh_s=3600.0)
+    redis_windows = RedisWindows(RedisConfig(url=REDIS, prefix=prefix), cfg, refresh_s=3600.0)
     try:
         await windows_bench("redis", redis_windows)
     finally:
         await redis_windows.aclose()
     await bandit_bench("memory", MemoryBandit(0.99))
-    redis_bandit = RedisBandit(REDIS, prefix, 0.99, cache_s=0.25)
+    redis_bandit = RedisBandit(RedisConfig(url=REDIS, prefix=prefix), 0.99, cache_s=0.25)
     try:
         await bandit_bench("redis", redis_bandit)
     finally:

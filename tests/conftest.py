@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from redis_cluster_support import redis_at as redis_at
+from redis_cluster_support import redis_cluster as redis_cluster  # the session's Redis Cluster
+
 if TYPE_CHECKING:
     from pointsman.testing import UpstreamStub
 

@@ -11,7 +11,19 @@ from pathlib import Path
 
 import redis
 
+from pointsman.budget.config import BudgetsConfig
+from pointsman.budget.factory import build_ledger
+from pointsman.budget.redis_ledger import RedisLedger
+
 REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_ledger(prefix: str) -> RedisLedger:
+    """A spend ledger on the shared Redis under ``prefix``, built as the gateway builds it
+    (the client factory's generous timeouts: no flaky timeouts on a busy machine)."""
+    ledger = build_ledger(BudgetsConfig(store="redis", redis_prefix=prefix))
+    assert isinstance(ledger, RedisLedger)
+    return ledger
 
 
 def drop_prefix(prefix: str) -> None:

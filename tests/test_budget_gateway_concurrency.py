@@ -31,11 +31,12 @@ from pointsman.router import resolve_catalog
 from pointsman.testing.upstream import UpstreamStub
 from pointsman.tokens import estimate_message_tokens
 from pointsman.types import RouteRequest
-from redis_support import RedisProcess, drop_prefix, free_port
+from redis_support import RedisProcess, drop_prefix, free_port, redis_ledger
 
 CATALOG = resolve_catalog(load_config())
 SPEC = CATALOG.get("gpt-4o-mini")
 TOKENS = 24
+HUNG_TIMEOUT_S = 0.5  # the ledger's timeout in the tests that stop or freeze Redis
 PROMPT = "Give me one fact about the moon"
 BODY: Any = {"model": "auto", "messages": [{"role": "user", "content": PROMPT}],
              "max_tokens": TOKENS}
@@ -94,9 +95,6 @@ def test_200_concurrent_requests_never_overspend(stub: UpstreamStub, tmp_path: P
     limit = 50 * RESERVE
     budgets = {"store": store, "sqlite_path": str(tmp_path / "spend.db"),
                "redis_prefix": prefix, "exceeded_status": status,
-               # the 0.25 s default is measured on an event loop serving 100 requests at
-               # once on a shared 2-core box: a burst of new connections can exceed it
-               "socket_timeout_s": 2.0,
                "limits": [{"scope": "global", "limit_usd": limit / 1e9}]}
     cfgs = [write_config(tmp_path, stub, budgets, candidates=["gpt-4o-mini"],
                          log_name=f"requests-{i}.db") for i in range(2)]
@@ -140,6 +138,8 @@ def _redis_config(tmp_path: Path, stub: UpstreamStub, url: str, mode: str,
                   **extra: Any) -> PointsmanConfig:
     return write_config(tmp_path, stub, {
         "store": "redis", "redis_url": url, "redis_prefix": "t:", "on_store_error": mode,
+        # short on purpose: these tests stop or freeze Redis and measure that nobody hangs
+        "socket_timeout_s": HUNG_TIMEOUT_S,
         "limits": [{"scope": "global", "limit_usd": 1.0}], **extra},
         candidates=["gpt-4o-mini"])
 
@@ -155,7 +155,7 @@ def test_redis_down_fail_closed_is_a_fast_clear_503(stub: UpstreamStub, tmp_path
             started = time.monotonic()
             with pytest.raises(openai.APIStatusError) as caught:
                 client.chat.completions.create(**BODY)
-            assert time.monotonic() - started < 2.0  # short timeouts, never a hang
+            assert time.monotonic() - started < 5.0  # short timeouts, never a hang
             assert caught.value.status_code == 503
             assert caught.value.code == "store_unavailable"
             assert "Redis unavailable" in caught.value.message
@@ -180,7 +180,7 @@ def test_redis_down_fail_open_serves_and_reconciles(stub: UpstreamStub, tmp_path
         started = time.monotonic()
         for _ in range(3):
             client.chat.completions.create(**BODY)  # served without a budget check
-        assert time.monotonic() - started < 3.0
+        assert time.monotonic() - started < 6.0  # refused connections: no waiting
         loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         assert any("BUDGET LEDGER UNAVAILABLE" in m for m in loud)
         own_redis.start()
@@ -204,8 +204,8 @@ def test_redis_hung_fail_open_charges_each_request_once(stub: UpstreamStub, tmp_
         started = time.monotonic()
         for _ in range(2):
             client.chat.completions.create(**BODY)
-        # the first ledger call gives up after the 2 s socket timeout and opens the
-        # circuit: the calls after it fail at once (one probe per circuit_open_s)
+        # the first ledger call gives up after its 0.5 s timeout and opens the circuit:
+        # the calls after it fail at once (one probe per circuit_open_s)
         assert time.monotonic() - started < 6.0
         own_redis.thaw()
         time.sleep(cfg.budgets.circuit_open_s + 0.2)  # the circuit lets a probe through
@@ -227,7 +227,7 @@ def test_redis_hung_fail_closed_is_a_fast_503(stub: UpstreamStub, tmp_path: Path
         started = time.monotonic()
         with pytest.raises(openai.APIStatusError) as caught:
             client.chat.completions.create(**BODY)
-        assert time.monotonic() - started < 3.5  # the 2 s socket timeout, then 503
+        assert time.monotonic() - started < 5.0  # the 0.5 s timeout, then 503 (not 10 s)
         assert caught.value.status_code == 503 and caught.value.code == "store_unavailable"
         started = time.monotonic()  # the circuit is open: the next one is refused at once
         with pytest.raises(openai.APIStatusError) as caught:
@@ -239,10 +239,8 @@ def test_redis_hung_fail_closed_is_a_fast_503(stub: UpstreamStub, tmp_path: Path
 
 def test_a_retried_redis_settle_charges_once(prefix: str) -> None:
     from pointsman.budget.ledger import Check, hold_for
-    from pointsman.budget.redis_ledger import RedisLedger
-
     async def scenario() -> tuple[int, int]:
-        ledger = RedisLedger("redis://127.0.0.1:6379/0", prefix)
+        ledger = redis_ledger(prefix)
         check = Check("global:all/day", "global:all:d", ("global:all:d",), 10**9, None,
                       False, time.time() + 3600)
         try:

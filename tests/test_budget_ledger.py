@@ -25,7 +25,7 @@ from pointsman.requestlog import RequestRecord
 from pointsman.router import resolve_catalog
 from pointsman.stores.requestlog_sqlite import SqliteRequestLog
 from pointsman.types import LiveState, RouteRequest
-from redis_support import drop_prefix
+from redis_support import drop_prefix, redis_ledger
 
 TIERS = {m.name: m.tier for m in resolve_catalog(load_config())}
 ESTIMATE = 0.001
@@ -43,7 +43,7 @@ def make_ledger(kind: str, tmp_path: Path) -> SpendLedger:
         return MemoryLedger()
     if kind == "sqlite":
         return SqliteLedger(tmp_path / "spend.db")
-    return RedisLedger("redis://127.0.0.1:6379/0", f"test:budget:{uuid.uuid4().hex}:")
+    return redis_ledger(f"test:budget:{uuid.uuid4().hex}:")
 
 
 @asynccontextmanager
@@ -204,7 +204,7 @@ def test_two_replicas_sharing_one_store_never_overspend(kind: str, tmp_path: Pat
     def ledger() -> SpendLedger:
         if kind == "sqlite":
             return SqliteLedger(tmp_path / "shared.db")
-        return RedisLedger("redis://127.0.0.1:6379/0", prefix)
+        return redis_ledger(prefix)
 
     async def scenario() -> None:
         log = SqliteRequestLog(tmp_path / "requests.db")

@@ -39,7 +39,7 @@ def make_guard(port: int, mode: str) -> LedgerBudgetGuard:
                             "alerts": {"thresholds": []},
                             "limits": [{"scope": "user", "window": "day", "limit_usd": 1.0}]}
     cfg = BudgetsConfig.model_validate(data)
-    ledger = RedisLedger(f"redis://127.0.0.1:{port}/0", "t:", cfg.socket_timeout_s)
+    ledger = RedisLedger(f"redis://127.0.0.1:{port}/0", "t:", cfg.socket_timeout_s or 0.2)
     return LedgerBudgetGuard(cfg, ledger, TIERS)
 
 

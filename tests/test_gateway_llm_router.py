@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import redis
 import yaml
 
 from budget_gateway_support import ledger_totals, logged
@@ -25,8 +26,10 @@ from pointsman.budget.ledger import to_nanos
 from pointsman.config import load_config
 from pointsman.gateway.app import create_app
 from pointsman.learned.model_call import ExecutorCall
+from pointsman.redis_config import RedisConfig
 from pointsman.router import resolve_catalog
 from pointsman.testing.upstream import UpstreamStub
+from redis_cluster_support import RedisAt
 from redis_support import REDIS_URL, drop_prefix
 
 MODELS = ["gpt-4o-mini", "gpt-4.1"]
@@ -35,7 +38,9 @@ QUESTION: Any = [{"role": "user", "content": "What is the capital of France?"}]
 
 def write_config(path: Path, stub: UpstreamStub, router: dict[str, Any],
                  health: dict[str, Any] | None = None,
-                 budgets: dict[str, Any] | None = None) -> Path:
+                 budgets: dict[str, Any] | None = None,
+                 shared: dict[str, Any] | None = None) -> Path:
+    """``shared``: extra top-level sections (``redis``, ``latency``)."""
     data: dict[str, Any] = {
         "router": {"candidates": MODELS, "strong_model": "gpt-4.1", "weak_model": "gpt-4o-mini",
                    "mode": "threshold", "threshold": 0.5,
@@ -47,6 +52,7 @@ def write_config(path: Path, stub: UpstreamStub, router: dict[str, Any],
         "gateway": {"request_log": {"sqlite_path": str(path / "requests.db")},
                     "retry": {"max_retries": 0}, "health": health or {}},
         "budgets": budgets or {"store": "memory"},
+        **(shared or {}),
     }
     cfg = path / "pointsman.yaml"
     cfg.write_text(yaml.safe_dump(data))
@@ -55,8 +61,9 @@ def write_config(path: Path, stub: UpstreamStub, router: dict[str, Any],
 
 @contextmanager
 def served(path: Path, stub: UpstreamStub, router: dict[str, Any],
-           health: dict[str, Any] | None = None) -> Iterator[tuple[str, openai.OpenAI]]:
-    cfg = load_config(write_config(path, stub, router, health))
+           health: dict[str, Any] | None = None, shared: dict[str, Any] | None = None,
+           ) -> Iterator[tuple[str, openai.OpenAI]]:
+    cfg = load_config(write_config(path, stub, router, health, shared=shared))
     with running(create_app(cfg)) as url, \
             openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0) as client:
         yield url, client
@@ -147,22 +154,50 @@ def test_hybrid_llm_stage_uses_the_gateway_provider(upstream: UpstreamStub,
     assert [d["stage"] for d in decisions(tmp_path)] == ["llm"]
 
 
-def test_two_gateways_share_a_cooldown_through_redis(upstream: UpstreamStub,
-                                                     tmp_path: Path) -> None:
+def sharing(kind: str, prefix: str, redis_at: RedisAt) -> tuple[dict[str, Any],
+                                                                  dict[str, Any]]:
+    """The health section and the top-level sections of gateways sharing a Redis:
+    ``override`` with the older per-store keys (gateway.health.redis_url), ``redis`` and
+    ``cluster`` with the top-level ``redis`` section (latency windows and bandit in Redis
+    too)."""
+    health: dict[str, Any] = {"store": "redis", "consecutive_failures": 2, "cooldown_s": 60,
+                              "cache_s": 0}
+    if kind == "override":
+        return {**health, "redis_url": REDIS_URL, "redis_prefix": prefix}, {}
+    section = redis_at(kind, prefix)
+    return health, {"redis": {"url": section.url, "cluster": section.cluster,
+                              "prefix": prefix},
+                    "latency": {"store": "redis"}}
+
+
+@pytest.mark.parametrize("kind", ["override", "redis", "cluster"])
+def test_two_gateways_share_a_cooldown_through_redis(upstream: UpstreamStub, tmp_path: Path,
+                                                     kind: str, redis_at: RedisAt) -> None:
     prefix = f"test:health:{uuid.uuid4().hex}:"
-    health = {"store": "redis", "redis_url": REDIS_URL, "redis_prefix": prefix,
-              "consecutive_failures": 2, "cooldown_s": 60, "cache_s": 0}
+    health, shared = sharing(kind, prefix, redis_at)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     upstream.behave("gpt-4o-mini", statuses=[500, 500])
     try:
-        with served(tmp_path / "a", upstream, {}, health) as (_, a), \
-                served(tmp_path / "b", upstream, {}, health) as (url_b, b):
+        with served(tmp_path / "a", upstream, {}, health, shared) as (_, a), \
+                served(tmp_path / "b", upstream, {}, health, shared) as (url_b, b):
             for _ in range(2):  # gateway A trips gpt-4o-mini's deployment, falls back
                 assert a.chat.completions.create(model="gpt-4o-mini",
                                                  messages=QUESTION).model == "gpt-4.1"
             assert httpx.get(f"{url_b}/health").json()["cooling_down"] == ["gpt-4o-mini"]
             assert b.chat.completions.create(model="auto", messages=QUESTION).model == "gpt-4.1"
         assert upstream.requests("gpt-4o-mini") == 2  # gateway B never called it
+        stored = keys_under(redis_at("cluster", "") if kind == "cluster" else None, prefix)
+        assert any("{h:" in key for key in stored)  # the breaker lives where configured
     finally:
         drop_prefix(prefix)
+
+
+def keys_under(cluster: RedisConfig | None, prefix: str) -> list[str]:
+    """The keys under ``prefix`` on the cluster, or on the shared Redis when None."""
+    client: Any = (redis.RedisCluster.from_url(cluster.url) if cluster is not None
+                   else redis.Redis.from_url(REDIS_URL))
+    try:
+        return [key.decode() for key in client.scan_iter(match=f"{prefix}*")]
+    finally:
+        client.close()

@@ -28,7 +28,8 @@ from pointsman.latency.wiring import build_latency
 from pointsman.router import Router
 from pointsman.state import AttemptOutcome
 from pointsman.types import LiveState, RouteRequest
-from redis_support import REDIS_URL, drop_prefix
+from redis_cluster_support import RedisAt
+from redis_support import drop_prefix
 
 REQUEST = RouteRequest.from_prompt("hi")
 
@@ -40,10 +41,11 @@ def attempt(deployment: str, total_ms: float, ok: bool = True, cost: float = 0.0
     return AttemptOutcome(model, deployment, ok, code, total_ms, total_ms, 10, 20, cost)
 
 
-def make(kind: str, discount: float) -> BanditStore:
+def make(kind: str, discount: float, redis_at: RedisAt) -> BanditStore:
     if kind == "memory":
         return MemoryBandit(discount)
-    return RedisBandit(REDIS_URL, f"test:bandit:{uuid.uuid4().hex}:", discount, cache_s=0.0)
+    return RedisBandit(redis_at(kind, f"test:bandit:{uuid.uuid4().hex}:"), discount,
+                       cache_s=0.0)
 
 
 async def close(store: BanditStore) -> None:
@@ -84,12 +86,12 @@ def test_discounting_multiplies_every_arm_before_the_pull() -> None:
     assert after["b"].pulls == pytest.approx(4.6) and after["b"].reward == pytest.approx(1.4)
 
 
-@pytest.mark.parametrize("kind", ["memory", "redis"])
-def test_stores_agree_with_the_pure_update(kind: str) -> None:
+@pytest.mark.parametrize("kind", ["memory", "redis", "cluster"])
+def test_stores_agree_with_the_pure_update(kind: str, redis_at: RedisAt) -> None:
     pulls = [("a", 0.9), ("b", 0.2), ("a", 0.8), ("a", 1.0), ("b", 0.4)]
 
     async def go() -> Mapping[str, Arm]:
-        store = make(kind, 0.95)
+        store = make(kind, 0.95, redis_at)
         try:
             for arm, value in pulls:
                 await store.update("m", arm, value)
@@ -107,12 +109,13 @@ def test_stores_agree_with_the_pure_update(kind: str) -> None:
         assert got[arm].reward == pytest.approx(expected[arm].reward, rel=1e-9)
 
 
-def test_redis_updates_are_atomic_across_clients() -> None:
+@pytest.mark.parametrize("kind", ["redis", "cluster"])
+def test_redis_updates_are_atomic_across_clients(kind: str, redis_at: RedisAt) -> None:
     prefix = f"test:bandit:{uuid.uuid4().hex}:"
 
     async def go() -> Mapping[str, Arm]:
-        one = RedisBandit(REDIS_URL, prefix, 1.0)
-        two = RedisBandit(REDIS_URL, prefix, 1.0, cache_s=0)
+        one = RedisBandit(redis_at(kind, prefix), 1.0)
+        two = RedisBandit(redis_at(kind, prefix), 1.0, cache_s=0)
         try:
             await asyncio.gather(*(store.update("m", "a", 0.5)
                                    for _ in range(100) for store in (one, two)))
@@ -149,14 +152,17 @@ def test_chooser_skips_unavailable_deployments_and_single_arms() -> None:
 
 
 def simulate(kind: str, latency: Mapping[str, list[float]], steps: int,
-             algorithm: str = "ucb1") -> list[str]:
+             redis_at: RedisAt, algorithm: str = "ucb1") -> list[str]:
     """Drive chooser + recorder: each step pulls the first arm the chooser gives, with the
-    latency of that arm at that step."""
-    cfg = LatencyConfig(store=kind, redis_prefix=f"test:bandit:{uuid.uuid4().hex}:",
+    latency of that arm at that step. Redis kinds go through the top-level ``redis``
+    section (the store's prefix is the section's plus "latency:")."""
+    cfg = LatencyConfig(store="memory" if kind == "memory" else "redis",
                         bandit=BanditConfig(cache_s=0.0, algorithm=algorithm))
+    prefix = f"test:bandit:{uuid.uuid4().hex}:"
+    redis = None if kind == "memory" else redis_at(kind, prefix)
 
     async def go() -> list[str]:
-        parts = build_latency(cfg, {"m": ["a", "b"]}, rng=random.Random(3))
+        parts = build_latency(cfg, {"m": ["a", "b"]}, rng=random.Random(3), redis=redis)
         chosen: list[str] = []
         try:
             for step in range(steps):
@@ -165,20 +171,20 @@ def simulate(kind: str, latency: Mapping[str, list[float]], steps: int,
                 await parts.recorder.record(REQUEST, attempt(arm, latency[arm][step]))
         finally:
             await parts.aclose()
-            drop_prefix(cfg.redis_prefix)
+            drop_prefix(prefix)
         return chosen
 
     return asyncio.run(go())
 
 
 @pytest.mark.parametrize(("kind", "algorithm"), [
-    ("memory", "ucb1"), ("redis", "ucb1"), ("memory", "thompson")])
-def test_slow_arm_loses_traffic_and_wins_it_back_after_recovery(kind: str,
-                                                                 algorithm: str) -> None:
+    ("memory", "ucb1"), ("redis", "ucb1"), ("cluster", "ucb1"), ("memory", "thompson")])
+def test_slow_arm_loses_traffic_and_wins_it_back_after_recovery(
+        kind: str, algorithm: str, redis_at: RedisAt) -> None:
     n = 900
     slow_from, recover_at = 100, 400
     a = [500.0 if slow_from <= i < recover_at else 50.0 for i in range(n)]
-    chosen = simulate(kind, {"a": a, "b": [50.0] * n}, n, algorithm)
+    chosen = simulate(kind, {"a": a, "b": [50.0] * n}, n, redis_at, algorithm)
     assert {"a", "b"} <= set(chosen[:2])  # cold start: both tried
     after = chosen[slow_from + 50: slow_from + 250]  # 200 requests, 50 after the slow-down
     assert after.count("b") >= 0.9 * len(after)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pointsman.latency.config import LatencyConfig, WindowConfig
-from pointsman.latency.redis_window import RedisWindows, decode, encode
+from pointsman.latency.redis_window import BATCH, RedisWindows, decode, encode
 from pointsman.latency.window import (
     LatencyWindows,
     MemoryWindows,
@@ -23,9 +23,11 @@ from pointsman.latency.window import (
     summarize,
 )
 from pointsman.latency.wiring import LatencyRecorder, LatencySource, build_latency
+from pointsman.redis_config import RedisConfig
 from pointsman.state import AttemptOutcome
 from pointsman.types import LatencyStats, LiveState, RouteRequest
-from redis_support import REDIS_URL, drop_prefix
+from redis_cluster_support import RedisAt
+from redis_support import drop_prefix
 
 REQUEST = RouteRequest.from_prompt("hi")
 
@@ -40,11 +42,15 @@ class Clock:
         return self.now
 
 
-def make(kind: str, cfg: WindowConfig, clock: Callable[[], float]) -> LatencyWindows:
+KINDS = ["memory", "redis", "cluster"]
+
+
+def make(kind: str, cfg: WindowConfig, clock: Callable[[], float],
+         redis_at: RedisAt) -> LatencyWindows:
     if kind == "memory":
         return MemoryWindows(cfg, clock)
-    return RedisWindows(REDIS_URL, f"test:latency:{uuid.uuid4().hex}:", cfg, refresh_s=0.0,
-                        clock=clock)
+    return RedisWindows(redis_at(kind, f"test:latency:{uuid.uuid4().hex}:"), cfg,
+                        refresh_s=0.0, clock=clock)
 
 
 async def _close(windows: LatencyWindows) -> None:
@@ -66,8 +72,8 @@ def outcome(total: float, *, ok: bool = True, ttft: float | None = None, tokens:
                           timed_out=timed_out, metadata=meta)
 
 
-@pytest.mark.parametrize("kind", ["memory", "redis"])
-def test_percentiles_match_numpy_on_random_data(kind: str) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_percentiles_match_numpy_on_random_data(kind: str, redis_at: RedisAt) -> None:
     rng = np.random.default_rng(7)
     ttft = rng.lognormal(5.5, 0.6, 500)
     total = ttft + rng.lognormal(7.0, 0.5, 500)
@@ -75,7 +81,7 @@ def test_percentiles_match_numpy_on_random_data(kind: str) -> None:
     clock = Clock()
 
     async def go() -> dict[str, LatencyStats]:
-        windows = make(kind, WindowConfig(seconds=3600, max_samples=1000), clock)
+        windows = make(kind, WindowConfig(seconds=3600, max_samples=1000), clock, redis_at)
         try:
             for i in range(500):
                 clock.now += 0.01
@@ -115,12 +121,12 @@ def test_summarize_matches_numpy_on_small_windows_with_unknown_speeds(n: int) ->
     assert stats.samples == n and stats.timeouts == int(rows[:, 4].sum())
 
 
-@pytest.mark.parametrize("kind", ["memory", "redis"])
-def test_window_is_bounded_by_count_keeping_the_newest(kind: str) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_window_is_bounded_by_count_keeping_the_newest(kind: str, redis_at: RedisAt) -> None:
     clock = Clock()
 
     async def go() -> LatencyStats:
-        windows = make(kind, WindowConfig(seconds=3600, max_samples=50), clock)
+        windows = make(kind, WindowConfig(seconds=3600, max_samples=50), clock, redis_at)
         try:
             for i in range(200):
                 clock.now += 0.01
@@ -136,12 +142,12 @@ def test_window_is_bounded_by_count_keeping_the_newest(kind: str) -> None:
     assert stats.p99_total_ms == pytest.approx(float(np.percentile(newest, 99)))
 
 
-@pytest.mark.parametrize("kind", ["memory", "redis"])
-def test_window_expires_by_time_with_an_injected_clock(kind: str) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_window_expires_by_time_with_an_injected_clock(kind: str, redis_at: RedisAt) -> None:
     clock = Clock()
 
     async def go() -> list[dict[str, LatencyStats]]:
-        windows = make(kind, WindowConfig(seconds=60, max_samples=1000), clock)
+        windows = make(kind, WindowConfig(seconds=60, max_samples=1000), clock, redis_at)
         seen = []
         try:
             for _ in range(10):  # ten slow samples, then ten fast ones 40 s later
@@ -192,12 +198,13 @@ def test_encoding_round_trips() -> None:
     assert math.isnan(rows[1, 3]) and rows[1, 4] == 0.0
 
 
-@pytest.mark.parametrize("kind", ["memory", "redis"])
-def test_recorder_and_source_fill_live_state_with_timeouts_counted(kind: str) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_recorder_and_source_fill_live_state_with_timeouts_counted(kind: str,
+                                                                  redis_at: RedisAt) -> None:
     clock = Clock()
 
     async def go() -> tuple[LiveState, dict[str, LatencyStats]]:
-        windows = make(kind, WindowConfig(seconds=60, min_samples=3), clock)
+        windows = make(kind, WindowConfig(seconds=60, min_samples=3), clock, redis_at)
         recorder = LatencyRecorder(windows, clock=clock)
         source = LatencySource(windows, min_samples=3)
         try:
@@ -235,14 +242,17 @@ def test_source_leaves_models_with_too_few_samples_out() -> None:
     assert asyncio.run(go()).latency == {}
 
 
-def test_redis_snapshot_is_served_from_a_local_copy_between_refreshes() -> None:
+@pytest.mark.parametrize("kind", ["redis", "cluster"])
+def test_redis_snapshot_is_served_from_a_local_copy_between_refreshes(
+        kind: str, redis_at: RedisAt) -> None:
     clock, mono = Clock(), Clock(0.0)
     cfg = WindowConfig(seconds=60)
 
     async def go() -> tuple[int, int, int, int]:
         prefix = f"test:latency:{uuid.uuid4().hex}:"
-        writer = RedisWindows(REDIS_URL, prefix, cfg, refresh_s=1.0, clock=clock)
-        reader = RedisWindows(REDIS_URL, prefix, cfg, refresh_s=1.0, clock=clock, monotonic=mono)
+        shared = redis_at(kind, prefix)
+        writer = RedisWindows(shared, cfg, refresh_s=1.0, clock=clock)
+        reader = RedisWindows(shared, cfg, refresh_s=1.0, clock=clock, monotonic=mono)
         try:
             await writer.add([model_key("m")], Sample(clock.now, 1.0, 1.0))
             first = (await reader.snapshot())["m:m"].samples  # first read: waits for Redis
@@ -260,10 +270,30 @@ def test_redis_snapshot_is_served_from_a_local_copy_between_refreshes() -> None:
     assert asyncio.run(go()) == (1, 1, 1, 2)
 
 
+@pytest.mark.parametrize("kind", ["redis", "cluster"])
+def test_many_windows_are_read_in_batches(kind: str, redis_at: RedisAt) -> None:
+    """More windows than one snapshot call reads: every one comes back, once."""
+    clock = Clock()
+    keys = [deployment_key(f"dep-{i}") for i in range(2 * BATCH + 7)]
+
+    async def go() -> dict[str, LatencyStats]:
+        windows = RedisWindows(redis_at(kind, f"test:latency:{uuid.uuid4().hex}:"),
+                               WindowConfig(seconds=60), refresh_s=0.0, clock=clock)
+        try:
+            await windows.add(keys, Sample(clock.now, 5.0, 50.0))
+            return await _fresh(windows)
+        finally:
+            await _close(windows)
+
+    stats = asyncio.run(go())
+    assert sorted(stats) == sorted(keys)
+    assert {s.samples for s in stats.values()} == {1}
+
+
 def test_redis_down_never_fails_a_request() -> None:
     async def go() -> dict[str, LatencyStats]:
-        windows = RedisWindows("redis://127.0.0.1:1/0", "x:", WindowConfig(),
-                               socket_timeout_s=0.1)
+        dead = RedisConfig(url="redis://127.0.0.1:1/0", prefix="x:")  # refused at once
+        windows = RedisWindows(dead, WindowConfig())
         try:
             await windows.add([model_key("m")], Sample(1.0, 1.0, 1.0))
             return dict(await windows.snapshot())

@@ -26,6 +26,7 @@ from pointsman.latency.config import LatencyConfig
 from pointsman.learned.cascade_config import CascadeConfig
 from pointsman.learned.semantic_config import SemanticRoutesConfig
 from pointsman.providers.config import ProvidersConfig
+from pointsman.redis_config import RedisConfig
 
 
 class Strict(BaseModel):
@@ -176,6 +177,7 @@ class PointsmanConfig(Strict):
     affinity: AffinityConfig = AffinityConfig()
     latency: LatencyConfig = LatencyConfig()
     providers: ProvidersConfig = ProvidersConfig()
+    redis: RedisConfig = RedisConfig()  # shared by every Redis store (pointsman.redis_config)
     _source: str = PrivateAttr(default="<config>")
 
     @property

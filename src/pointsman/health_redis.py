@@ -4,11 +4,16 @@
 Same rules as in memory (error rate over ``window_s`` with at least ``min_requests``, or
 ``consecutive_failures`` in a row, open the breaker for ``cooldown_s``; then one half-open
 probe; Retry-After blocks without counting as a failure), kept in Redis so every replica
-sees the same breaker and only one of them sends the probe. Per deployment: ``h:<name>``
-a hash (tripped, open_until, probing_until, blocked_until, consecutive, seq) and two sorted
-sets of outcome ids scored by time, ``ok:<name>`` and ``fail:<name>``. ``report`` and
-``acquire`` are one Lua script each (atomic; no read-modify-write from Python). Times are
-wall-clock seconds (keep replicas on NTP).
+sees the same breaker and only one of them sends the probe. ``report`` and ``acquire`` are
+one Lua script each (atomic; no read-modify-write from Python). Times are wall-clock
+seconds (keep replicas on NTP).
+
+Keys, per deployment, under the configured prefix: ``{h:<name>}`` a hash (tripped,
+open_until, probing_until, blocked_until, consecutive, seq) and two sorted sets of outcome
+ids scored by time, ``{h:<name>}:ok`` and ``{h:<name>}:fail``. The three share the hash tag
+``{h:<name>}``, so they are in one hash slot: the report script (which touches all three,
+declared in KEYS) works on Redis Cluster, and different deployments spread over the
+cluster's slots.
 
 ``available`` is asked for every deployment on every request (the cooldown view), so it
 reads a local copy of the breaker, refreshed at most every ``cache_s`` (one HMGET) and
@@ -29,7 +34,8 @@ from typing import Any, cast
 from redis.exceptions import RedisError
 
 from pointsman.gateway.config import HealthConfig
-from pointsman.latency.redis_window import redis_client
+from pointsman.redis_client import close_client, redis_client
+from pointsman.redis_config import RedisConfig
 
 log = logging.getLogger("pointsman.health")
 _FIELDS = ("tripped", "open_until", "probing_until", "blocked_until")
@@ -117,24 +123,26 @@ class _Breaker:
 
 
 class RedisHealth:
-    """The shared :class:`~pointsman.health.HealthStore`."""
+    """The shared :class:`~pointsman.health.HealthStore`, on the Redis (or cluster) of
+    ``redis``, under its prefix."""
 
-    def __init__(self, url: str, prefix: str, cfg: HealthConfig, *, cache_s: float = 0.25,
-                 socket_timeout_s: float = 0.25,
+    def __init__(self, redis: RedisConfig, cfg: HealthConfig, *, cache_s: float = 0.25,
                  clock: Callable[[], float] = time.time) -> None:
-        self.prefix = prefix
+        self.prefix = redis.prefix
         self.cfg = cfg
         self.cache_s = cache_s
         self.clock = clock
-        self._redis = redis_client(url, socket_timeout_s)
+        self._redis = redis_client(redis)
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._report = self._redis.register_script(_REPORT)
         self._cache: dict[str, _Breaker] = {}
         window = max(cfg.window_s, cfg.cooldown_s)
         self._ttl_ms = int((2 * window + 60) * 1000)
 
-    def _keys(self, deployment: str) -> list[str]:
-        return [f"{self.prefix}{kind}:{deployment}" for kind in ("h", "ok", "fail")]
+    def keys_of(self, deployment: str) -> list[str]:
+        """The breaker hash and the ok/fail sorted sets of a deployment (one hash slot)."""
+        hashed = f"{self.prefix}{{h:{deployment}}}"
+        return [hashed, hashed + ":ok", hashed + ":fail"]
 
     async def _breaker(self, deployment: str) -> _Breaker | None:
         now = self.clock()
@@ -142,7 +150,7 @@ class RedisHealth:
         if cached is not None and now - cached.read_at < self.cache_s:
             return cached
         try:
-            raw = await cast(Any, self._redis.hmget(self._keys(deployment)[0], list(_FIELDS)))
+            raw = await cast(Any, self._redis.hmget(self.keys_of(deployment)[0], list(_FIELDS)))
         except (RedisError, OSError) as exc:
             log.warning("health: Redis unavailable, %s treated as available: %s",
                         deployment, exc)
@@ -163,7 +171,7 @@ class RedisHealth:
         now = self.clock()
         hold = max(self.cfg.cooldown_s, 1.0)
         try:
-            raw = await self._acquire(keys=self._keys(deployment)[:1], args=[now, hold])
+            raw = await self._acquire(keys=self.keys_of(deployment)[:1], args=[now, hold])
         except (RedisError, OSError) as exc:
             log.warning("health: Redis unavailable, %s let through: %s", deployment, exc)
             return True
@@ -175,7 +183,7 @@ class RedisHealth:
         cfg, now = self.cfg, self.clock()
         wait = retry_after if retry_after is not None and math.isfinite(retry_after) else 0.0
         try:
-            raw = await self._report(keys=self._keys(deployment), args=[
+            raw = await self._report(keys=self.keys_of(deployment), args=[
                 repr(now), int(ok), repr(max(wait, 0.0)), cfg.window_s, cfg.cooldown_s,
                 cfg.min_requests, cfg.error_rate, cfg.consecutive_failures, self._ttl_ms])
         except (RedisError, OSError) as exc:
@@ -184,5 +192,4 @@ class RedisHealth:
         self._cache[deployment] = _Breaker(raw, now)
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
-        await self._redis.connection_pool.disconnect()
+        await close_client(self._redis)

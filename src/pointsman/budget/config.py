@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pointsman.redis_config import check_prefix, check_url
 from pointsman.types import TIERS
 
 Scope = Literal["key", "user", "team", "session", "global"]
@@ -99,9 +100,11 @@ class BudgetsConfig(_Strict):
     enabled: bool = True
     store: Literal["memory", "sqlite", "redis"] = "sqlite"
     sqlite_path: str = "pointsman-spend.db"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_prefix: str = "pointsman:spend:"
-    socket_timeout_s: float = Field(default=2.0, gt=0, le=10)
+    # Overrides of the top-level ``redis`` section for the ledger (None: use it; the
+    # prefix then is ``redis.prefix`` + "spend:"); see pointsman.redis_config.
+    redis_url: str | None = None
+    redis_prefix: str | None = None
+    socket_timeout_s: float | None = Field(default=None, gt=0, le=60)
     connect_timeout_s: float = Field(default=1.0, gt=0, le=10)
     redis_max_connections: int = Field(default=128, ge=1)
     circuit_open_s: float = Field(default=1.0, ge=0)
@@ -119,6 +122,9 @@ class BudgetsConfig(_Strict):
     members: dict[str, str] = Field(default_factory=dict)
     admin_keys: list[str] = Field(default_factory=list)
     alerts: AlertsConfig = AlertsConfig()
+
+    _url = field_validator("redis_url")(check_url)
+    _prefix = field_validator("redis_prefix")(check_prefix)
 
     @field_validator("timezone")
     @classmethod

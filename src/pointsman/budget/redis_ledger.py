@@ -40,7 +40,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -190,16 +190,22 @@ class RedisLedger:
     def __init__(self, url: str, prefix: str, socket_timeout_s: float = 2.0,
                  max_connections: int = 128, *, connect_timeout_s: float = 1.0,
                  circuit_open_s: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 client: Redis | RedisCluster | None = None) -> None:
+        """``client`` (a Redis Cluster client from
+        :func:`pointsman.redis_client.redis_client`, owned and closed by the ledger)
+        replaces the pool built from ``url`` and the timeouts."""
         self.prefix = prefix
         self.base = key_base(prefix)
         self.circuit_open_s = circuit_open_s
         self.clock = clock
-        pool = BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=socket_timeout_s,
-            socket_timeout=socket_timeout_s, socket_connect_timeout=connect_timeout_s,
-            retry=Retry(NoBackoff(), 0))
-        self._redis = Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
+        if client is None:
+            pool = BlockingConnectionPool.from_url(
+                url, max_connections=max_connections, timeout=socket_timeout_s,
+                socket_timeout=socket_timeout_s, socket_connect_timeout=connect_timeout_s,
+                retry=Retry(NoBackoff(), 0))
+            client = Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
+        self._redis = client
         self._scripts = {name: self._redis.register_script(src)
                          for name, src in SCRIPTS.items()}
         self._failed_at: float | None = None
@@ -297,5 +303,6 @@ class RedisLedger:
         return bool(done)
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
-        await self._redis.connection_pool.disconnect()
+        from pointsman.redis_client import close_client
+
+        await close_client(self._redis)

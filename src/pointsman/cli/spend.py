@@ -38,7 +38,7 @@ async def _report(cfg: PointsmanConfig, log_path: Path, scope: Scope | None,
     log = SqliteRequestLog(log_path)
     store = cfg.budgets.store
     has_ledger = store != "memory" and (store == "redis" or Path(cfg.budgets.sqlite_path).exists())
-    ledger = build_ledger(cfg.budgets) if has_ledger else None
+    ledger = build_ledger(cfg.budgets, redis=cfg.redis) if has_ledger else None
     try:
         return await spend_report(cfg.budgets, log, ledger, scope, subject, window)
     finally:

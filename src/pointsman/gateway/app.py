@@ -113,7 +113,7 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
         owned.append(deployments)
     ledger = None
     if guard is None and budgets_configured(config.budgets):
-        ledger = build_ledger(config.budgets, Path.cwd())
+        ledger = build_ledger(config.budgets, Path.cwd(), config.redis)
         guard = build_guard(config.budgets, resolve_catalog(config), ledger)
         owned.append(guard)
     gw = Gateway(config, deployments, guard=guard, recorders=recorders)

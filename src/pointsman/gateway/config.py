@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pointsman.redis_config import check_prefix, check_url
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -66,10 +68,15 @@ class HealthConfig(_Strict):
     consecutive_failures: int = Field(default=3, ge=1)
     cooldown_s: float = Field(default=30.0, ge=0)
     store: Literal["memory", "redis"] = "memory"  # redis: one breaker shared by replicas
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_prefix: str = "pointsman:health:"
-    socket_timeout_s: float = Field(default=0.25, gt=0, le=5)
+    # Overrides of the top-level ``redis`` section for this store (None: use it; the
+    # prefix then is ``redis.prefix`` + "health:"); see pointsman.redis_config.
+    redis_url: str | None = None
+    redis_prefix: str | None = None
+    socket_timeout_s: float | None = Field(default=None, gt=0, le=60)
     cache_s: float = Field(default=0.25, ge=0)  # how stale another replica's trip may be
+
+    _url = field_validator("redis_url")(check_url)
+    _prefix = field_validator("redis_prefix")(check_prefix)
 
 
 class ResponsesConfig(_Strict):

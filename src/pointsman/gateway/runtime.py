@@ -30,6 +30,7 @@ from pointsman.gateway.metrics import Metrics
 from pointsman.gateway.parse import ChatRequest
 from pointsman.health import CooldownSource, HealthRecorder, HealthStore, MemoryHealth
 from pointsman.latency.wiring import build_latency
+from pointsman.redis_config import RedisConfig
 from pointsman.registry import create_scorer, scorers
 from pointsman.requestlog import Outcome, RequestLog, RequestRecord
 from pointsman.router import Router, resolve_catalog
@@ -68,7 +69,7 @@ class Gateway:
         gcfg = config.gateway
         self.keys = KeyRing(gcfg.keys, gcfg.keys_db, gcfg.keys_db_reload_s)
         self.metrics = Metrics()
-        self.health = health or build_health(config.gateway.health)
+        self.health = health or build_health(config.gateway.health, config.redis)
         self.deployments = deployments
         by_model = {m: [d.name for d in deployments.deployments(m)] for m in self.catalog.models}
         # auto routes only among models it can call; the decision lists the others as
@@ -76,7 +77,8 @@ class Gateway:
         self.base_state = LiveState(undeployed=frozenset(m for m, d in by_model.items() if not d))
         self.cooldown = CooldownSource(self.health, by_model)
         self.latency = build_latency(config.latency, by_model, health=self.health,
-                                     tiers={m.name: m.tier for m in self.catalog})
+                                     tiers={m.name: m.tier for m in self.catalog},
+                                     redis=config.redis)
         self.sources: list[StateSource] = [self.cooldown, self.latency.source, *sources]
         self.affinity = build_affinity(config.affinity)
         if self.affinity is not None:
@@ -275,14 +277,17 @@ class Gateway:
         return result
 
 
-def build_health(cfg: HealthConfig) -> HealthStore:
-    """``gateway.health.store``: this process's memory, or Redis shared by replicas."""
+def build_health(cfg: HealthConfig, redis: RedisConfig | None = None) -> HealthStore:
+    """``gateway.health.store``: this process's memory, or Redis shared by replicas (the
+    top-level ``redis`` section, ``gateway.health.redis_*`` overriding it)."""
     if cfg.store == "memory":
         return MemoryHealth(cfg)
     from pointsman.health_redis import RedisHealth
 
-    return RedisHealth(cfg.redis_url, cfg.redis_prefix, cfg, cache_s=cfg.cache_s,
-                       socket_timeout_s=cfg.socket_timeout_s)
+    shared = (redis or RedisConfig()).for_store(
+        "health:", url=cfg.redis_url, prefix=cfg.redis_prefix,
+        socket_timeout_s=cfg.socket_timeout_s)
+    return RedisHealth(shared, cfg, cache_s=cfg.cache_s)
 
 
 def _str(meta: Any, name: str) -> str | None:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pointsman.redis_config import check_prefix, check_url
 
 Metric = Literal["ttft", "total"]
 
@@ -110,10 +112,15 @@ class LatencyConfig(_Strict):
 
     enabled: bool = True
     store: Literal["memory", "redis"] = "memory"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_prefix: str = "pointsman:latency:"
-    socket_timeout_s: float = Field(default=0.25, gt=0)
+    # Overrides of the top-level ``redis`` section for this store (None: use it; the
+    # prefix then is ``redis.prefix`` + "latency:"); see pointsman.redis_config.
+    redis_url: str | None = None
+    redis_prefix: str | None = None
+    socket_timeout_s: float | None = Field(default=None, gt=0, le=60)
     refresh_s: float = Field(default=1.0, ge=0)
     window: WindowConfig = WindowConfig()
     targets: TargetsConfig = TargetsConfig()
     bandit: BanditConfig = BanditConfig()
+
+    _url = field_validator("redis_url")(check_url)
+    _prefix = field_validator("redis_prefix")(check_prefix)

@@ -8,6 +8,10 @@ lose an update. The script returns the new hash, which becomes this replica's lo
 older than ``cache_s``, so other replicas' pulls are seen within ``cache_s``. Hashes
 expire a week after their last pull. Redis errors never fail a request: the update is
 dropped, reads serve the last copy (or nothing: every arm looks untried), with a warning.
+
+Keys: ``<prefix>b:<model>``, nothing else. The update script and the read each touch
+that one key (declared in KEYS), so they work on Redis Cluster as they are; no hash tag
+is needed, and different models' hashes spread over the cluster's slots.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from typing import Any, cast
 from redis.exceptions import RedisError
 
 from pointsman.latency.bandit import Arm
-from pointsman.latency.redis_window import redis_client
+from pointsman.redis_client import close_client, redis_client
+from pointsman.redis_config import RedisConfig
 
 log = logging.getLogger("pointsman.latency")
 TTL_MS = 7 * 24 * 3600 * 1000
@@ -58,14 +63,15 @@ def parse_arms(flat: Mapping[Any, Any] | list[Any]) -> dict[str, Arm]:
 
 
 class RedisBandit:
-    def __init__(self, url: str, prefix: str, discount: float, *, cache_s: float = 0.25,
-                 socket_timeout_s: float = 0.25,
+    """Shared arm statistics on the Redis (or cluster) of ``redis``, under its prefix."""
+
+    def __init__(self, redis: RedisConfig, discount: float, *, cache_s: float = 0.25,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.prefix = prefix
+        self.prefix = redis.prefix
         self.discount = discount
         self.cache_s = cache_s
         self.monotonic = monotonic
-        self._redis = redis_client(url, socket_timeout_s)
+        self._redis = redis_client(redis)
         self._update = self._redis.register_script(_UPDATE)
         self._cache: dict[str, tuple[float, dict[str, Arm]]] = {}
 
@@ -96,5 +102,4 @@ class RedisBandit:
         return arms
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
-        await self._redis.connection_pool.disconnect()
+        await close_client(self._redis)

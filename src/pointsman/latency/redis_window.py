@@ -1,23 +1,25 @@
 """Latency windows in Redis, shared by every gateway replica.
 
-Keys (under the configured prefix): ``w:<key>`` one string per window, a ring buffer: an
-8-byte count of samples ever written, then up to ``max_samples`` rows of 40 bytes (five
-little-endian doubles: ts, ttft_ms, total_ms, tokens_per_s, timed_out); ``wkeys`` the set
-of window keys. Appending is one Lua script per attempt that overwrites the oldest row
-(GETRANGE + SETRANGE, O(1)) and pushes the key's expiry: atomic, no read-modify-write from
-Python. Samples older than ``window.seconds`` are dropped when read, so the window is
-bounded by count in Redis and by time in what it reports; a window of 1,000 decodes with
-one ``numpy.frombuffer``.
+Keys (under the configured prefix), all with the hash tag ``{w}`` so they live in one hash
+slot (every script below declares all its keys in KEYS and works on Redis Cluster; the
+price is that every window lives on one cluster node): ``{w}:<key>`` one string per
+window, a ring buffer: an 8-byte count of samples ever written, then up to
+``max_samples`` rows of 40 bytes (five little-endian doubles: ts, ttft_ms, total_ms,
+tokens_per_s, timed_out); ``{w}:index`` the set of window key names. Appending is one Lua
+script per attempt that overwrites the oldest row (GETRANGE + SETRANGE, O(1)) and pushes
+the key's expiry: atomic, no read-modify-write from Python. Samples older than
+``window.seconds`` are dropped when read, so the window is bounded by count in Redis and
+by time in what it reports; a window of 1,000 decodes with one ``numpy.frombuffer``.
 
 Reads are cheap on purpose: :meth:`RedisWindows.snapshot` serves a local copy of every
-window's stats and refreshes it at most every ``refresh_s`` seconds with *one* Lua call
-that returns all windows; while a refresh is in flight, requests get the previous copy
-(stale-while-revalidate), so routing never waits on Redis except for the very first read.
-The staleness bound is ``refresh_s`` plus one round trip. Percentiles are exact over the
+window's stats and refreshes it at most every ``refresh_s`` seconds with one SMEMBERS of
+the index and one Lua call per 500 windows that returns them (and forgets expired ones);
+while a refresh is in flight, requests get the previous copy (stale-while-revalidate), so
+routing never waits on Redis except for the very first read. The staleness bound is
+``refresh_s`` plus the refresh's round trips. Percentiles are exact over the
 samples read (the same :func:`~pointsman.latency.window.summarize` as in memory).
 
-Timestamps come from the recording replica's clock (keep replicas on NTP). The snapshot
-script reads keys named in ``wkeys``, so this needs a single Redis (not Redis Cluster).
+Timestamps come from the recording replica's clock (keep replicas on NTP).
 Redis errors never fail a request: a sample that cannot be written is dropped and the
 snapshot keeps its last copy (or is empty), each logged as a warning.
 """
@@ -33,13 +35,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from pointsman.latency.config import WindowConfig
 from pointsman.latency.window import Sample, summarize
+from pointsman.redis_client import close_client, redis_client
+from pointsman.redis_config import RedisConfig
 from pointsman.types import LatencyStats
 
 log = logging.getLogger("pointsman.latency")
@@ -60,25 +61,22 @@ end
 return 1
 """
 
-# KEYS: index set. Returns {key, window, key, window, ...}; forgets expired windows.
+# KEYS: index set, window strings... Returns {key, window, ...}; forgets expired windows.
 _SNAPSHOT = """
-local keys = redis.call('SMEMBERS', KEYS[1])
+local values = redis.call('MGET', unpack(KEYS, 2))
 local out = {}
-for first = 1, #keys, 500 do
-  local batch = {}
-  for j = first, math.min(first + 499, #keys) do table.insert(batch, keys[j]) end
-  local values = redis.call('MGET', unpack(batch))
-  for i, k in ipairs(batch) do
-    if values[i] then
-      table.insert(out, k)
-      table.insert(out, values[i])
-    else
-      redis.call('SREM', KEYS[1], k)
-    end
+for i = 2, #KEYS do
+  local value = values[i - 1]
+  if value then
+    table.insert(out, KEYS[i])
+    table.insert(out, value)
+  else
+    redis.call('SREM', KEYS[1], KEYS[i])
   end
 end
 return out
 """
+BATCH = 500  # windows per snapshot call (Lua's unpack has a stack limit)
 
 
 _ROW = struct.Struct("<5d")
@@ -103,28 +101,21 @@ def live_rows(window: bytes, horizon: float, max_samples: int) -> np.ndarray:
     return live
 
 
-def redis_client(url: str, socket_timeout_s: float, max_connections: int = 64) -> Redis:
-    """A client with short timeouts and no retries: a dead Redis fails fast, never hangs."""
-    pool = BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=socket_timeout_s,
-        socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s,
-        retry=Retry(NoBackoff(), 0))
-    return Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
-
-
 class RedisWindows:
-    """Shared windows; ``clock`` gives wall-clock seconds, ``monotonic`` paces refreshes."""
+    """Shared windows on the Redis (or cluster) of ``redis``, keys under ``redis.prefix``;
+    ``clock`` gives wall-clock seconds, ``monotonic`` paces refreshes."""
 
-    def __init__(self, url: str, prefix: str, cfg: WindowConfig, *, refresh_s: float = 1.0,
-                 socket_timeout_s: float = 0.25, clock: Callable[[], float] = time.time,
+    def __init__(self, redis: RedisConfig, cfg: WindowConfig, *, refresh_s: float = 1.0,
+                 clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.prefix = prefix
+        self.prefix = redis.prefix
         self.cfg = cfg
         self.refresh_s = refresh_s
         self.clock = clock
         self.monotonic = monotonic
-        self._redis = redis_client(url, socket_timeout_s)
-        self._index = prefix + "wkeys"
+        self._redis = redis_client(redis)
+        self._head = self.prefix + "{w}:"
+        self._index = self._head + "index"
         self._add = self._redis.register_script(_ADD)
         self._read = self._redis.register_script(_SNAPSHOT)
         self._cache: Mapping[str, LatencyStats] | None = None
@@ -133,7 +124,7 @@ class RedisWindows:
 
     async def add(self, keys: Sequence[str], sample: Sample) -> None:
         ttl_ms = int(self.cfg.seconds * 1000) + 1000
-        names = [self._index, *(self.prefix + "w:" + key for key in keys)]
+        names = [self._index, *(self._head + key for key in keys)]
         try:
             await self._add(keys=names, args=[encode(sample), self.cfg.max_samples, ttl_ms])
         except (RedisError, OSError) as exc:
@@ -156,7 +147,7 @@ class RedisWindows:
     async def refresh(self) -> None:
         """Read every window in one call and recompute the local copy."""
         try:
-            flat: list[Any] = await self._read(keys=[self._index], args=[])
+            flat = await self._read_all()
         except (RedisError, OSError) as exc:
             log.warning("latency windows: Redis unavailable, serving the last snapshot: %s",
                         exc)
@@ -167,9 +158,18 @@ class RedisWindows:
         self._cache = self._summaries(flat)
         self._cached_at = self.monotonic()
 
+    async def _read_all(self) -> list[Any]:
+        """Every live window as a flat [name, value, ...] list (expired ones forgotten)."""
+        members = sorted(await self._redis.smembers(self._index))
+        flat: list[Any] = []
+        for first in range(0, len(members), BATCH):
+            flat += await self._read(keys=[self._index, *members[first:first + BATCH]],
+                                     args=[])
+        return flat
+
     def _summaries(self, flat: list[Any]) -> dict[str, LatencyStats]:
         horizon = self.clock() - self.cfg.seconds
-        skip = len(self.prefix) + 2  # "<prefix>w:"
+        skip = len(self._head)
         out: dict[str, LatencyStats] = {}
         for i in range(0, len(flat), 2):
             name = flat[i].decode() if isinstance(flat[i], bytes) else str(flat[i])
@@ -181,5 +181,4 @@ class RedisWindows:
     async def aclose(self) -> None:
         if self._refreshing is not None and not self._refreshing.done():
             self._refreshing.cancel()
-        await self._redis.aclose()
-        await self._redis.connection_pool.disconnect()
+        await close_client(self._redis)

@@ -30,6 +30,7 @@ from pointsman.latency.window import (
     model_key,
     sample_of,
 )
+from pointsman.redis_config import RedisConfig
 from pointsman.state import AttemptOutcome
 from pointsman.types import LatencyStats, LiveState, RouteRequest
 
@@ -117,12 +118,14 @@ def build_latency(cfg: LatencyConfig, deployments: Mapping[str, Sequence[str]] |
                   *, health: Availability | None = None,
                   clock: Callable[[], float] = time.time,
                   rng: random.Random | None = None,
-                  tiers: Mapping[str, str] | None = None) -> LatencyParts:
+                  tiers: Mapping[str, str] | None = None,
+                  redis: RedisConfig | None = None) -> LatencyParts:
     """Windows and bandit (memory or Redis, nothing connects yet) and the three parts.
 
     ``deployments`` (model → deployment names) limits bandit pulls to models with two or
     more deployments; ``health`` lets the chooser skip deployments that are cooling down;
-    ``tiers`` (model → tier) enables the tier bonus when ``bandit.tier_bonus`` > 0.
+    ``tiers`` (model → tier) enables the tier bonus when ``bandit.tier_bonus`` > 0;
+    ``redis`` is the top-level ``redis`` section (``latency.redis_*`` override it).
     """
     windows: LatencyWindows
     bandit: BanditStore
@@ -130,11 +133,11 @@ def build_latency(cfg: LatencyConfig, deployments: Mapping[str, Sequence[str]] |
         from pointsman.latency.redis_bandit import RedisBandit
         from pointsman.latency.redis_window import RedisWindows
 
-        windows = RedisWindows(cfg.redis_url, cfg.redis_prefix, cfg.window,
-                               refresh_s=cfg.refresh_s, socket_timeout_s=cfg.socket_timeout_s,
-                               clock=clock)
-        bandit = RedisBandit(cfg.redis_url, cfg.redis_prefix, cfg.bandit.discount,
-                             cache_s=cfg.bandit.cache_s, socket_timeout_s=cfg.socket_timeout_s)
+        shared = (redis or RedisConfig()).for_store(
+            "latency:", url=cfg.redis_url, prefix=cfg.redis_prefix,
+            socket_timeout_s=cfg.socket_timeout_s)
+        windows = RedisWindows(shared, cfg.window, refresh_s=cfg.refresh_s, clock=clock)
+        bandit = RedisBandit(shared, cfg.bandit.discount, cache_s=cfg.bandit.cache_s)
     else:
         windows = MemoryWindows(cfg.window, clock, cfg.refresh_s)
         bandit = MemoryBandit(cfg.bandit.discount)
