@@ -132,6 +132,21 @@ def test_retry_after_is_waited_before_retrying_the_same_deployment(catalog: Cata
     assert sleeper.delays == [pytest.approx(0.7)]
 
 
+def test_a_busy_deployment_is_not_waited_for_while_another_can_answer(
+        catalog: Catalog) -> None:
+    """A 429 with Retry-After moves on to the next deployment (then model) at once; the
+    wait is only for the chain's last deployment."""
+    deps = FakeDeployments()
+    busy = deps.add("gpt-4o-mini", ScriptedProvider(
+        "openai", [RateLimitedError("slow down", retry_after=0.7), "ok"]), name="east")
+    spare = deps.add("gpt-4o-mini", ScriptedProvider("openai"), name="west")
+    executor, _, sleeper = make(catalog, deps, retry=RetryConfig(
+        max_retries=2, backoff_base_s=0.01, backoff_cap_s=1.0))
+    answer = asyncio.run(executor.complete(REQUEST, decision("gpt-4o-mini"), BODY))
+    assert answer.deployment == "west" and len(busy.calls) == 1 and len(spare.calls) == 1
+    assert sleeper.delays == []
+
+
 def test_backoff_is_exponential_jittered_and_capped(catalog: Catalog) -> None:
     executor, _, _ = make(catalog, FakeDeployments(), retry=RetryConfig(
         max_retries=10, backoff_base_s=0.1, backoff_cap_s=0.5))

@@ -101,6 +101,26 @@ def test_retry_after_blocks_without_counting_as_a_failure() -> None:
     run(go())
 
 
+def test_repeated_429s_never_trip_the_breaker() -> None:
+    """More 429s in a row than ``consecutive_failures`` (with and without Retry-After): the
+    deployment is busy, not broken; it is blocked for the Retry-After, never cooled down."""
+    clock = Clock()
+    health = MemoryHealth(CFG, clock)
+    recorder = HealthRecorder(health)
+    request = RouteRequest.from_prompt("hi")
+
+    async def go() -> None:
+        for wait in (1.0, None, 1.0, None, 1.0):
+            meta = {"retry_after": wait} if wait is not None else {}
+            await recorder.record(request, AttemptOutcome(
+                "m", "m@x", False, "upstream_rate_limited", None, 1.0, 0, 0, 0.0,
+                metadata=meta))
+        assert health.state("m@x") == "blocked"
+        clock.now += 1.0
+        assert health.state("m@x") == "closed"
+    run(go())
+
+
 def test_model_cools_down_only_when_every_deployment_does() -> None:
     clock = Clock()
     health = MemoryHealth(CFG, clock)

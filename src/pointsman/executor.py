@@ -117,6 +117,7 @@ class _Run:
     attempts: list[Attempt] = field(default_factory=list)
     models_tried: list[str] = field(default_factory=list)
     refusals: list[PointsmanError] = field(default_factory=list)
+    alone: bool = False  # the deployment being tried is the chain's last
 
 
 @dataclass(slots=True)
@@ -243,8 +244,10 @@ class Executor:
         if reservation is False:
             return None
         hold = reservation if isinstance(reservation, Reservation) else None
+        last_model = spec.name == (run.decision.fallbacks or (run.decision.model,))[-1]
         try:
-            for name in order:
+            for i, name in enumerate(order):
+                run.alone = last_model and i == len(order) - 1
                 found = await self._try_deployment(run, spec, deployments[name], hold, once)
                 if found is not None:
                     return found
@@ -273,6 +276,8 @@ class Executor:
                 raise
             except ProviderError as exc:
                 await self._failed(run, spec, dep, exc, started)
+                if isinstance(exc, RateLimitedError) and not run.alone:
+                    return None  # a busy deployment: try the next one before waiting here
                 delay = self.retry_delay(exc, retry)
                 if delay is None:
                     return None

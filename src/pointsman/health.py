@@ -26,6 +26,7 @@ from pointsman.types import LiveState, RouteRequest
 
 # Error codes that say nothing about a deployment's health (the caller's fault, a budget).
 NEUTRAL_CODES = frozenset({"upstream_rejected", "budget_exceeded", "permission_denied"})
+RATE_LIMITED = "upstream_rate_limited"
 
 
 @runtime_checkable
@@ -138,10 +139,13 @@ class HealthRecorder:
         self.store = store
 
     async def record(self, request: RouteRequest, outcome: AttemptOutcome) -> None:
+        """A 429 is no failure (the deployment answered; it is busy): it never counts toward
+        the breaker, and its Retry-After blocks the deployment until then."""
         if not outcome.deployment or outcome.error_code in NEUTRAL_CODES:
             return
         retry_after = outcome.metadata.get("retry_after")
-        await self.store.report(outcome.deployment, outcome.ok,
+        ok = outcome.ok or outcome.error_code == RATE_LIMITED
+        await self.store.report(outcome.deployment, ok,
                                 float(retry_after) if retry_after is not None else None)
 
 
