@@ -110,9 +110,11 @@ def test_actual_cost_equals_ledger_log_and_header(stub: UpstreamStub, tmp_path: 
         assert usage.prompt_tokens == prompt_estimate("Tell me a story")
         expected.append(price("gpt-4o-mini", usage))
     rows = logged(tmp_path / "requests.db")
-    assert sorted(r["cost_usd"] for r in rows) == sorted(expected)
-    assert all(CATALOG.get(r["model"]).cost(r["prompt_tokens"], r["completion_tokens"])
-               == r["cost_usd"] for r in rows)
+    # costs are whole nanodollars (the ledger's unit): compared in it, float noise aside
+    assert sorted(to_nanos(r["cost_usd"]) for r in rows) == sorted(map(to_nanos, expected))
+    assert all(to_nanos(CATALOG.get(r["model"]).cost(r["prompt_tokens"], r["completion_tokens"]))
+               == to_nanos(r["cost_usd"]) and r["cost_usd"] == to_nanos(r["cost_usd"]) / 1e9
+               for r in rows)
     total = ledger_totals(cfg, "global:all")
     assert total.spent == logged_nanos(rows) == sum(to_nanos(c) for c in expected)
     assert total.held == 0

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from fake_providers import BatchingProvider, FakeDeployments, ScriptedProvider
+from pointsman.budget.ledger import to_nanos
 from pointsman.catalog import Catalog
 from pointsman.config import load_config
 from pointsman.errors import (
@@ -257,7 +258,8 @@ def test_stream_without_usage_is_costed_from_counted_tokens(catalog: Catalog) ->
     executor, _, _ = make(catalog, deps)
     _, _, broken, cost = _drain(executor, decision("gpt-4o-mini"))
     spec = catalog.get("gpt-4o-mini")
-    assert broken is None and cost == spec.cost(20, 2)  # prompt estimate + 7 chars ≈ 2 tokens
+    # prompt estimate + 7 chars ≈ 2 tokens, to the nanodollar (the ledger's unit)
+    assert broken is None and cost == to_nanos(spec.cost(20, 2)) / 1e9
 
 
 def test_budget_reserved_per_model_released_on_failure_settled_on_success(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from pointsman.budget.cost import Cost
+from pointsman.budget.cost import nano_usd
 from pointsman.executor import Answer
 from pointsman.gateway.cascade import (
     asks_confidence,
@@ -55,8 +55,7 @@ def _final(result: CascadeAnswer, strip: bool) -> Answer:
     """The final answer, costed and attributed for every step."""
     best = result.answer
     tried = [*(s.model for s in result.steps), *best.models_tried]
-    cost = Cost(best.cost.prompt_tokens, best.cost.completion_tokens, result.total_cost_usd,
-                best.cost.reported)
+    cost = replace(best.cost, usd=nano_usd(result.total_cost_usd))  # the final's tokens
     body = strip_confidence(best.body) if strip else best.body
     return replace(best, body=body, cost=cost, models_tried=tuple(dict.fromkeys(tried)))
 

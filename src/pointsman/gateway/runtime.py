@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pointsman.affinity import AffinitySource, build_affinity, session_key
 from pointsman.aliases import MAX_PASSTHROUGH_NAMES, Alias, AliasTable, PassthroughConfig
-from pointsman.budget.cost import Cost, baseline_cost
+from pointsman.budget.cost import Cost, baseline_cost, nano_usd
 from pointsman.budget.spend import Scope, SpendSummary
 from pointsman.config import PointsmanConfig
 from pointsman.errors import ConfigError, InputError, PointsmanError, UnknownModelError
@@ -255,7 +255,8 @@ class Gateway:
             models_tried=list(models_tried), outcome=outcome,
             error=f"{error.code}: {error.message}" if error is not None else None, model=model,
             prompt_tokens=prompt, completion_tokens=completion,
-            cost_usd=cost.usd + (decision.routing_cost_usd if decision is not None else 0.0),
+            cost_usd=nano_usd(cost.usd + (decision.routing_cost_usd if decision is not None
+                                          else 0.0)),
             baseline_cost_usd=baseline_cost(self.router.candidates, prompt, completion,
                                             cost.cached_tokens, cost.cache_creation_tokens),
             ttft_ms=ttft_ms, total_ms=total_ms, stream=chat.stream, messages=messages,
