@@ -151,6 +151,29 @@ def test_chooser_skips_unavailable_deployments_and_single_arms() -> None:
     assert asyncio.run(off.order("m", ["c", "a"])) == ["c", "a"]
 
 
+def test_a_deployment_that_failed_then_recovered_is_tried_again() -> None:
+    """After 30 failures (reward 0) then a recovery, the deployment gets a steady share of
+    the next 60 choices (the discount alone would give it none for hundreds of pulls)."""
+    store = MemoryBandit(0.995)
+    chooser = BanditChooser(store, BanditConfig(explore_every=20))
+
+    async def go() -> list[str]:
+        for _ in range(30):
+            await store.update("m", "a", 0.0)
+            await store.update("m", "b", 0.9)
+        chosen = []
+        for _ in range(60):
+            arm = (await chooser.order("m", ["a", "b"]))[0]
+            chosen.append(arm)
+            await store.update("m", arm, 0.9)  # both answer well now
+        return chosen
+    chosen = asyncio.run(go())
+    assert chosen.count("a") >= 3
+    never = asyncio.run(BanditChooser(MemoryBandit(0.995), BanditConfig(explore_every=0))
+                        .order("m", ["a", "b"]))
+    assert never == ["a", "b"]  # untried arms in order; exploration off changes nothing else
+
+
 def simulate(kind: str, latency: Mapping[str, list[float]], steps: int,
              redis_at: RedisAt, algorithm: str = "ucb1") -> list[str]:
     """Drive chooser + recorder: each step pulls the first arm the chooser gives, with the

@@ -146,6 +146,8 @@ class BanditChooser:
         self.cfg = cfg
         self.health = health
         self.rng = rng or random.Random()
+        self._calls: dict[str, int] = {}  # choices made per model (this process)
+        self._first_at: dict[tuple[str, str], int] = {}  # (model, arm) → when last first
 
     async def order(self, model: str, deployments: Sequence[str]) -> list[str]:
         names = list(deployments)
@@ -154,6 +156,17 @@ class BanditChooser:
         if len(names) <= 1 or not self.cfg.enabled:
             return names
         stats = await self.store.arms(model)
-        if self.cfg.algorithm == "thompson":
+        if self.cfg.algorithm == "thompson":  # randomised: it explores by itself
             return thompson_order(names, stats, self.rng)
-        return ucb_order(names, stats, self.cfg.exploration)
+        return self._explored(model, ucb_order(names, stats, self.cfg.exploration))
+
+    def _explored(self, model: str, ordered: list[str]) -> list[str]:
+        """UCB1: every ``explore_every``-th choice, the arm longest without going first goes
+        first (see :class:`~pointsman.latency.config.BanditConfig`)."""
+        call = self._calls[model] = self._calls.get(model, 0) + 1
+        every = self.cfg.explore_every
+        if every and call % every == 0:
+            stale = min(ordered[1:], key=lambda a: self._first_at.get((model, a), 0))
+            ordered = [stale, *(a for a in ordered if a != stale)]
+        self._first_at[(model, ordered[0])] = call
+        return ordered

@@ -95,10 +95,15 @@ class BanditConfig(_Strict):
     it is avoided, its exploration bonus grows, and a recovered deployment wins traffic back.
     ``tier_bonus`` > 0 also runs a bandit over the models of each tier, whose index (times
     ``tier_bonus``) is added to the weighted score (:mod:`pointsman.latency.tiers`).
+    ``explore_every`` (UCB1): every that many choices for a model, the available deployment that
+    has gone longest without being tried first goes first (0: never). The discount alone
+    brings a deployment that failed for a while back only after hundreds of pulls; this
+    gives it a steady share while it proves it recovered.
     """
 
     enabled: bool = True
     algorithm: Literal["ucb1", "thompson"] = "ucb1"
+    explore_every: int = Field(default=20, ge=0)
     exploration: float = Field(default=0.2, ge=0)
     discount: float = Field(default=0.995, gt=0, le=1)
     reward: RewardWeights = RewardWeights()
