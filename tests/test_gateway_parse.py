@@ -51,7 +51,7 @@ def test_metadata_from_headers_and_the_keys_owner() -> None:
     meta = parse_chat(request(headers), body, owner, trust_headers=False).route.metadata
     assert meta == {"door": "chat", "key": "alice-key", "user": "alice", "team": "red",
                     "session": "s-1", "task_type": "code", "latency_target_ms": 250.0,
-                    "realtime": False}
+                    "realtime": False, "requested_model": "auto"}
     trusted = parse_chat(request(headers), body, {}, trust_headers=True).route.metadata
     assert trusted["user"] == "mallory" and trusted["plan"] == "premium"
 

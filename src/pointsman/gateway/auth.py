@@ -37,14 +37,17 @@ class Principal:
     def may_use(self, model: str) -> bool:
         return self.models is None or any(fnmatchcase(model, p) for p in self.models)
 
-    def scoped(self, decision: Decision, explicit: bool) -> Decision:
+    def scoped(self, decision: Decision, explicit: bool,
+               candidates: frozenset[str] = frozenset()) -> Decision:
         """The decision this key may be answered by. A key limited to named models that asks
-        for one of them (``explicit``) is answered by no other: fallbacks it may not use are
-        dropped. A key allowed ``auto``, ``router-*``, ``cascade-*`` or an alias may be
+        for one of them (``explicit``) is answered by no other: fallbacks it may not use
+        are dropped (unless it may use ``auto``, whose ``candidates`` could answer it
+        anyway). A key allowed ``auto``, ``router-*``, ``cascade-*`` or an alias may be
         answered by that route's candidates."""
         if self.models is None or not explicit:
             return decision
-        kept = tuple(m for m in decision.fallbacks if self.may_use(m))
+        routed = candidates if self.may_use("auto") else frozenset()
+        kept = tuple(m for m in decision.fallbacks if m in routed or self.may_use(m))
         if len(kept) == len(decision.fallbacks):
             return decision
         return replace(decision, fallbacks=kept)

@@ -70,7 +70,8 @@ class Exchange:
         gw, chat = self.gw, self.chat
         try:
             self.principal.check_model(chat.model)
-            decision = self.principal.scoped(await gw.decide(chat), chat.model in gw.catalog)
+            decision = self.principal.scoped(await gw.decide(chat), chat.model in gw.catalog,
+                                             gw.candidate_names)
         except PointsmanError as exc:
             return await self.refused(exc)
         threshold = gw.cascade_threshold(chat.model)

@@ -92,6 +92,7 @@ class Gateway:
                        MetricsRecorder(self.metrics), *recorders])
         self.guard = guard
         self.router = Router(config, gateway_scorer(config, self.executor))
+        self.candidate_names = frozenset(s.name for s in self.router.candidates)
         self.log: RequestLog | None = None
         self.responses: ResponseStore | None = None  # the Responses door's stored answers
         # record ids: a random 64-bit prefix per process and a counter (os.urandom per
