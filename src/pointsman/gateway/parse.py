@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from pointsman import jsonio
 from pointsman.errors import InputError, PayloadTooLargeError, UnsupportedMediaTypeError
+from pointsman.gateway.validate import check_depth, check_fields
 from pointsman.types import Message, RouteRequest
 
 ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
@@ -53,6 +54,7 @@ async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
         raise InputError(f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InputError(f"the body must be a JSON object, got {type(data).__name__}")
+    check_depth(data)
     return data
 
 
@@ -178,6 +180,7 @@ def parse_chat(request: Request, body: dict[str, Any], owner: Mapping[str, Any],
         raise InputError("'model' is required and must be a string (use \"auto\" to route)",
                          "model")
     messages, vision = _messages(body)
+    check_fields(body)
     stream, include_usage, tools, needs_json = _flags(body)
     route = RouteRequest(messages=messages, tools_count=tools, needs_json=needs_json,
                          needs_vision=vision, stream=stream, max_output_tokens=_max_tokens(body),
