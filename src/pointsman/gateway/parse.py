@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,12 @@ from typing import Any
 from starlette.requests import Request
 
 from pointsman import jsonio
-from pointsman.errors import InputError, PayloadTooLargeError, UnsupportedMediaTypeError
+from pointsman.errors import (
+    InputError,
+    PayloadTooLargeError,
+    RequestTimeoutError,
+    UnsupportedMediaTypeError,
+)
 from pointsman.gateway.validate import check_depth, check_fields
 from pointsman.types import Message, RouteRequest
 
@@ -34,7 +40,11 @@ class ChatRequest:
     route: RouteRequest
 
 
-async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
+async def read_json(request: Request, max_bytes: int,
+                    timeout_s: float | None = None) -> dict[str, Any]:
+    """The body as a JSON object: at most ``max_bytes`` (413), all of it within
+    ``timeout_s`` (408: a client that stalls its upload does not hold the server),
+    nested at most :data:`~pointsman.gateway.validate.MAX_DEPTH` deep (400)."""
     ctype = request.headers.get("content-type", "")
     if ctype.split(";", 1)[0].strip().lower() != "application/json":
         raise UnsupportedMediaTypeError(
@@ -43,11 +53,12 @@ async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLargeError(f"request body of {declared} bytes exceeds the limit of "
                                    f"{max_bytes} bytes")
-    raw = bytearray()
-    async for part in request.stream():
-        raw += part
-        if len(raw) > max_bytes:
-            raise PayloadTooLargeError(f"request body exceeds the limit of {max_bytes} bytes")
+    try:
+        async with asyncio.timeout(timeout_s):
+            raw = await _body(request, max_bytes)
+    except TimeoutError:
+        raise RequestTimeoutError(f"the request body was not received within {timeout_s:g} s"
+                                  ) from None
     try:
         data = jsonio.loads(raw)
     except ValueError as exc:
@@ -56,6 +67,15 @@ async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
         raise InputError(f"the body must be a JSON object, got {type(data).__name__}")
     check_depth(data)
     return data
+
+
+async def _body(request: Request, max_bytes: int) -> bytearray:
+    raw = bytearray()
+    async for part in request.stream():
+        raw += part
+        if len(raw) > max_bytes:
+            raise PayloadTooLargeError(f"request body exceeds the limit of {max_bytes} bytes")
+    return raw
 
 
 def _content_text(content: Any, where: str) -> tuple[str, bool]:
