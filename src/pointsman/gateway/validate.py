@@ -237,12 +237,10 @@ def check_fields(body: Mapping[str, Any]) -> None:
 
 
 def check_depth(data: Any, limit: int = MAX_DEPTH) -> None:
-    """``data`` nests objects and lists at most ``limit`` deep (the walk visits containers
-    only, so long strings cost nothing)."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > limit:
-            raise InputError(f"the body nests objects or lists more than {limit} deep")
-        items = value.values() if isinstance(value, dict) else value
-        stack.extend((v, depth + 1) for v in items if isinstance(v, dict | list))
+    """``data`` nests objects and lists at most ``limit`` deep (containers only are visited,
+    so long strings cost nothing; the recursion is bounded by ``limit``)."""
+    if limit < 1:
+        raise InputError(f"the body nests objects or lists more than {MAX_DEPTH} deep")
+    for value in data.values() if type(data) is dict else data:
+        if type(value) is dict or type(value) is list:
+            check_depth(value, limit - 1)
