@@ -14,13 +14,14 @@ import uvicorn
 
 
 @contextmanager
-def running(app: Any) -> Iterator[str]:
-    """Yield the base URL (``http://127.0.0.1:<port>``) while the app is served."""
+def running(app: Any, config: uvicorn.Config | None = None) -> Iterator[str]:
+    """Yield the base URL (``http://127.0.0.1:<port>``) while the app is served (with
+    ``config``, uvicorn's settings for it, when given)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # NODELAY
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False,
-                                           lifespan="on"))
+    server = uvicorn.Server(config or uvicorn.Config(app, log_level="error", access_log=False,
+                                                     lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -7,6 +7,7 @@
     │   ├── RouteNotFoundError     no such route, or no such stored object (HTTP 404)
     │   ├── MethodNotAllowedError  a route that exists, with another method (HTTP 405)
     │   ├── PayloadTooLargeError   a request body over the configured size (HTTP 413)
+    │   ├── RequestTimeoutError    a request body not received in time (HTTP 408)
     │   └── UnsupportedMediaTypeError a body that is not application/json (HTTP 415)
     ├── AuthError                  missing or wrong API key (HTTP 401)
     ├── PermissionDeniedError      a key may not use that model or endpoint (HTTP 403)
@@ -69,6 +70,10 @@ class MethodNotAllowedError(InputError):
 
 class PayloadTooLargeError(InputError):
     code = "request_too_large"
+
+
+class RequestTimeoutError(InputError):
+    code = "request_timeout"
 
 
 class UnsupportedMediaTypeError(InputError):
@@ -196,6 +201,7 @@ def http_status(error: PointsmanError) -> int:
         (RouteNotFoundError, 404),
         (MethodNotAllowedError, 405),
         (PayloadTooLargeError, 413),
+        (RequestTimeoutError, 408),
         (UnsupportedMediaTypeError, 415),
         (InputError, 400),
         (NoDeploymentError, 503),

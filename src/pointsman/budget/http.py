@@ -7,7 +7,7 @@ Mount :func:`spend_route` in the gateway's routes.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -33,13 +33,17 @@ def is_admin(request: Request, admin_keys: Sequence[str]) -> bool:
 
 
 def spend_route(cfg: BudgetsConfig, queries: SpendQueries, ledger: SpendLedger | None,
-                admin_keys: Sequence[str] | None = None) -> Route:
+                admin_keys: Sequence[str] | None = None,
+                admin_caller: Callable[[Request], bool] | None = None) -> Route:
+    """``admin_caller``: whether a request's key is an admin key besides ``admin_keys``
+    (the gateway's key ring: config keys and keys-database keys made with ``--admin``)."""
     keys = list(admin_keys if admin_keys is not None else cfg.admin_keys)
 
     async def endpoint(request: Request) -> JSONResponse:
-        if not request.headers.get("authorization"):
+        headers = request.headers
+        if not headers.get("authorization") and not headers.get("x-api-key"):
             return _error(401, "missing API key (Authorization: Bearer ...)", "invalid_api_key")
-        if not is_admin(request, keys):
+        if not is_admin(request, keys) and not (admin_caller and admin_caller(request)):
             return _error(403, "GET /v1/spend needs an admin key", "permission_denied")
         params = request.query_params
         given = [s for s in ("key", "user", "team") if params.get(s)]

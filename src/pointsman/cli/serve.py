@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import signal
 import socket
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from pointsman.errors import ConfigError
 
-ENDPOINTS = ("POST /v1/chat/completions", "GET /v1/models", "GET /v1/spend", "GET /health",
-             "GET /metrics")
+if TYPE_CHECKING:
+    from pointsman.gateway.config import GatewayConfig
+
+ENDPOINTS = ("POST /v1/chat/completions", "POST /v1/messages", "POST /v1/responses",
+             "GET /v1/models", "GET /v1/spend", "GET /health", "GET /metrics",
+             "GET /openapi.json")
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -56,12 +61,10 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Serve the OpenAI-compatible gateway."""
-    import uvicorn
-
     from pointsman.config import load_config
     from pointsman.gateway.app import create_app
     from pointsman.gateway.auth import KeyRing, check_bind
-    from pointsman.gateway.server import fast_http, fast_loop
+    from pointsman.gateway.server import fast_loop
 
     cfg = load_config(config)
     host = host or cfg.gateway.host
@@ -85,12 +88,46 @@ def serve(
     gc.set_threshold(*GC_THRESHOLD)
     # uvicorn drains on SIGTERM, then re-raises it to the handler found at start: exit 0.
     signal.signal(signal.SIGTERM, _drained)
-    server = uvicorn.Server(uvicorn.Config(
+    raise_open_files_limit(cfg.gateway.max_connections)
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn_config(app, cfg.gateway, log_level, fast_loop()))
+    server.run(sockets=[sock])
+
+
+def uvicorn_config(app: Any, gw: GatewayConfig, log_level: str = "warning",
+                   loop: str = "auto") -> Any:
+    """uvicorn's settings for the gateway, the limits against slow clients included
+    (``gateway.header_timeout_s``, ``max_header_bytes``, ``keepalive_timeout_s``,
+    ``max_connections``; the body timeout is the gateway's own, in ``read_json``)."""
+    import uvicorn
+
+    from pointsman.gateway.server import guarded_http
+
+    return uvicorn.Config(
         app, log_level=log_level, access_log=False, lifespan="on", ws="none",
         proxy_headers=False,  # nothing reads the client address: skip the middleware
-        loop=fast_loop(), http=fast_http(),
-        timeout_graceful_shutdown=int(cfg.gateway.drain_timeout_s)))
-    server.run(sockets=[sock])
+        loop=loop, http=guarded_http(gw.max_header_bytes, gw.header_timeout_s),
+        h11_max_incomplete_event_size=gw.max_header_bytes,
+        timeout_keep_alive=max(1, round(gw.keepalive_timeout_s)),
+        limit_concurrency=gw.max_connections,
+        timeout_graceful_shutdown=int(gw.drain_timeout_s))
+
+
+def raise_open_files_limit(connections: int) -> None:
+    """Each connection is a file descriptor: a soft limit below ``connections`` (often
+    1024) would make accept() fail long before the connection cap, and a crowd of slow
+    clients would lock everyone out; raise it towards the hard limit."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = connections + 256
+    if soft != resource.RLIM_INFINITY and soft < want:
+        target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def register(app: typer.Typer) -> None:

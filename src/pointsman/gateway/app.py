@@ -30,9 +30,10 @@ from pointsman.doors.chat import ChatDoor
 from pointsman.doors.messages import MessagesDoor
 from pointsman.errors import MethodNotAllowedError, PointsmanError, RouteNotFoundError
 from pointsman.executor import DeploymentSource
-from pointsman.gateway.endpoints import count_tokens_endpoint, door_endpoint
+from pointsman.gateway.endpoints import authenticate, count_tokens_endpoint, door_endpoint
 from pointsman.gateway.errors import door_error
 from pointsman.gateway.models import get_model, health, list_models
+from pointsman.gateway.openapi import openapi_endpoint
 from pointsman.gateway.responses_http import create_response, delete_response, get_response
 from pointsman.gateway.runtime import Gateway
 from pointsman.requestlog import RequestLog
@@ -85,6 +86,17 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=500)
 
 
+def _keyring_admin(gw: Gateway, request: Request) -> bool:
+    """Whether the request's key is one of the key ring's admin keys (a keys-database key
+    made with ``pointsman keys add --admin`` included); an open gateway has none."""
+    if gw.keys.open:
+        return False
+    try:
+        return authenticate(gw, request).admin
+    except PointsmanError:
+        return False
+
+
 async def _close(what: object) -> None:
     aclose: Callable[[], Awaitable[None]] | None = getattr(what, "aclose", None)
     if aclose is None:
@@ -127,7 +139,9 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
               Route("/v1/models/{model:path}", get_model, methods=["GET"]),
               Route("/health", health, methods=["GET"]),
               Route("/metrics", gw.metrics.endpoint, methods=["GET"]),
-              spend_route(config.budgets, gw, guard.ledger if guard else ledger, admin)]
+              spend_route(config.budgets, gw, guard.ledger if guard else ledger, admin,
+                          admin_caller=lambda request: _keyring_admin(gw, request)),
+              Route("/openapi.json", openapi_endpoint, methods=["GET"])]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

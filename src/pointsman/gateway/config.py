@@ -97,6 +97,16 @@ class GatewayConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    # slow or hostile clients (see pointsman.gateway.server.guarded_http): the whole body
+    # must arrive within body_timeout_s (408), the request head within header_timeout_s
+    # and max_header_bytes (408 / 431); an idle keep-alive connection is closed after
+    # keepalive_timeout_s; beyond max_connections open connections (or requests in
+    # flight) new requests are answered 503 at once.
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    header_timeout_s: float = Field(default=15.0, gt=0)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    keepalive_timeout_s: float = Field(default=5.0, gt=0)
+    max_connections: int = Field(default=8192, ge=1)
     keys: list[KeyConfig] = Field(default_factory=list)
     keys_db: str | None = None  # SQLite file of keys managed with ``pointsman keys``
     keys_db_reload_s: float = Field(default=10.0, gt=0)

@@ -37,7 +37,8 @@ def door_endpoint(door: Door) -> Endpoint:
         request_id = gw.new_request_id()
         try:  # not a request yet: answered in the door's shape, counted, not logged
             principal = authenticate(gw, request)
-            body = await read_json(request, gw.config.gateway.max_body_bytes)
+            body = await read_json(request, gw.config.gateway.max_body_bytes,
+                               gw.config.gateway.body_timeout_s)
             chat = parse_chat(request, door.to_chat(body, request.headers), principal.owner,
                               trust_headers=principal.admin, door=door.name)
         except PointsmanError as exc:
@@ -55,7 +56,8 @@ async def count_tokens_endpoint(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     try:
         authenticate(gw, request)
-        body = await read_json(request, gw.config.gateway.max_body_bytes)
+        body = await read_json(request, gw.config.gateway.max_body_bytes,
+                               gw.config.gateway.body_timeout_s)
         tokens = count_tokens(body)
     except PointsmanError as exc:
         return door_error(MessagesDoor(), exc)

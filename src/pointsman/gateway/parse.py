@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,13 @@ from typing import Any
 from starlette.requests import Request
 
 from pointsman import jsonio
-from pointsman.errors import InputError, PayloadTooLargeError, UnsupportedMediaTypeError
+from pointsman.errors import (
+    InputError,
+    PayloadTooLargeError,
+    RequestTimeoutError,
+    UnsupportedMediaTypeError,
+)
+from pointsman.gateway.validate import check_depth, check_fields
 from pointsman.types import Message, RouteRequest
 
 ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
@@ -33,7 +40,11 @@ class ChatRequest:
     route: RouteRequest
 
 
-async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
+async def read_json(request: Request, max_bytes: int,
+                    timeout_s: float | None = None) -> dict[str, Any]:
+    """The body as a JSON object: at most ``max_bytes`` (413), all of it within
+    ``timeout_s`` (408: a client that stalls its upload does not hold the server),
+    nested at most :data:`~pointsman.gateway.validate.MAX_DEPTH` deep (400)."""
     ctype = request.headers.get("content-type", "")
     if ctype.split(";", 1)[0].strip().lower() != "application/json":
         raise UnsupportedMediaTypeError(
@@ -42,18 +53,29 @@ async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLargeError(f"request body of {declared} bytes exceeds the limit of "
                                    f"{max_bytes} bytes")
-    raw = bytearray()
-    async for part in request.stream():
-        raw += part
-        if len(raw) > max_bytes:
-            raise PayloadTooLargeError(f"request body exceeds the limit of {max_bytes} bytes")
+    try:
+        async with asyncio.timeout(timeout_s):
+            raw = await _body(request, max_bytes)
+    except TimeoutError:
+        raise RequestTimeoutError(f"the request body was not received within {timeout_s:g} s"
+                                  ) from None
     try:
         data = jsonio.loads(raw)
     except ValueError as exc:
         raise InputError(f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InputError(f"the body must be a JSON object, got {type(data).__name__}")
+    check_depth(data)
     return data
+
+
+async def _body(request: Request, max_bytes: int) -> bytearray:
+    raw = bytearray()
+    async for part in request.stream():
+        raw += part
+        if len(raw) > max_bytes:
+            raise PayloadTooLargeError(f"request body exceeds the limit of {max_bytes} bytes")
+    return raw
 
 
 def _content_text(content: Any, where: str) -> tuple[str, bool]:
@@ -233,6 +255,7 @@ def parse_chat(request: Request, body: dict[str, Any], owner: Mapping[str, Any],
         raise InputError("'model' is required and must be a string (use \"auto\" to route)",
                          "model")
     messages, vision = _messages(body)
+    check_fields(body)
     stream, include_usage, tools, needs_json = _flags(body)
     route = RouteRequest(messages=messages, tools_count=tools, needs_json=needs_json,
                          needs_vision=vision, stream=stream, max_output_tokens=_max_tokens(body),

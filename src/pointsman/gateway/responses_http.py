@@ -81,7 +81,8 @@ async def create_response(request: Request) -> Response:
     request_id = gw.new_request_id()
     try:  # not a request yet: answered in the door's shape, counted, not logged
         principal = authenticate(gw, request)
-        body = await read_json(request, gw.config.gateway.max_body_bytes)
+        body = await read_json(request, gw.config.gateway.max_body_bytes,
+                               gw.config.gateway.body_timeout_s)
         store = _store(gw, body)
         full = await _continued(gw, principal, body)
         ir = DOOR.to_chat(full, request.headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from importlib.util import find_spec
 from typing import Literal
 
@@ -14,3 +15,83 @@ def fast_loop() -> Literal["uvloop", "asyncio"]:
 def fast_http() -> Literal["httptools", "h11"]:
     """httptools when installed (it is a dependency), else h11."""
     return "httptools" if find_spec("httptools") is not None else "h11"
+
+
+def guarded_http(max_header_bytes: int, header_timeout_s: float) -> type[asyncio.Protocol] | str:
+    """uvicorn's httptools protocol, with what it lacks against slow or hostile clients: a
+    request head (request line and headers) over ``max_header_bytes`` is answered 431 and
+    the connection closed (before it is held in memory), and a head not complete within
+    ``header_timeout_s`` of its first byte (or of the connection) is answered 408 and
+    closed, so a client that trickles headers cannot hold a connection. Without httptools,
+    h11 (its ``h11_max_incomplete_event_size`` bounds the head instead)."""
+    if fast_http() != "httptools":
+        return "h11"
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        head_limit = max_header_bytes
+        head_timeout_s = header_timeout_s
+        head_bytes = 0
+        in_head = True
+        refused = False
+        head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def _arm(self) -> None:
+            """A head may be on its way: time it (its bytes are counted from the end of
+            the last request's body, or from the connection)."""
+            if self.head_timer is None:
+                self.head_timer = self.loop.call_later(self.head_timeout_s, self._too_slow)
+
+        def _disarm(self) -> None:
+            self.in_head, self.head_bytes = False, 0
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+                self.head_timer = None
+
+        def data_received(self, data: bytes) -> None:
+            if self.in_head:
+                self.head_bytes += len(data)
+            super().data_received(data)
+            if self.in_head and self.head_bytes > self.head_limit:
+                self._refuse(431, "request header fields too large")
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self.in_head, self.head_bytes = True, 0  # what comes next is the next head
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _too_slow(self) -> None:
+            self.head_timer = None
+            if self.in_head:
+                self._refuse(408, "request headers not received in time")
+
+        def send_400_response(self, msg: str) -> None:
+            if not self.refused:  # a refused head already has its answer
+                super().send_400_response(msg)
+
+        def _refuse(self, status: int, message: str) -> None:
+            if self.refused or self.transport.is_closing():
+                return
+            self.refused = True
+            reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[status]
+            self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\n"
+                                 b"content-length: %d\r\nconnection: close\r\n\r\n%s"
+                                 % (status, reason, len(message), message.encode()))
+            self.transport.close()
+
+    return GuardedHttpToolsProtocol

@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pointsman.errors import InputError, StreamBrokenError
-from pointsman.providers.base import Usage
+from pointsman.providers.base import Usage, untranslatable_is_input
 
 FINISH = {"end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop",
           "max_tokens": "length", "tool_use": "tool_calls", "refusal": "content_filter"}
@@ -239,6 +239,7 @@ def _json_instruction(response_format: Any) -> str:
     return ""
 
 
+@untranslatable_is_input("Anthropic Messages")
 def to_anthropic(body: Mapping[str, Any], default_max_tokens: int) -> dict[str, Any]:
     """An OpenAI Chat Completions body as an Anthropic Messages body."""
     system, messages = translate_messages(body.get("messages"))

@@ -8,9 +8,32 @@ upstream failure into a :class:`pointsman.errors.ProviderError` subclass.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import functools
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ParamSpec, Protocol, TypeVar, runtime_checkable
+
+from pointsman.errors import InputError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def untranslatable_is_input(api: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A request translator whose unforeseen failures (a TypeError, KeyError ... on a
+    shape the gateway's validation let through) are the caller's 400 naming the API, never
+    a 500: what an adapter cannot translate is bad input for that upstream."""
+    def wrap(translate: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(translate)
+        def translated(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return translate(*args, **kwargs)
+            except (TypeError, KeyError, ValueError, AttributeError, IndexError,
+                    RecursionError) as exc:
+                raise InputError(f"cannot translate the request for the {api} API: "
+                                 f"{type(exc).__name__}: {exc}") from None
+        return translated
+    return wrap
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pointsman.errors import InputError, StreamBrokenError, UpstreamServerError
-from pointsman.providers.base import Usage
+from pointsman.providers.base import Usage, untranslatable_is_input
 
 Item = dict[str, Any]
 LOGPROBS_INCLUDE = "message.output_text.logprobs"
@@ -219,6 +219,7 @@ def _options(body: Mapping[str, Any], reasoning_summary: str | None) -> Item:
     return out
 
 
+@untranslatable_is_input("OpenAI Responses")
 def to_responses(body: Mapping[str, Any], reasoning_summary: str | None = None
                  ) -> dict[str, Any]:
     """An IR (Chat Completions) body as a Responses ``POST /responses`` body.
