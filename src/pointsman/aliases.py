@@ -96,6 +96,19 @@ def _tier_ok(spec: ModelSpec, low: str | None, high: str | None) -> bool:
             and (high is None or rank <= TIERS.index(high)))
 
 
+def _within_tiers(pool: list[ModelSpec], low: str | None, high: str | None
+                  ) -> list[ModelSpec]:
+    """The candidates within the tier limits; when none is, the nearest tier's (an alias
+    asking for tier >= mid among cheap candidates gets the dearest of them, not an error:
+    the built-in aliases must fit any candidate list)."""
+    within = [s for s in pool if _tier_ok(s, low, high)]
+    if within or not pool:
+        return within
+    rank = [TIERS.index(s.tier) for s in pool]
+    nearest = max(rank) if low is not None else min(rank)
+    return [s for s, r in zip(pool, rank, strict=True) if r == nearest]
+
+
 def resolve_alias(cfg: AliasConfig, where: str, catalog: Catalog,
                   candidates: Sequence[ModelSpec]) -> Alias:
     for field in ("min_tier", "max_tier"):
@@ -108,9 +121,7 @@ def resolve_alias(cfg: AliasConfig, where: str, catalog: Catalog,
         if unknown:
             raise ConfigError(f"{where}.candidates: unknown models {unknown}")
         pool = [catalog.get(n) for n in cfg.candidates]
-    pool = [s for s in pool if _tier_ok(s, cfg.min_tier, cfg.max_tier)]
-    if cfg.route == "auto" and not pool:
-        raise ConfigError(f"{where}: no candidate is left after the tier limits")
+    pool = _within_tiers(pool, cfg.min_tier, cfg.max_tier)
     if cfg.route != "auto" and cfg.route not in catalog and not cfg.route.startswith("router-"):
         raise ConfigError(f"{where}.route: {cfg.route!r} is none of auto, a catalog model or "
                           "router-<scorer>-<threshold>")

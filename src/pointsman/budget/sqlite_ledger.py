@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -81,13 +82,29 @@ def _statements(script: str) -> list[str]:
 
 def connect(path: str | Path) -> sqlite3.Connection:
     try:
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
+                               timeout=5.0)
         conn.execute("PRAGMA busy_timeout=5000")
+        _wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
     except sqlite3.Error as exc:
         raise StoreUnavailableError(f"cannot open SQLite database {path}: {exc}") from None
     return conn
+
+
+def _wal(conn: sqlite3.Connection, tries: int = 100) -> None:
+    """Switch to WAL. Switching a new file needs it unlocked, and the busy handler does not
+    cover that: when another connection is migrating the same new file (the request log and
+    the response store opened at once), wait for it."""
+    for _ in range(tries - 1):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            time.sleep(0.05)
+    conn.execute("PRAGMA journal_mode=WAL")
 
 
 class _SqlTable:
