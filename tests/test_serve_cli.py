@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import re
+import signal
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import yaml
+
+from budget_gateway_support import ledger_totals, logged, logged_nanos
+from pointsman.config import load_config
+from pointsman.testing.stub_state import Behavior
+from pointsman.testing.upstream import UpstreamStub
 
 PYTHON = sys.executable
 
@@ -33,70 +47,125 @@ def test_open_gateway_refuses_a_public_bind(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@contextmanager
+def serving(config: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``pointsman serve --config`` as a process; yields it and its base URL once healthy."""
+    proc = subprocess.Popen([PYTHON, "-m", "pointsman", "serve", "--config", str(config),
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", first)
+        assert found, first + (proc.stderr.read() if proc.stderr else "")
+        url = found.group(1)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the gateway did not come up"
+                time.sleep(0.02)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def stub_config(tmp_path: Path, stub: UpstreamStub, **extra: Any) -> Path:
+    config = tmp_path / "serve.yaml"
+    config.write_text(yaml.safe_dump({
+        "router": {"candidates": ["gpt-4o-mini", "gpt-4.1"]},
+        "rules": [],
+        "providers": {"endpoints": {"stub": {"kind": "openai", "base_url": stub.base_url}},
+                      "deployments": {"gpt-4o-mini": [{"endpoint": "stub"}],
+                                      "gpt-4.1": [{"endpoint": "stub"}]}},
+        "gateway": {"request_log": {"sqlite_path": str(tmp_path / "requests.db")},
+                    **extra.pop("gateway", {})},
+        "budgets": {"store": "memory"}, **extra}))
+    return config
+
+
 def test_sigterm_drains_in_flight_requests_and_flushes_the_log(tmp_path: Path) -> None:
-    import re
-    import signal
-    import sqlite3
-    import threading
-    import time
+    with UpstreamStub(default=Behavior(delay_ms=700)) as stub, \
+            serving(stub_config(tmp_path, stub)) as (proc, url):
+        statuses: list[int] = []
 
-    import httpx
+        def call(i: int) -> None:
+            r = httpx.post(f"{url}/v1/chat/completions", timeout=10, json={
+                "model": "auto", "messages": [{"role": "user", "content": f"hi {i}"}]})
+            statuses.append(r.status_code)
 
-    from pointsman.testing.stub_state import Behavior
-    from pointsman.testing.upstream import UpstreamStub
-
-    db = tmp_path / "requests.db"
-    with UpstreamStub(default=Behavior(delay_ms=700)) as stub:
-        config = tmp_path / "serve.yaml"
-        config.write_text(yaml.safe_dump({
-            "router": {"candidates": ["gpt-4o-mini", "gpt-4.1"]},
-            "providers": {"endpoints": {"stub": {"kind": "openai", "base_url": stub.base_url}},
-                          "deployments": {"gpt-4o-mini": [{"endpoint": "stub"}],
-                                          "gpt-4.1": [{"endpoint": "stub"}]}},
-            "gateway": {"request_log": {"sqlite_path": str(db)}},
-            "budgets": {"store": "memory"}}))
-        proc = subprocess.Popen([PYTHON, "-m", "pointsman", "serve", "--config", str(config),
-                                 "--port", "0"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        try:
-            assert proc.stdout is not None
-            first = proc.stdout.readline()
-            found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", first)
-            assert found, first + (proc.stderr.read() if proc.stderr else "")
-            url = found.group(1)
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    if httpx.get(f"{url}/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "the gateway did not come up"
-                    time.sleep(0.02)
-            statuses: list[int] = []
-
-            def call(i: int) -> None:
-                r = httpx.post(f"{url}/v1/chat/completions", timeout=10, json={
-                    "model": "auto", "messages": [{"role": "user", "content": f"hi {i}"}]})
-                statuses.append(r.status_code)
-
-            threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
-            for t in threads:
-                t.start()
-            while stub.stats()["total"] < 6:  # every request is in flight upstream
-                assert time.monotonic() < deadline + 5
-                time.sleep(0.01)
-            proc.send_signal(signal.SIGTERM)
-            for t in threads:
-                t.join(10)
-            assert proc.wait(10) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            for pipe in (proc.stdout, proc.stderr):
-                if pipe is not None:
-                    pipe.close()
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while stub.stats()["total"] < 6:  # every request is in flight upstream
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join(10)
+        assert proc.wait(10) == 0
     assert statuses == [200] * 6
-    with sqlite3.connect(db) as conn:
+    with sqlite3.connect(tmp_path / "requests.db") as conn:
         rows = conn.execute("SELECT outcome, model FROM requests").fetchall()
     assert sorted(rows) == [("ok", "gpt-4o-mini")] * 6
+
+
+def test_requests_longer_than_the_drain_are_interrupted_logged_and_charged(
+        tmp_path: Path) -> None:
+    """SIGTERM with requests that would outlast the 2 s drain: plain ones are answered 503
+    ``shutting_down``, streams end with an error event, every one is logged as
+    interrupted, the ledger equals the log, nothing stays reserved, and the exit status
+    (3) says the drain timed out."""
+    budgets = {"store": "sqlite", "sqlite_path": str(tmp_path / "spend.db"),
+               "limits": [{"scope": "global", "limit_usd": 100}]}
+    with UpstreamStub() as stub:
+        stub.behave("gpt-4o-mini", delay_ms=30_000)
+        stub.behave("gpt-4.1", tokens=400, token_delay_ms=100)
+        config = stub_config(tmp_path, stub, gateway={"drain_timeout_s": 2}, budgets=budgets)
+        with serving(config) as (proc, url):
+            plain: list[httpx.Response] = []
+            streams: list[str] = []
+
+            def call() -> None:
+                plain.append(httpx.post(f"{url}/v1/chat/completions", timeout=30, json={
+                    "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+
+            def stream() -> None:
+                with httpx.stream("POST", f"{url}/v1/chat/completions", timeout=30, json={
+                        "model": "gpt-4.1", "stream": True,
+                        "messages": [{"role": "user", "content": "hi"}]}) as r:
+                    streams.append("".join(r.iter_text()))
+
+            threads = [threading.Thread(target=f) for f in (call, call, stream, stream)]
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 30
+            while stub.stats()["total"] < 4:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            time.sleep(0.5)  # the streams have sent some tokens
+            proc.send_signal(signal.SIGTERM)
+            for t in threads:
+                t.join(30)
+            assert proc.wait(30) == 3
+            assert proc.stdout is not None and "interrupted" in proc.stdout.read()
+    assert [r.status_code for r in plain] == [503, 503]
+    assert all(r.json()["error"]["code"] == "shutting_down" for r in plain)
+    assert all(r.headers["x-pointsman-request-id"] for r in plain)
+    assert len(streams) == 2
+    assert all('"shutting_down"' in s and s.endswith("data: [DONE]\n\n") for s in streams)
+    rows = logged(tmp_path / "requests.db")
+    assert sorted(r["outcome"] for r in rows) == ["interrupted"] * 4
+    streamed = [r for r in rows if r["model"] == "gpt-4.1"]
+    assert len(streamed) == 2 and all(r["cost_usd"] > 0 for r in streamed)
+    cfg = load_config(config)
+    total = ledger_totals(cfg, "global:all")
+    assert total.spent == logged_nanos(rows) and total.held == 0

@@ -17,6 +17,7 @@
     ├── ArtifactError              a trained router artifact is missing or corrupt
     ├── DataError                  an evaluation data set cannot be read
     ├── StoreUnavailableError      a shared store (Redis, PostgreSQL) cannot be reached (HTTP 503)
+    ├── ShuttingDownError          the gateway interrupted the request to shut down (HTTP 503)
     └── ProviderError              an upstream model call failed
         ├── RateLimitedError       429 from upstream (carries Retry-After)
         ├── UpstreamServerError    5xx from upstream
@@ -123,6 +124,10 @@ class StoreUnavailableError(PointsmanError):
     code = "store_unavailable"
 
 
+class ShuttingDownError(PointsmanError):
+    code = "shutting_down"
+
+
 class ProviderError(PointsmanError):
     code = "upstream_error"
     retryable: bool = True
@@ -209,6 +214,7 @@ def http_status(error: PointsmanError) -> int:
         (AuthError, 401),
         (PermissionDeniedError, 403),
         (StoreUnavailableError, 503),
+        (ShuttingDownError, 503),
         (RateLimitedError, 429),
         (UpstreamTimeoutError, 504),
         (ProviderError, 502),

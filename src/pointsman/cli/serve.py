@@ -7,6 +7,7 @@ import gc
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,7 +17,9 @@ import typer
 from pointsman.errors import ConfigError
 
 if TYPE_CHECKING:
+    from pointsman.config import PointsmanConfig
     from pointsman.gateway.config import GatewayConfig
+    from pointsman.gateway.drain import Drain
 
 ENDPOINTS = ("POST /v1/chat/completions", "POST /v1/messages", "POST /v1/responses",
              "GET /v1/models", "GET /v1/spend", "GET /health", "GET /metrics",
@@ -40,9 +43,41 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _drained(signum: int, frame: FrameType | None) -> None:
-    sys.stdout.write("pointsman: stopped after draining in-flight requests\n")
-    raise SystemExit(0)
+def _on_drained(drain: Drain) -> Callable[[int, FrameType | None], None]:
+    """The SIGTERM handler uvicorn hands the signal back to once it has stopped: exit 0
+    after a clean drain, 3 when requests had to be interrupted (see gateway/drain.py)."""
+    def drained(signum: int, frame: FrameType | None) -> None:
+        status, line = drain.summary()
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        raise SystemExit(status)
+    return drained
+
+
+def _draining_server(config: Any, drain: Drain) -> Any:
+    """uvicorn's server, telling the gateway when a shutdown signal starts the drain."""
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            drain.begin()
+            super().handle_exit(sig, frame)
+
+    return DrainingServer(config)
+
+
+def _warn_long_calls(cfg: PointsmanConfig) -> None:
+    """Say when upstream calls may outlast the drain (they are interrupted at shutdown)."""
+    totals = [cfg.providers.timeouts.total, *(e.timeouts.total for e in
+                                              cfg.providers.endpoints.values()
+                                              if e.timeouts.total is not None)]
+    longest = max(totals)
+    if longest > cfg.gateway.drain_timeout_s:
+        sys.stdout.write(
+            f"pointsman: upstream calls may take up to {longest:g} s and the drain "
+            f"(gateway.drain_timeout_s) is {cfg.gateway.drain_timeout_s:g} s: requests still "
+            "running when it ends are interrupted (answered 503 or ended with an error "
+            "event, and logged)\n")
 
 
 # The gateway allocates many short-lived objects per request and keeps a large, stable
@@ -86,12 +121,13 @@ def serve(
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
-    # uvicorn drains on SIGTERM, then re-raises it to the handler found at start: exit 0.
-    signal.signal(signal.SIGTERM, _drained)
+    _warn_long_calls(cfg)
+    out.flush()
+    # uvicorn drains on SIGTERM, then re-raises it to the handler found at start
+    signal.signal(signal.SIGTERM, _on_drained(gw.drain))
     raise_open_files_limit(cfg.gateway.max_connections)
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn_config(app, cfg.gateway, log_level, fast_loop()))
+    server = _draining_server(uvicorn_config(app, cfg.gateway, log_level, fast_loop()),
+                              gw.drain)
     server.run(sockets=[sock])
 
 

@@ -145,6 +145,7 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gw.drain.loop = asyncio.get_running_loop()
         gw.log = request_log if request_log is not None else await _open_log(config)
         gw.responses = responses if request_log is not None else await _open_responses(config)
         purging = asyncio.get_running_loop().create_task(_purge(gw))

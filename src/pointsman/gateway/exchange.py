@@ -15,6 +15,7 @@ them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
@@ -27,7 +28,7 @@ from starlette.responses import Response
 from pointsman import jsonio
 from pointsman.budget.cost import Cost
 from pointsman.doors.base import AnswerContext, Door, StreamEncoder, StreamUsage
-from pointsman.errors import PointsmanError
+from pointsman.errors import PointsmanError, ShuttingDownError
 from pointsman.executor import Answer, OpenStream, protected
 from pointsman.gateway.auth import Principal
 from pointsman.gateway.errors import door_error
@@ -50,8 +51,8 @@ class Exchange:
     the caller's final answer body before it is sent (the Responses door stores it there,
     so a follow-up that names it finds it)."""
 
-    __slots__ = ("chat", "door", "gw", "keep", "principal", "recorded", "request",
-                 "request_id", "started")
+    __slots__ = ("chat", "decision", "door", "gw", "interrupted", "keep", "principal",
+                 "recorded", "request", "request_id", "started")
 
     def __init__(self, gw: Gateway, door: Door, principal: Principal, chat: ChatRequest,
                  request: Mapping[str, Any], request_id: str, started: float,
@@ -65,8 +66,20 @@ class Exchange:
         self.started = started
         self.keep = keep
         self.recorded = False
+        self.interrupted = False  # set by the drain (see gateway/drain.py)
+        self.decision: Decision | None = None
 
     async def run(self) -> Response:
+        self.gw.drain.track(self)
+        try:
+            return await self._run()
+        except asyncio.CancelledError:
+            if not self.interrupted or self.recorded:
+                raise
+            _uncancel()
+            return await self.failed(self.decision, shutting_down(), "interrupted")
+
+    async def _run(self) -> Response:
         gw, chat = self.gw, self.chat
         try:
             self.principal.check_model(chat.model)
@@ -74,6 +87,7 @@ class Exchange:
                                              gw.candidate_names)
         except PointsmanError as exc:
             return await self.refused(exc)
+        self.decision = decision
         threshold = gw.cascade_threshold(chat.model)
         if threshold is not None:
             return await self._cascade(decision, threshold)
@@ -109,18 +123,23 @@ class Exchange:
         await self.record(None, "error", (), error=error)
         return door_error(self.door, error, {"x-pointsman-request-id": self.request_id})
 
-    async def failed(self, decision: Decision, error: PointsmanError) -> Response:
+    async def failed(self, decision: Decision | None, error: PointsmanError,
+                     outcome: Outcome = "error") -> Response:
         tried = tried_models(error)
-        await self.record(decision, "error", tried, error=error)
-        return door_error(self.door, error, {
-            "x-pointsman-request-id": self.request_id,
-            "x-pointsman-reason": ascii_header(decision.reason),
-            "x-pointsman-attempts": ",".join(tried)})
+        await self.record(decision, outcome, tried, error=error)
+        headers = {"x-pointsman-request-id": self.request_id,
+                   "x-pointsman-attempts": ",".join(tried)}
+        if decision is not None:
+            headers["x-pointsman-reason"] = ascii_header(decision.reason)
+        if outcome == "interrupted":
+            headers["retry-after"] = "1"
+        return door_error(self.door, error, headers)
 
     async def answered(self, decision: Decision, answer: Answer,
                        extra: Mapping[str, str] | None = None) -> Response:
         """The answer (its cost already settled), sent before its outcome reports, metrics
-        and record."""
+        and record (no longer interruptible by the drain: only its record is left)."""
+        self.gw.drain.done(self)
         total_ms = (time.perf_counter() - self.started) * 1000
         body = self.door.answer(answer.body, self.context(answer.model, decision))
         if self.keep is not None:
@@ -135,8 +154,8 @@ class Exchange:
     async def _report(self, decision: Decision, answer: Answer, total_ms: float) -> None:
         if answer.reports is not None:
             await answer.reports()  # a failing recorder is logged, the others still told
-        await self.record(decision, "ok", answer.models_tried, model=answer.model,
-                          cost=answer.cost, ttft_ms=total_ms, total_ms=total_ms)
+        await protected(self.record(decision, "ok", answer.models_tried, model=answer.model,
+                                    cost=answer.cost, ttft_ms=total_ms, total_ms=total_ms))
 
     async def _kept(self, body: Mapping[str, Any] | None) -> None:
         if body is None or self.keep is None:
@@ -166,11 +185,19 @@ class Exchange:
         """The caller's events: one write per upstream batch (what arrived together)."""
         ended = False
         try:
-            async with aclosing(opened.batches()) as batches:
-                async for batch in batches:
-                    out = encoder.encode(batch)
-                    if out:
-                        yield out
+            try:
+                async with aclosing(opened.batches()) as batches:
+                    async for batch in batches:
+                        out = encoder.encode(batch)
+                        if out:
+                            yield out
+            except asyncio.CancelledError:
+                if not self.interrupted:
+                    raise  # the client left
+                _uncancel()  # the drain: the caller is told, the stream is logged
+                ended = True
+                yield encoder.fail(shutting_down())
+                return
             if opened.broken is not None:
                 ended = True
                 yield encoder.fail(opened.broken)
@@ -182,7 +209,8 @@ class Exchange:
             yield closing
         finally:  # also when the client left (a cancellation): the record is written
             cost = opened.cost or NO_COST
-            outcome: Outcome = ("stream_broken" if opened.broken is not None
+            outcome: Outcome = ("interrupted" if self.interrupted
+                                else "stream_broken" if opened.broken is not None
                                 else "ok" if ended else "client_left")
             await protected(self.record(decision, outcome, opened.models_tried,
                                         model=opened.model, error=opened.broken, cost=cost,
@@ -229,6 +257,7 @@ class Exchange:
         if self.recorded:
             return
         self.recorded = True
+        self.gw.drain.done(self)
         if total_ms is None:
             total_ms = (time.perf_counter() - self.started) * 1000
         gw, door = self.gw, self.door.name
@@ -245,6 +274,19 @@ class Exchange:
         await gw.write_record(self.request_id, door, self.chat, self.principal, decision,
                               outcome=outcome, models_tried=models_tried, model=model,
                               error=error, cost=cost, ttft_ms=ttft_ms, total_ms=total_ms)
+
+
+def shutting_down() -> ShuttingDownError:
+    return ShuttingDownError("the gateway is shutting down: this request was interrupted "
+                             "(retry it)")
+
+
+def _uncancel() -> None:
+    """Take back the drain's cancellation of this task: the request answers and records
+    itself instead of being cut."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 def stream_usage(cost: Cost) -> StreamUsage:

@@ -26,6 +26,7 @@ from pointsman.gateway.cascade import (
     gateway_scorer,
 )
 from pointsman.gateway.config import HealthConfig
+from pointsman.gateway.drain import Drain
 from pointsman.gateway.metrics import Metrics
 from pointsman.gateway.parse import ChatRequest
 from pointsman.health import CooldownSource, HealthRecorder, HealthStore, MemoryHealth
@@ -94,6 +95,7 @@ class Gateway:
         self.router = Router(config, gateway_scorer(config, self.executor))
         self.candidate_names = frozenset(s.name for s in self.router.candidates)
         self.log: RequestLog | None = None
+        self.drain = Drain(config.gateway.drain_timeout_s)
         self.responses: ResponseStore | None = None  # the Responses door's stored answers
         # record ids: a random 64-bit prefix per process and a counter (os.urandom per
         # record is a system call on every request)
