@@ -72,8 +72,8 @@ def test_type_confusion_fuzz_finds_no_5xx_and_no_dropped_connection(url: str) ->
 def test_schemathesis_against_the_openapi_document(url: str, mode: str) -> None:
     schemathesis: Any = pytest.importorskip("schemathesis")
     hypothesis: Any = pytest.importorskip("hypothesis")
-    from schemathesis.checks import not_a_server_error  # type: ignore[import-not-found]
-    from schemathesis.generation import GenerationMode  # type: ignore[import-not-found]
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.generation import GenerationMode
 
     schema = schemathesis.openapi.from_dict(document())
     failures: list[str] = []
