@@ -173,11 +173,12 @@ def one_round(args: argparse.Namespace, tmp: Path, base_src: Path | None
     def ours(src: Path | None) -> Callable[[int, int], Proc]:
         return lambda stub_port, port: start_pointsman(gateway_config(tmp, stub_port), port,
                                                        src)
-    rows = run_target("pointsman", ours(None), list(DOORS), args.duration, tmp)
+    doors = args.doors.split(",")
+    rows = run_target("pointsman", ours(None), doors, args.duration, tmp)
     if base_src is not None:
         rows |= run_target(f"base {args.base}", ours(base_src), ["chat"], args.duration, tmp)
-    if (BENCH_VENV / "bin" / "litellm").exists():
-        rows |= run_target("litellm", lambda s, p: start_litellm(s, p, tmp), list(DOORS),
+    if (BENCH_VENV / "bin" / "litellm").exists() and not args.no_litellm:
+        rows |= run_target("litellm", lambda s, p: start_litellm(s, p, tmp), doors,
                            args.duration, tmp)
     return rows
 
@@ -188,14 +189,17 @@ def summary(rows: dict[str, dict[str, float]], base: str | None) -> None:
         print(f"  {label:32} {fmt(row)}")
     chat = rows["pointsman chat"]
     for door in ("messages", "responses"):
+        if f"pointsman {door}" not in rows:
+            continue
         for suffix in ("", " stream"):
             row, ref = rows[f"pointsman {door}{suffix}"], rows[f"pointsman chat{suffix}"]
             print(f"  {door}{suffix} vs chat{suffix}: CPU {row['cpu_us'] / ref['cpu_us']:.2f}x, "
                   f"added p50 {row['added_p50_ms'] - ref['added_p50_ms']:+.2f} ms")
     if base is not None:
-        old = rows[f"base {base} chat"]
-        print(f"  chat vs {base}: CPU {chat['cpu_us'] / old['cpu_us']:.2f}x, added p50 "
-              f"{chat['added_p50_ms'] - old['added_p50_ms']:+.2f} ms")
+        for suffix in ("", " stream"):
+            new, old = rows[f"pointsman chat{suffix}"], rows[f"base {base} chat{suffix}"]
+            print(f"  chat{suffix} vs {base}: CPU {new['cpu_us'] / old['cpu_us']:.2f}x, "
+                  f"added p50 {new['added_p50_ms'] - old['added_p50_ms']:+.2f} ms")
 
 
 def main() -> None:
@@ -203,6 +207,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--base", default=None, help="also run this commit's chat door")
+    parser.add_argument("--doors", default=",".join(DOORS), help="comma-separated doors")
+    parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM's proxy")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)

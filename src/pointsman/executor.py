@@ -398,9 +398,13 @@ class OpenStream:
         self.cost: Cost | None = None
         self.total_ms: float = 0.0
 
-    async def batches(self) -> AsyncGenerator[list[Chunk], None]:
+    async def batches(self, finish: bool = True) -> AsyncGenerator[list[Chunk], None]:
         """The upstream chunks (first token included), those that arrived together in one
-        list; ends early when the stream breaks.
+        list; ends early when the stream breaks. With ``finish`` the stream is settled and
+        reported when they end (in a task of its own, so that even a cancellation at that
+        moment cannot lose the charge); without, the caller awaits :meth:`finish` itself,
+        where nothing can cancel it (the gateway's exchange does: it saves two tasks a
+        stream).
 
         The adapter bounds each wait by the call's deadlines (the Provider contract); here
         the total is only checked between batches, which costs a clock read instead of a
@@ -424,9 +428,11 @@ class OpenStream:
             except ProviderError as exc:
                 self.broken = exc
         finally:
-            await self._finish()
+            if finish:
+                await protected(self.finish())
 
-    async def _finish(self) -> None:
+    async def finish(self) -> None:
+        """Close the upstream, cost what was streamed, settle it and report (once)."""
         if self.cost is not None:
             return
         await _maybe_await(_close_iterator(self._iterator))
@@ -437,10 +443,8 @@ class OpenStream:
             error = StreamBrokenError(f"the stream broke after its first token: {error.message}",
                                       self.model)
             self.broken = error
-        # the money and the reports must happen even when the caller's task is cancelled
-        # right now (a client that leaves mid-stream): run them in a task of their own
-        await protected(self._executor._succeeded(self._run, self._hit, self.cost,
-                                                  self.ttft_ms, self.total_ms, error))
+        await self._executor._succeeded(self._run, self._hit, self.cost, self.ttft_ms,
+                                        self.total_ms, error)
 
 
 def _has_token(chunk: Chunk) -> bool:

@@ -165,6 +165,9 @@ def error_body(error: PointsmanError, status: int) -> dict[str, Any]:
     return {"type": "error", "error": {"type": error_type(status), "message": error.message}}
 
 
+_PLAIN = frozenset({"role", "content"})  # a delta of text only
+
+
 def sse(event: str, data: Mapping[str, Any]) -> bytes:
     """One server-sent event (orjson: this runs once per streamed token)."""
     return b"event: " + event.encode() + b"\ndata: " + jsonio.dumps(data) + b"\n\n"
@@ -183,6 +186,7 @@ class MessagesEncoder:
         self.calls: dict[int, int] = {}  # IR tool-call index → block index
         self.finish: Any = None
         self.matched: Any = None
+        self._text_head = b""  # the open text block's delta event, up to its text
 
     def _start(self) -> bytes:
         self.started = True
@@ -239,8 +243,15 @@ class MessagesEncoder:
         return out
 
     def _text(self, text: str) -> bytes:
-        out = b"" if self.open == "text" else self._open("text", {"type": "text", "text": ""})
-        return out + self._delta({"type": "text_delta", "text": text})
+        """A text delta; the event's constant part is built once per block (this runs once
+        per streamed token)."""
+        out = b""
+        if self.open != "text":
+            out = self._open("text", {"type": "text", "text": ""})
+            self._text_head = (b'event: content_block_delta\ndata: {"type":"content_block_'
+                               b'delta","index":%d,"delta":{"type":"text_delta","text":'
+                               % (self.blocks - 1))
+        return out + self._text_head + jsonio.dumps(text) + b"}}\n\n"
 
     def _tool_calls(self, calls: Any) -> bytes:
         out = b""
@@ -263,6 +274,14 @@ class MessagesEncoder:
         return out
 
     def _chunk(self, chunk: Chunk) -> bytes:
+        choices = chunk.get("choices")
+        if choices.__class__ is list and len(choices) == 1:  # the common token chunk, inline
+            choice = choices[0]
+            delta = choice.get("delta") if choice.__class__ is dict else None
+            if delta.__class__ is dict and delta.keys() <= _PLAIN \
+                    and not choice.get("finish_reason"):
+                content = delta.get("content")
+                return self._text(content) if content.__class__ is str and content else b""
         out = b""
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, Mapping):

@@ -131,12 +131,13 @@ def echo(request: Mapping[str, Any]) -> Json:
 
 
 def response_object(ctx: AnswerContext, status: str, output: list[Json],
-                    created_at: int) -> Json:
-    """The ``response`` object around ``output`` (no usage yet)."""
+                    created_at: int, echoed: Json | None = None) -> Json:
+    """The ``response`` object around ``output`` (no usage yet); ``echoed``: the
+    request's :func:`echo`, when the caller has it already."""
     return {"id": response_id(ctx), "object": "response", "created_at": created_at,
             "status": status, "background": False, "error": None,
             "incomplete_details": None, "model": ctx.model, "output": output,
-            "usage": None, **echo(ctx.request)}
+            "usage": None, **(echo(ctx.request) if echoed is None else echoed)}
 
 
 def finish(response: Json, finish_reason: Any) -> Json:

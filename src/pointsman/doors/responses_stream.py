@@ -32,6 +32,7 @@ from pointsman import jsonio
 from pointsman.doors.base import AnswerContext, Chunk, StreamUsage
 from pointsman.doors.responses_output import (
     call_item,
+    echo,
     failure,
     finish,
     item_id,
@@ -44,6 +45,7 @@ from pointsman.doors.responses_output import (
 from pointsman.errors import PointsmanError
 
 Json = dict[str, Any]
+_PLAIN = frozenset({"role", "content"})  # a delta of text only
 
 
 @dataclass(slots=True)
@@ -80,6 +82,8 @@ class ResponsesEncoder:
         self.started = False
         self.out = bytearray()
         self.response: Json | None = None  # the whole response, once closed
+        self._delta_mid = b""  # the open message's text delta event, between its parts
+        self.echoed = echo(ctx.request)  # the request's parameters, as every response has
 
     # -- the StreamEncoder protocol --------------------------------------------------
 
@@ -87,6 +91,15 @@ class ResponsesEncoder:
         self._start()
         for chunk in batch:
             choices = chunk.get("choices")
+            if choices.__class__ is list and len(choices) == 1:  # a token chunk, inline
+                choice = choices[0]
+                delta = choice.get("delta") if choice.__class__ is dict else None
+                if delta.__class__ is dict and delta.keys() <= _PLAIN \
+                        and choice.get("finish_reason") is None and choice.get("index", 0) == 0:
+                    content = delta.get("content")
+                    if content.__class__ is str and content:
+                        self._text(content)
+                    continue
             for choice in choices if isinstance(choices, list) else ():
                 if isinstance(choice, Mapping) and choice.get("index", 0) == 0:
                     self._choice(choice)
@@ -99,7 +112,7 @@ class ResponsesEncoder:
             if not item.done:
                 self._end(item)
         response = response_object(self.ctx, "completed", [i.final() for i in self.items],
-                                   self.created_at)
+                                   self.created_at, self.echoed)
         response["usage"] = usage(stream_usage)
         finish(response, self.finish_reason)
         kind = "completed" if response["status"] == "completed" else "incomplete"
@@ -116,7 +129,7 @@ class ResponsesEncoder:
         detail = failure(error)
         self._emit("error", code=error.code, message=detail["message"], param=detail["param"])
         output = [i.final("completed" if i.done else "incomplete") for i in self.items]
-        response = response_object(self.ctx, "failed", output, self.created_at)
+        response = response_object(self.ctx, "failed", output, self.created_at, self.echoed)
         response["error"] = detail
         self._emit("response.failed", response=response)
         return self._flush()
@@ -137,9 +150,13 @@ class ResponsesEncoder:
         if self.started:
             return
         self.started = True
-        response = response_object(self.ctx, "in_progress", [], self.created_at)
-        self._emit("response.created", response=response)
-        self._emit("response.in_progress", response=response)
+        response = jsonio.dumps(response_object(self.ctx, "in_progress", [], self.created_at,
+                                                self.echoed))
+        for kind in (b"response.created", b"response.in_progress"):  # one object, dumped once
+            self.out += (b"event: " + kind + b'\ndata: {"type":"' + kind
+                         + b'","sequence_number":' + str(self.sequence).encode()
+                         + b',"response":' + response + b"}\n\n")
+            self.sequence += 1
 
     def _choice(self, choice: Mapping[str, Any]) -> None:
         delta = choice.get("delta")
@@ -169,6 +186,8 @@ class ResponsesEncoder:
         return {"item_id": item.id, "output_index": item.index}
 
     def _text(self, text: str) -> None:
+        """A text delta; the event's constant parts are built once per item (this runs once
+        per streamed token)."""
         item = self.current if self.current and self.current.kind == "message" else None
         if item is None:
             item = self._open("message")
@@ -177,9 +196,13 @@ class ResponsesEncoder:
                 "status": "in_progress", "content": []})
             self._emit("response.content_part.added", **self._where(item), content_index=0,
                        part=text_part(""))
+            self._delta_mid = (b',"item_id":' + jsonio.dumps(item.id) + b',"output_index":'
+                               + str(item.index).encode() + b',"content_index":0,"delta":')
         item.text += text
-        self._emit("response.output_text.delta", **self._where(item), content_index=0,
-                   delta=text, logprobs=[])
+        self.out += (b'event: response.output_text.delta\ndata: {"type":"response.output_text'
+                     b'.delta","sequence_number":' + str(self.sequence).encode()
+                     + self._delta_mid + jsonio.dumps(text) + b',"logprobs":[]}\n\n')
+        self.sequence += 1
 
     def _reasoning(self, text: str) -> None:
         item = self.current if self.current and self.current.kind == "reasoning" else None

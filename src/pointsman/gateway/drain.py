@@ -51,7 +51,7 @@ class Drain:
 
     def interrupt_all(self) -> None:
         for exchange, task in list(self.inflight.items()):
-            if not task.done() and not exchange.interrupted:
+            if not task.done() and not exchange.interrupted and not exchange.finishing:
                 exchange.interrupted = True
                 self.interrupted += 1
                 task.cancel()

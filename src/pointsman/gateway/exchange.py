@@ -29,7 +29,7 @@ from pointsman import jsonio
 from pointsman.budget.cost import Cost
 from pointsman.doors.base import AnswerContext, Door, StreamEncoder, StreamUsage
 from pointsman.errors import PointsmanError, ShuttingDownError
-from pointsman.executor import Answer, OpenStream, protected
+from pointsman.executor import Answer, OpenStream
 from pointsman.gateway.auth import Principal
 from pointsman.gateway.errors import door_error
 from pointsman.gateway.parse import ChatRequest
@@ -51,8 +51,8 @@ class Exchange:
     the caller's final answer body before it is sent (the Responses door stores it there,
     so a follow-up that names it finds it)."""
 
-    __slots__ = ("chat", "decision", "door", "gw", "interrupted", "keep", "principal",
-                 "recorded", "request", "request_id", "started")
+    __slots__ = ("chat", "decision", "door", "finishing", "gw", "interrupted", "keep",
+                 "principal", "recorded", "request", "request_id", "started")
 
     def __init__(self, gw: Gateway, door: Door, principal: Principal, chat: ChatRequest,
                  request: Mapping[str, Any], request_id: str, started: float,
@@ -67,6 +67,7 @@ class Exchange:
         self.keep = keep
         self.recorded = False
         self.interrupted = False  # set by the drain (see gateway/drain.py)
+        self.finishing = False  # settling and recording: not to be cancelled
         self.decision: Decision | None = None
 
     async def run(self) -> Response:
@@ -154,8 +155,8 @@ class Exchange:
     async def _report(self, decision: Decision, answer: Answer, total_ms: float) -> None:
         if answer.reports is not None:
             await answer.reports()  # a failing recorder is logged, the others still told
-        await protected(self.record(decision, "ok", answer.models_tried, model=answer.model,
-                                    cost=answer.cost, ttft_ms=total_ms, total_ms=total_ms))
+        await self.record(decision, "ok", answer.models_tried, model=answer.model,
+                          cost=answer.cost, ttft_ms=total_ms, total_ms=total_ms)
 
     async def _kept(self, body: Mapping[str, Any] | None) -> None:
         if body is None or self.keep is None:
@@ -178,15 +179,18 @@ class Exchange:
         headers["x-pointsman-cost-estimated"] = "true"
         headers["cache-control"] = "no-cache"
         encoder = self.door.encoder(self.context(opened.model, decision))
-        return EventStream(self._events(decision, opened, encoder), headers=headers)
+        return EventStream(self._events(decision, opened, encoder), headers=headers,
+                           quiet=self.quiet)
 
     async def _events(self, decision: Decision, opened: OpenStream, encoder: StreamEncoder
                       ) -> AsyncGenerator[bytes, None]:
-        """The caller's events: one write per upstream batch (what arrived together)."""
+        """The caller's events: one write per upstream batch (what arrived together). Once
+        the upstream is done the exchange is *finishing*: neither a client that leaves nor
+        the drain cancels it any more, so the settle and the record always complete."""
         ended = False
         try:
             try:
-                async with aclosing(opened.batches()) as batches:
+                async with aclosing(opened.batches(finish=False)) as batches:
                     async for batch in batches:
                         out = encoder.encode(batch)
                         if out:
@@ -195,9 +199,11 @@ class Exchange:
                 if not self.interrupted:
                     raise  # the client left
                 _uncancel()  # the drain: the caller is told, the stream is logged
+                await self._settle_stream(opened)
                 ended = True
                 yield encoder.fail(shutting_down())
                 return
+            await self._settle_stream(opened)
             if opened.broken is not None:
                 ended = True
                 yield encoder.fail(opened.broken)
@@ -207,14 +213,22 @@ class Exchange:
                 await self._kept(final_answer(encoder))
             ended = True
             yield closing
-        finally:  # also when the client left (a cancellation): the record is written
-            cost = opened.cost or NO_COST
+        finally:  # also when the client left (its cancellation is spent by now)
+            await self._settle_stream(opened)
             outcome: Outcome = ("interrupted" if self.interrupted
                                 else "stream_broken" if opened.broken is not None
                                 else "ok" if ended else "client_left")
-            await protected(self.record(decision, outcome, opened.models_tried,
-                                        model=opened.model, error=opened.broken, cost=cost,
-                                        ttft_ms=opened.ttft_ms))
+            await self.record(decision, outcome, opened.models_tried, model=opened.model,
+                              error=opened.broken, cost=opened.cost or NO_COST,
+                              ttft_ms=opened.ttft_ms)
+
+    async def _settle_stream(self, opened: OpenStream) -> None:
+        self.finishing = True
+        await opened.finish()
+
+    def quiet(self) -> bool:
+        """Whether the exchange is finishing (settling, recording): not to be cancelled."""
+        return self.finishing
 
     # -- the quality-check cascade ------------------------------------------------------
     async def _cascade(self, decision: Decision, threshold: float) -> Response:
@@ -231,12 +245,13 @@ class Exchange:
                                   answer.cost.usd), **extra, "cache-control": "no-cache"}
         encoder = self.door.encoder(self.context(answer.model, decision))
         return EventStream(self._replay(decision, answer, encoder, cascade_chunks(answer)),
-                           headers=headers)
+                           headers=headers, quiet=self.quiet)
 
     async def _replay(self, decision: Decision, answer: Answer, encoder: StreamEncoder,
                       chunks: list[dict[str, Any]]) -> AsyncGenerator[bytes, None]:
         """A finished answer sent as a stream."""
         ttft_ms = (time.perf_counter() - self.started) * 1000
+        self.finishing = True  # paid for already: only sending and the record are left
         try:
             yield encoder.encode(chunks)
             closing = encoder.close(stream_usage(answer.cost))
@@ -244,9 +259,8 @@ class Exchange:
                 await self._kept(final_answer(encoder))
             yield closing
         finally:
-            await protected(self.record(decision, "ok", answer.models_tried,
-                                        model=answer.model, cost=answer.cost,
-                                        ttft_ms=ttft_ms))
+            await self.record(decision, "ok", answer.models_tried, model=answer.model,
+                              cost=answer.cost, ttft_ms=ttft_ms)
 
     # -- the one place a request's outcome is recorded -----------------------------------
     async def record(self, decision: Decision | None, outcome: Outcome,

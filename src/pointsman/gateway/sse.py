@@ -4,7 +4,7 @@ door's: see :mod:`pointsman.doors`)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -22,8 +22,11 @@ class EventStream(Response):
     media_type = "text/event-stream"
 
     def __init__(self, content: AsyncGenerator[bytes, None],
-                 headers: Mapping[str, str]) -> None:
+                 headers: Mapping[str, str], quiet: Callable[[], bool] | None = None) -> None:
+        """``quiet``: while it says so, a client that leaves is not acted on (the body is
+        finishing: settling, recording); its end comes soon anyway."""
         self.body_iterator = content
+        self.quiet = quiet
         self.status_code = 200
         self.background = None
         self.init_headers(headers)
@@ -61,6 +64,6 @@ class EventStream(Response):
     async def _watch(self, receive: Receive, task: asyncio.Task[Any]) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
-        if self.sending:
+        if self.sending and not (self.quiet is not None and self.quiet()):
             self.left = True
             task.cancel()
