@@ -10,7 +10,13 @@ import yaml
 
 from pointsman import BudgetView, LatencyStats, LiveState, Router, RouteRequest, load_config
 from pointsman.config import default_config_data, parse_config
-from pointsman.errors import ConfigError, NoCandidateError, UnknownModelError
+from pointsman.errors import (
+    ConfigError,
+    NoCandidateError,
+    NoHealthyCandidateError,
+    UnknownModelError,
+    http_status,
+)
 
 
 def make_config(tmp_path: Path, data: dict[str, Any]) -> Router:
@@ -81,6 +87,14 @@ def test_no_candidate_is_a_clear_error(tmp_path: Path) -> None:
     r = make_config(tmp_path, {"router": {"candidates": ["mistral-7b"]}, "rules": []})
     with pytest.raises(NoCandidateError, match="mistral-7b: lacks tools"):
         r.decide(RouteRequest.from_prompt("x", tools_count=1))
+
+
+def test_every_candidate_cooling_down_is_a_503_not_a_400(router: Router) -> None:
+    """The upstreams failing is not the caller's fault: no 400 for it."""
+    state = LiveState(cooling_down=frozenset(s.name for s in router.candidates))
+    with pytest.raises(NoHealthyCandidateError) as caught:
+        router.decide(RouteRequest.from_prompt("hi"), state)
+    assert http_status(caught.value) == 503 and "cooling down" in caught.value.message
 
 
 def test_rules_first_match_wins_and_are_named(router: Router) -> None:

@@ -12,7 +12,8 @@
     ├── AuthError                  missing or wrong API key (HTTP 401)
     ├── PermissionDeniedError      a key may not use that model or endpoint (HTTP 403)
     ├── NoCandidateError           no model can serve the request (HTTP 400)
-    │   └── NoDeploymentError      no candidate has a deployment to call (HTTP 503)
+    │   ├── NoDeploymentError      no candidate has a deployment to call (HTTP 503)
+    │   └── NoHealthyCandidateError every candidate that fits is cooling down (HTTP 503)
     ├── BudgetExceededError        a budget cap is reached (HTTP 429 or 402)
     ├── ArtifactError              a trained router artifact is missing or corrupt
     ├── DataError                  an evaluation data set cannot be read
@@ -98,6 +99,13 @@ class NoDeploymentError(NoCandidateError):
     request, is at fault."""
 
     code = "no_deployment"
+
+
+class NoHealthyCandidateError(NoCandidateError):
+    """Every candidate that could serve the request is cooling down after failures (or
+    has no deployment): the upstreams, not the request, are at fault."""
+
+    code = "no_healthy_candidate"
 
 
 class BudgetExceededError(PointsmanError):
@@ -210,6 +218,7 @@ def http_status(error: PointsmanError) -> int:
         (UnsupportedMediaTypeError, 415),
         (InputError, 400),
         (NoDeploymentError, 503),
+        (NoHealthyCandidateError, 503),
         (NoCandidateError, 400),
         (AuthError, 401),
         (PermissionDeniedError, 403),

@@ -28,6 +28,7 @@ from pointsman.errors import (
     ConfigError,
     NoCandidateError,
     NoDeploymentError,
+    NoHealthyCandidateError,
     PointsmanError,
 )
 from pointsman.latency.targets import latency_gate
@@ -47,6 +48,7 @@ from pointsman.types import (
 )
 
 _EMPTY = LiveState()
+COOLING = "cooling down after repeated failures"
 
 
 class _Context(NamedTuple):
@@ -209,7 +211,7 @@ class Router:
         if spec.name in ctx.state.undeployed:
             return NO_DEPLOYMENT
         if spec.name in ctx.state.cooling_down:
-            return "cooling down after repeated failures"
+            return COOLING
         if ctx.plan is None and ctx.state.budget is None:  # nothing more can rule it out
             return None
         return budget_exclusion(self.config.budgets, ctx.plan, spec,
@@ -240,6 +242,9 @@ class Router:
                 f"no candidate model has a deployment to call ({', '.join(filtered)}): set "
                 "the API keys of their providers' endpoints, or configure "
                 "providers.deployments")
+        if filtered and all(why in (NO_DEPLOYMENT, COOLING) for why in filtered.values()):
+            return NoHealthyCandidateError(f"every candidate model is cooling down after "
+                                           f"failures upstream; retry shortly ({message})")
         return NoCandidateError(message)
 
     @staticmethod
