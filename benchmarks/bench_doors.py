@@ -187,7 +187,6 @@ def summary(rows: dict[str, dict[str, float]], base: str | None) -> None:
     print("\n-- medians")
     for label, row in rows.items():
         print(f"  {label:32} {fmt(row)}")
-    chat = rows["pointsman chat"]
     for door in ("messages", "responses"):
         if f"pointsman {door}" not in rows:
             continue
