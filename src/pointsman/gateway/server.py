@@ -34,51 +34,56 @@ def guarded_http(max_header_bytes: int, header_timeout_s: float) -> type[asyncio
         head_bytes = 0
         in_head = True
         refused = False
+        head_started = 0.0
         head_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            self.head_started = self.loop.time()
             self._arm()
 
         def _arm(self) -> None:
-            """A head may be on its way: time it (its bytes are counted from the end of
-            the last request's body, or from the connection)."""
+            """One timer per connection, armed only while a head is incomplete after a
+            read (a head that comes whole, the usual case, costs no timer); when it fires
+            it checks the head's age and re-arms for the rest of its time."""
             if self.head_timer is None:
-                self.head_timer = self.loop.call_later(self.head_timeout_s, self._too_slow)
+                wait = self.head_started + self.head_timeout_s - self.loop.time()
+                self.head_timer = self.loop.call_later(max(wait, 0.0), self._check)
 
-        def _disarm(self) -> None:
-            self.in_head, self.head_bytes = False, 0
-            if self.head_timer is not None:
-                self.head_timer.cancel()
-                self.head_timer = None
+        def _check(self) -> None:
+            self.head_timer = None
+            if not self.in_head:
+                return
+            if self.loop.time() - self.head_started >= self.head_timeout_s:
+                self._refuse(408, "request headers not received in time")
+            else:
+                self._arm()
 
         def data_received(self, data: bytes) -> None:
             if self.in_head:
+                if not self.head_bytes:  # a head's first byte: its clock starts
+                    self.head_started = self.loop.time()
                 self.head_bytes += len(data)
             super().data_received(data)
             if self.in_head and self.head_bytes > self.head_limit:
                 self._refuse(431, "request header fields too large")
-
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            self._arm()
+            elif self.in_head and self.head_bytes:
+                self._arm()  # a head is on its way but incomplete: time it
 
         def on_headers_complete(self) -> None:
-            self._disarm()
+            self.in_head, self.head_bytes = False, 0
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
-            self.in_head, self.head_bytes = True, 0  # what comes next is the next head
+            # what comes next is the next head, timed from its first byte
+            self.in_head, self.head_bytes = True, 0
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+                self.head_timer = None
             super().connection_lost(exc)
-
-        def _too_slow(self) -> None:
-            self.head_timer = None
-            if self.in_head:
-                self._refuse(408, "request headers not received in time")
 
         def send_400_response(self, msg: str) -> None:
             if not self.refused:  # a refused head already has its answer
