@@ -37,6 +37,7 @@ from pointsman.requestlog import Outcome, RequestLog, RequestRecord
 from pointsman.router import Router, resolve_catalog
 from pointsman.signals.base import AsyncComplexityScorer
 from pointsman.state import AttemptOutcome, BudgetGuard, OutcomeRecorder, StateSource
+from pointsman.stores.labels import LabelStore
 from pointsman.stores.responses import ResponseStore
 from pointsman.types import Decision, LiveState, RouteRequest
 
@@ -97,6 +98,7 @@ class Gateway:
         self.log: RequestLog | None = None
         self.drain = Drain(config.gateway.drain_timeout_s)
         self.responses: ResponseStore | None = None  # the Responses door's stored answers
+        self.labels: LabelStore | None = None  # feedback and judged labels (POST /v1/feedback)
         # record ids: a random 64-bit prefix per process and a counter (os.urandom per
         # record is a system call on every request)
         self._id_prefix = secrets.token_hex(8)

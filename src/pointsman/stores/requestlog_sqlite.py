@@ -41,6 +41,11 @@ MIGRATIONS: tuple[str, ...] = (
     """ALTER TABLE requests ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;
        ALTER TABLE requests ADD COLUMN cache_creation_tokens INTEGER NOT NULL DEFAULT 0;
        ALTER TABLE requests ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;""",
+    # 5: quality labels of logged requests (feedback, judged samples): one per source
+    """CREATE TABLE labels (
+         request_id TEXT NOT NULL, source TEXT NOT NULL, score REAL NOT NULL, model TEXT,
+         comment TEXT, key TEXT, ts REAL NOT NULL, PRIMARY KEY (request_id, source));
+       CREATE INDEX labels_ts ON labels (ts);""",
 )
 
 COLUMNS = ("id", "ts", "key", "user", "team", "session", "requested_model", "model", "outcome",
