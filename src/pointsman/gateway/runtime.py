@@ -4,6 +4,7 @@ and the request log record of each accepted request."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import secrets
@@ -267,7 +268,9 @@ class Gateway:
             ttft_ms=ttft_ms, total_ms=total_ms, stream=chat.stream, messages=messages,
             door=door, cached_tokens=cost.cached_tokens,
             cache_creation_tokens=cost.cache_creation_tokens,
-            reasoning_tokens=cost.reasoning_tokens)
+            reasoning_tokens=cost.reasoning_tokens, prompt_hash=prompt_hash(chat.route),
+            experiment=decision.experiment if decision is not None else None,
+            arm=decision.arm if decision is not None else None)
         try:
             await self.log.write(record)
         except PointsmanError as exc:  # closed during shutdown: say so, do not fail the answer
@@ -281,6 +284,11 @@ class Gateway:
             return SpendSummary(0, 0.0, 0.0, ())
         result: SpendSummary = await queries(scope, subject, since, until, top)
         return result
+
+
+def prompt_hash(route: RouteRequest) -> str:
+    """What joins a record whose prompt is not logged with the prompt kept elsewhere."""
+    return hashlib.sha256(route.last_user_text.encode()).hexdigest()
 
 
 def build_health(cfg: HealthConfig, redis: RedisConfig | None = None) -> HealthStore:

@@ -51,6 +51,10 @@ MIGRATIONS: tuple[str, ...] = (
          model TEXT, comment TEXT, key TEXT, ts DOUBLE PRECISION NOT NULL,
          PRIMARY KEY (request_id, source));
        CREATE INDEX ON {schema}.labels (ts)""",
+    # 6: the online experiment and arm that routed a request
+    """ALTER TABLE {schema}.requests ADD COLUMN experiment TEXT;
+       ALTER TABLE {schema}.requests ADD COLUMN arm TEXT;
+       CREATE INDEX ON {schema}.requests (experiment, ts)""",
 )
 
 
