@@ -30,6 +30,7 @@ from pointsman.doors.chat import ChatDoor
 from pointsman.doors.messages import MessagesDoor
 from pointsman.errors import MethodNotAllowedError, PointsmanError, RouteNotFoundError
 from pointsman.executor import DeploymentSource
+from pointsman.experiments.service import experiment_endpoint
 from pointsman.gateway.endpoints import authenticate, count_tokens_endpoint, door_endpoint
 from pointsman.gateway.errors import door_error
 from pointsman.gateway.feedback import feedback_endpoint
@@ -145,7 +146,8 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
               spend_route(config.budgets, gw, guard.ledger if guard else ledger, admin,
                           admin_caller=lambda request: _keyring_admin(gw, request)),
               Route("/openapi.json", openapi_endpoint, methods=["GET"]),
-              Route("/v1/feedback", feedback_endpoint, methods=["POST"])]
+              Route("/v1/feedback", feedback_endpoint, methods=["POST"]),
+              Route("/v1/experiments/{name}", experiment_endpoint, methods=["GET"])]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -154,10 +156,12 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
         gw.responses = responses if request_log is not None else await _open_responses(config)
         gw.labels = await _open_labels(config) if request_log is None else labels
         purging = asyncio.get_running_loop().create_task(_purge(gw))
+        guarding = asyncio.get_running_loop().create_task(_guard(gw))
         try:
             yield
         finally:
             purging.cancel()
+            guarding.cancel()
             for own in (gw.log, gw.responses, gw.labels) if request_log is None else ():
                 if own is not None:
                     await _close(own)
@@ -194,6 +198,12 @@ async def _purge(gw: Gateway) -> None:
             except PointsmanError as exc:
                 log.warning("stored responses: purge failed: %s", exc.message)
         await asyncio.sleep(PURGE_EVERY_S)
+
+
+async def _guard(gw: Gateway) -> None:
+    """The experiments' guardrail checks (none configured: returns at once)."""
+    if gw.experiments is not None:
+        await gw.experiments.guard(gw)
 
 
 async def _open_responses(config: PointsmanConfig) -> ResponseStore | None:
