@@ -102,7 +102,7 @@ def test_feedback_bad_input_is_a_clear_400(stub: UpstreamStub, tmp_path: Path) -
     cfg = config(tmp_path, stub, {"sqlite_path": str(tmp_path / "r.db")})
     with running(create_app(cfg)) as url:
         rid = ask(url, ALICE)
-        cases = [({"request_id": rid}, "score"),
+        cases: list[tuple[dict[str, Any], str]] = [({"request_id": rid}, "score"),
                  ({"request_id": rid, "score": 1.5}, "score"),
                  ({"request_id": rid, "score": 1, "thumbs": "up"}, "score"),
                  ({"request_id": rid, "thumbs": "sideways"}, "thumbs"),
