@@ -94,7 +94,9 @@ async def test_flush_makes_writes_visible_while_open(opener: Opener) -> None:
     await log.aclose()
 
 
-LATER = ("door", "cached_tokens", "cache_creation_tokens", "reasoning_tokens")  # migrations 2, 4
+LATER = ("door", "cached_tokens", "cache_creation_tokens", "reasoning_tokens",  # migrations 2, 4
+         "experiment", "arm")  # migration 6
+LATER_FIELDS = (*LATER, "prompt_hash")  # record fields the code before migration 2 lacked
 
 
 class V1Database:
@@ -107,7 +109,7 @@ class V1Database:
     @staticmethod
     def old_row(r: RequestRecord) -> tuple[Any, ...]:
         data = json.loads(r.to_json())
-        for name in LATER:
+        for name in LATER_FIELDS:
             del data[name]
         values = dict(zip(COLUMNS, row_of(r), strict=True))
         return (*(values[c] for c in V1Database.OLD_COLUMNS[:-1]), json.dumps(data))

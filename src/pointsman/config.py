@@ -21,6 +21,7 @@ from pointsman.affinity import AffinityConfig
 from pointsman.aliases import AliasConfig, PassthroughConfig
 from pointsman.budget.config import BudgetsConfig
 from pointsman.errors import ConfigError
+from pointsman.experiments.config import ExperimentConfig
 from pointsman.gateway.config import GatewayConfig
 from pointsman.latency.config import LatencyConfig
 from pointsman.learned.cascade_config import CascadeConfig
@@ -178,6 +179,7 @@ class PointsmanConfig(Strict):
     latency: LatencyConfig = LatencyConfig()
     providers: ProvidersConfig = ProvidersConfig()
     redis: RedisConfig = RedisConfig()  # shared by every Redis store (pointsman.redis_config)
+    experiments: list[ExperimentConfig] = Field(default_factory=list)  # pointsman.experiments
     _source: str = PrivateAttr(default="<config>")
 
     @property

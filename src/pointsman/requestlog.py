@@ -48,6 +48,11 @@ class RequestRecord:
     cached_tokens: int = 0
     cache_creation_tokens: int = 0
     reasoning_tokens: int = 0
+    # SHA-256 of the last user message's text (kept when the prompt itself is not logged,
+    # to join labels and prompts kept elsewhere); the experiment and arm that routed it
+    prompt_hash: str | None = None
+    experiment: str | None = None
+    arm: str | None = None
 
     def to_json(self) -> str:
         # Field by field, not ``asdict``: asdict deep-copies the nested decision (~0.5 ms).

@@ -219,6 +219,11 @@ class Decision:
     filtered_out: Mapping[str, str] = field(default_factory=dict)
     stage: str | None = None
     routing_cost_usd: float = 0.0  # what deciding cost (a model asked by the scorer)
+    # the online experiment and arm that decided, and the threshold in force when a
+    # tier-share target moves it (None: no experiment / the configured threshold)
+    experiment: str | None = None
+    arm: str | None = None
+    threshold: float | None = None
 
     @property
     def savings_usd(self) -> float:
@@ -255,4 +260,6 @@ class Decision:
                 for c in self.candidates
             ],
             "filtered_out": dict(self.filtered_out),
+            **({"experiment": self.experiment, "arm": self.arm} if self.arm else {}),
+            **({"threshold": self.threshold} if self.threshold is not None else {}),
         }

@@ -18,7 +18,7 @@ COMMAND_MODULES: list[str] = ["pointsman.cli.route", "pointsman.cli.spend",
                               "pointsman.cli.train", "pointsman.cli.serve",
                               "pointsman.cli.keys",
                               "pointsman.cli.eval", "pointsman.cli.calibrate",
-                              "pointsman.cli.shadow"]
+                              "pointsman.cli.shadow", "pointsman.cli.experiment"]
 
 app = typer.Typer(
     name="pointsman",

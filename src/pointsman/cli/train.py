@@ -33,7 +33,7 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def _metadata(table: OutcomeTable, data: Path, fmt: str, learner: Learner,
+def _metadata(table: OutcomeTable, data: str, fmt: str, learner: Learner,
               seconds: float) -> dict[str, Any]:
     from pointsman.learned.base import column_means
 
@@ -52,7 +52,8 @@ def _metadata(table: OutcomeTable, data: Path, fmt: str, learner: Learner,
 
 
 def train(
-    data: Annotated[Path, typer.Option("--data", help="Outcome data (file, folder or glob).")],
+    data: Annotated[str, typer.Option(
+        "--data", help="Outcome data (file, folder or glob; a request log database).")],
     fmt: Annotated[str, typer.Option("--format", help="routellm | routerbench | log.")],
     router: Annotated[str, typer.Option("--router", help="Learner name (knn, logreg, mf).")],
     out: Annotated[Path, typer.Option("--out", help="Artifact file to write (.npz).")],

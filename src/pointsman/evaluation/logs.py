@@ -13,6 +13,11 @@ One JSON object per line, as :class:`~pointsman.requestlog.RequestRecord` writes
 
 Records with the same prompt are merged into one row: each model's quality (and cost) is
 the mean over the records where it was graded; every other cell is ``nan`` (unknown).
+
+The gateway's SQLite or PostgreSQL request log is read directly too (``sqlite:///path``,
+a SQLite file, or a DSN; see :mod:`pointsman.evaluation.logdb`), with its stored labels as
+``quality``. Records logged without their prompt (``log_messages`` off) are skipped and
+counted: there is nothing to score or replay.
 """
 
 from __future__ import annotations
@@ -75,11 +80,25 @@ def json_lines(file: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, item
 
 
-def records(path: str | Path) -> Iterator[tuple[Path, int, dict[str, Any]]]:
-    """Every JSON object of the log, with its file and line number."""
+NO_PROMPT = ("records without their prompt (the gateway logs prompts only with "
+             "gateway.request_log.log_messages: true; their prompt_hash joins them with "
+             "prompts kept elsewhere)")
+
+
+def records(path: str | Path) -> Iterator[tuple[Path | str, int, dict[str, Any]]]:
+    """Every JSON object of the log, with its file (or database) and line (row) number."""
+    from pointsman.evaluation.logdb import db_records, is_database
+
+    if is_database(path):
+        yield from db_records(path)
+        return
     for file in log_files(path):
         for number, item in json_lines(file):
             yield file, number, item
+
+
+def has_prompt(item: Mapping[str, Any]) -> bool:
+    return isinstance(item.get("prompt"), str) or bool(item.get("messages"))
 
 
 def prompt_of(item: Mapping[str, Any], where: str) -> str:
@@ -137,11 +156,14 @@ def load_log(path: str | Path) -> OutcomeTable:
     """The labelled records of a request log as an outcome table (see module docstring)."""
     quality: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     cost: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    skipped = 0
+    skipped = unprompted = 0
     for file, number, item in records(path):
         where = f"{file}: line {number}"
         if item.get("quality") is None or item.get("outcome", "ok") != "ok":
             skipped += 1
+            continue
+        if not has_prompt(item) and "prompt_hash" in item:
+            unprompted += 1
             continue
         prompt = prompt_of(item, where)
         for model, value in _labels(item, where).items():
@@ -149,13 +171,15 @@ def load_log(path: str | Path) -> OutcomeTable:
         if isinstance(item.get("model"), str) and item.get("cost_usd") is not None:
             cost[prompt][item["model"]].append(_number(item["cost_usd"], where, "cost_usd"))
     if not quality:
-        raise DataError(f"{path}: no record carries a quality label")
-    return _table(quality, cost, skipped, str(path))
+        more = f"; {unprompted} labelled {NO_PROMPT}" if unprompted else ""
+        raise DataError(f"{path}: no record carries a quality label and its prompt{more}")
+    extra = (f"skipped {unprompted} labelled {NO_PROMPT}",) if unprompted else ()
+    return _table(quality, cost, skipped, str(path), extra)
 
 
 def _table(quality: Mapping[str, Mapping[str, list[float]]],
            cost: Mapping[str, Mapping[str, list[float]]], skipped: int,
-           source: str) -> OutcomeTable:
+           source: str, extra: tuple[str, ...] = ()) -> OutcomeTable:
     prompts = tuple(quality)
     models = tuple(sorted({m for row in quality.values() for m in row}))
     q = np.full((len(prompts), len(models)), np.nan)
@@ -170,15 +194,20 @@ def _table(quality: Mapping[str, Mapping[str, list[float]]],
         "records with the same prompt merged; ungraded models are unknown (nan)",)
     if skipped:
         notes += (f"skipped {skipped} records without a quality label or not ok",)
+    notes += extra
     return OutcomeTable(prompts, models, q, c, (), source=source, notes=notes)
 
 
 def logged_requests(path: str | Path) -> list[LoggedRequest]:
     """Every ``ok`` record as a request to replay (for shadow evaluation)."""
     out: list[LoggedRequest] = []
+    unprompted = 0
     for file, number, item in records(path):
         where = f"{file}: line {number}"
         if item.get("outcome", "ok") != "ok":
+            continue
+        if not has_prompt(item) and "prompt_hash" in item:
+            unprompted += 1
             continue
         raw = item.get("decision")
         decision: dict[str, Any] = raw if isinstance(raw, dict) else {}
@@ -190,5 +219,6 @@ def logged_requests(path: str | Path) -> list[LoggedRequest]:
             cost_usd=_number(item.get("cost_usd", 0.0), where, "cost_usd"),
         ))
     if not out:
-        raise DataError(f"{path}: the request log holds no successful request")
+        more = f" with its prompt ({unprompted} {NO_PROMPT})" if unprompted else ""
+        raise DataError(f"{path}: the request log holds no successful request{more}")
     return out

@@ -30,14 +30,17 @@ from pointsman.doors.chat import ChatDoor
 from pointsman.doors.messages import MessagesDoor
 from pointsman.errors import MethodNotAllowedError, PointsmanError, RouteNotFoundError
 from pointsman.executor import DeploymentSource
+from pointsman.experiments.service import experiment_endpoint
 from pointsman.gateway.endpoints import authenticate, count_tokens_endpoint, door_endpoint
 from pointsman.gateway.errors import door_error
+from pointsman.gateway.feedback import feedback_endpoint
 from pointsman.gateway.models import get_model, health, list_models
 from pointsman.gateway.openapi import openapi_endpoint
 from pointsman.gateway.responses_http import create_response, delete_response, get_response
 from pointsman.gateway.runtime import Gateway
 from pointsman.requestlog import RequestLog
 from pointsman.state import OutcomeRecorder
+from pointsman.stores.labels import LabelStore
 from pointsman.stores.responses import ResponseStore
 
 log = logging.getLogger("pointsman.gateway")
@@ -111,12 +114,13 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
                request_log: RequestLog | None = None,
                guard: LedgerBudgetGuard | None = None,
                recorders: Sequence[OutcomeRecorder] = (),
-               responses: ResponseStore | None = None) -> Starlette:
+               responses: ResponseStore | None = None,
+               labels: LabelStore | None = None) -> Starlette:
     """The gateway app; ``recorders`` are told every upstream attempt's outcome, besides
     the health, latency and metrics recorders the gateway has (a non-streaming answer is
     sent before they are told). A caller that passes its own ``request_log`` passes the
-    Responses door's ``responses`` store too (or has none); else both are opened from the
-    config."""
+    Responses door's ``responses`` store and the ``labels`` store too (or has none); else
+    all three are opened from the config."""
     from pointsman.router import resolve_catalog
 
     owned: list[object] = []
@@ -141,19 +145,24 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
               Route("/metrics", gw.metrics.endpoint, methods=["GET"]),
               spend_route(config.budgets, gw, guard.ledger if guard else ledger, admin,
                           admin_caller=lambda request: _keyring_admin(gw, request)),
-              Route("/openapi.json", openapi_endpoint, methods=["GET"])]
+              Route("/openapi.json", openapi_endpoint, methods=["GET"]),
+              Route("/v1/feedback", feedback_endpoint, methods=["POST"]),
+              Route("/v1/experiments/{name}", experiment_endpoint, methods=["GET"])]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         gw.drain.loop = asyncio.get_running_loop()
         gw.log = request_log if request_log is not None else await _open_log(config)
         gw.responses = responses if request_log is not None else await _open_responses(config)
+        gw.labels = await _open_labels(config) if request_log is None else labels
         purging = asyncio.get_running_loop().create_task(_purge(gw))
+        guarding = asyncio.get_running_loop().create_task(_guard(gw))
         try:
             yield
         finally:
             purging.cancel()
-            for own in (gw.log, gw.responses) if request_log is None else ():
+            guarding.cancel()
+            for own in (gw.log, gw.responses, gw.labels) if request_log is None else ():
                 if own is not None:
                     await _close(own)
             for item in owned:
@@ -191,6 +200,12 @@ async def _purge(gw: Gateway) -> None:
         await asyncio.sleep(PURGE_EVERY_S)
 
 
+async def _guard(gw: Gateway) -> None:
+    """The experiments' guardrail checks (none configured: returns at once)."""
+    if gw.experiments is not None:
+        await gw.experiments.guard(gw)
+
+
 async def _open_responses(config: PointsmanConfig) -> ResponseStore | None:
     cfg = config.gateway.request_log
     if not cfg.enabled:
@@ -198,6 +213,15 @@ async def _open_responses(config: PointsmanConfig) -> ResponseStore | None:
     from pointsman.stores.requestlog_open import open_response_store
 
     return await open_response_store(cfg.sqlite_path, cfg.postgres_dsn, cfg.postgres_schema)
+
+
+async def _open_labels(config: PointsmanConfig) -> LabelStore | None:
+    cfg = config.gateway.request_log
+    if not cfg.enabled:
+        return None
+    from pointsman.stores.labels import open_label_store
+
+    return await open_label_store(cfg.sqlite_path, cfg.postgres_dsn, cfg.postgres_schema)
 
 
 async def _open_log(config: PointsmanConfig) -> RequestLog | None:

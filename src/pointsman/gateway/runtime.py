@@ -4,6 +4,7 @@ and the request log record of each accepted request."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import secrets
@@ -37,10 +38,12 @@ from pointsman.requestlog import Outcome, RequestLog, RequestRecord
 from pointsman.router import Router, resolve_catalog
 from pointsman.signals.base import AsyncComplexityScorer
 from pointsman.state import AttemptOutcome, BudgetGuard, OutcomeRecorder, StateSource
+from pointsman.stores.labels import LabelStore
 from pointsman.stores.responses import ResponseStore
 from pointsman.types import Decision, LiveState, RouteRequest
 
 if TYPE_CHECKING:
+    from pointsman.experiments.service import ArmMetrics, Experiments
     from pointsman.learned.cascade import QualityCascade
 
 log = logging.getLogger("pointsman.gateway")
@@ -97,6 +100,7 @@ class Gateway:
         self.log: RequestLog | None = None
         self.drain = Drain(config.gateway.drain_timeout_s)
         self.responses: ResponseStore | None = None  # the Responses door's stored answers
+        self.labels: LabelStore | None = None  # feedback and judged labels (POST /v1/feedback)
         # record ids: a random 64-bit prefix per process and a counter (os.urandom per
         # record is a system call on every request)
         self._id_prefix = secrets.token_hex(8)
@@ -109,6 +113,8 @@ class Gateway:
         self._async_scorer = isinstance(self.router.scorer, AsyncComplexityScorer)
         self.cascade = build_cascade(config.cascade, self.executor, self.catalog)
         self.cascade_thresholds: dict[float, QualityCascade] = {}
+        self._arm_metrics: ArmMetrics | None = None
+        self.experiments = self._experiments(config, self.router)
 
     # -- routing ------------------------------------------------------------------------
     async def decide(self, chat: ChatRequest) -> Decision:
@@ -116,6 +122,10 @@ class Gateway:
         for source in self.sources:
             state = await source.contribute(chat.route, state)
         router, explicit, alias = self._router_for(chat.model)
+        arm = None
+        if self.experiments is not None and router is self.router and explicit is None:
+            arm = self.experiments.assign(chat.route)
+            router = router if arm is None else arm.router
         note = self._notes.get(explicit, "") if explicit is not None else ""
         scorer = router.scorer
         signal = None
@@ -124,8 +134,37 @@ class Gateway:
             signal = await scorer.ascore(chat.route)  # I/O scorers: awaited, then passed in
         decision = router.decide(chat.route, state, model=explicit, signal=signal, alias=alias,
                                  note=note)
+        if arm is not None and self.experiments is not None:
+            decision = self.experiments.decided(arm, decision)
         self.metrics.decision(decision)
         return decision
+
+    def _experiments(self, config: PointsmanConfig, base: Router) -> Experiments | None:
+        if not config.experiments:
+            return None
+        from pointsman.experiments.service import ArmMetrics, Experiments
+
+        if self._arm_metrics is None:
+            self._arm_metrics = ArmMetrics(self.metrics.registry)
+        return Experiments(config, config.experiments,
+                           lambda cfg: Router(cfg, gateway_scorer(cfg, self.executor)), base,
+                           self._arm_metrics)
+
+    def reload_router(self, config: PointsmanConfig) -> None:
+        """Swap in the ``router`` and ``experiments`` sections of a new config (a new
+        threshold, a retrained artifact, new arms) without a restart: everything is built
+        first, then swapped in one step between two requests (the hook a config reload,
+        such as SIGHUP, calls). A config that does not build raises and changes nothing."""
+        router = Router(config, gateway_scorer(config, self.executor))
+        experiments = self._experiments(config, router) if config.experiments else None
+        if experiments is not None and self.experiments is not None:
+            experiments.carry_over(self.experiments)
+        self.config = self.config.model_copy(update={"router": config.router,
+                                                     "experiments": config.experiments})
+        self.router, self.experiments = router, experiments
+        self.candidate_names = frozenset(s.name for s in router.candidates)
+        self._async_scorer = isinstance(router.scorer, AsyncComplexityScorer)
+        self._virtual.clear()
 
     def _router_for(self, model: str, via_alias: bool = False
                     ) -> tuple[Router, str | None, Alias | None]:
@@ -265,7 +304,11 @@ class Gateway:
             ttft_ms=ttft_ms, total_ms=total_ms, stream=chat.stream, messages=messages,
             door=door, cached_tokens=cost.cached_tokens,
             cache_creation_tokens=cost.cache_creation_tokens,
-            reasoning_tokens=cost.reasoning_tokens)
+            reasoning_tokens=cost.reasoning_tokens, prompt_hash=prompt_hash(chat.route),
+            experiment=decision.experiment if decision is not None else None,
+            arm=decision.arm if decision is not None else None)
+        if self.experiments is not None:
+            self.experiments.finished(decision, record.cost_usd)
         try:
             await self.log.write(record)
         except PointsmanError as exc:  # closed during shutdown: say so, do not fail the answer
@@ -279,6 +322,11 @@ class Gateway:
             return SpendSummary(0, 0.0, 0.0, ())
         result: SpendSummary = await queries(scope, subject, since, until, top)
         return result
+
+
+def prompt_hash(route: RouteRequest) -> str:
+    """What joins a record whose prompt is not logged with the prompt kept elsewhere."""
+    return hashlib.sha256(route.last_user_text.encode()).hexdigest()
 
 
 def build_health(cfg: HealthConfig, redis: RedisConfig | None = None) -> HealthStore:

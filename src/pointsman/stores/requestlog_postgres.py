@@ -45,6 +45,16 @@ MIGRATIONS: tuple[str, ...] = (
        ALTER TABLE {schema}.requests ADD COLUMN cache_creation_tokens INTEGER NOT NULL
          DEFAULT 0;
        ALTER TABLE {schema}.requests ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0""",
+    # 5: quality labels of logged requests (feedback, judged samples): one per source
+    """CREATE TABLE {schema}.labels (
+         request_id TEXT NOT NULL, source TEXT NOT NULL, score DOUBLE PRECISION NOT NULL,
+         model TEXT, comment TEXT, key TEXT, ts DOUBLE PRECISION NOT NULL,
+         PRIMARY KEY (request_id, source));
+       CREATE INDEX ON {schema}.labels (ts)""",
+    # 6: the online experiment and arm that routed a request
+    """ALTER TABLE {schema}.requests ADD COLUMN experiment TEXT;
+       ALTER TABLE {schema}.requests ADD COLUMN arm TEXT;
+       CREATE INDEX ON {schema}.requests (experiment, ts)""",
 )
 
 

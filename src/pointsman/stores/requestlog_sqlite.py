@@ -41,12 +41,21 @@ MIGRATIONS: tuple[str, ...] = (
     """ALTER TABLE requests ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;
        ALTER TABLE requests ADD COLUMN cache_creation_tokens INTEGER NOT NULL DEFAULT 0;
        ALTER TABLE requests ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;""",
+    # 5: quality labels of logged requests (feedback, judged samples): one per source
+    """CREATE TABLE labels (
+         request_id TEXT NOT NULL, source TEXT NOT NULL, score REAL NOT NULL, model TEXT,
+         comment TEXT, key TEXT, ts REAL NOT NULL, PRIMARY KEY (request_id, source));
+       CREATE INDEX labels_ts ON labels (ts);""",
+    # 6: the online experiment and arm that routed a request
+    """ALTER TABLE requests ADD COLUMN experiment TEXT;
+       ALTER TABLE requests ADD COLUMN arm TEXT;
+       CREATE INDEX requests_experiment_ts ON requests (experiment, ts);""",
 )
 
 COLUMNS = ("id", "ts", "key", "user", "team", "session", "requested_model", "model", "outcome",
            "error", "prompt_tokens", "completion_tokens", "cost_usd", "baseline_cost_usd",
            "ttft_ms", "total_ms", "stream", "door", "cached_tokens", "cache_creation_tokens",
-           "reasoning_tokens", "record")  # record stays last
+           "reasoning_tokens", "experiment", "arm", "record")  # record stays last
 SCOPES = {"key": "key", "user": "user", "team": "team"}
 
 
@@ -55,7 +64,8 @@ def row_of(record: RequestRecord) -> tuple[Any, ...]:
     return (r.id, r.ts, r.key, r.user, r.team, r.session, r.requested_model, r.model,
             r.outcome, r.error, r.prompt_tokens, r.completion_tokens, r.cost_usd,
             r.baseline_cost_usd, r.ttft_ms, r.total_ms, int(r.stream), r.door,
-            r.cached_tokens, r.cache_creation_tokens, r.reasoning_tokens, r.to_json())
+            r.cached_tokens, r.cache_creation_tokens, r.reasoning_tokens, r.experiment, r.arm,
+            r.to_json())
 
 
 class SqliteRequestLog(BatchingRequestLog):

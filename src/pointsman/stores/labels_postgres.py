@@ -1,0 +1,70 @@
+"""Labels in PostgreSQL, in the request log's schema (the ``labels`` table of migration
+5). One async psycopg connection in autocommit mode: a ``put`` has committed when it
+returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from pointsman.errors import StoreUnavailableError
+from pointsman.stores.labels import Label, Owner
+from pointsman.stores.requestlog_postgres import migrate
+
+OWNER = "SELECT key FROM {}.requests WHERE id = %s"
+PUT = ("INSERT INTO {}.labels AS l (request_id, source, score, model, comment, key, ts) "
+       "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (request_id, source) DO UPDATE SET "
+       "score = excluded.score, model = excluded.model, comment = excluded.comment, "
+       "key = excluded.key, ts = excluded.ts RETURNING (xmax <> 0)")
+SELECT = ("SELECT request_id, source, score, model, comment, key, ts FROM {}.labels "
+          "WHERE request_id = %s ORDER BY source")
+
+
+class PostgresLabelStore:
+    """Open with :meth:`open` (it connects and migrates)."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], schema: str) -> None:
+        self._conn = conn
+        ident = sql.Identifier(schema)
+        self._sql = {name: sql.SQL(text).format(ident) for name, text in
+                     (("owner", OWNER), ("put", PUT), ("select", SELECT))}
+
+    @classmethod
+    async def open(cls, dsn: str, schema: str = "pointsman",
+                   connect_timeout_s: float = 5.0) -> PostgresLabelStore:
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                dsn, autocommit=True, connect_timeout=max(1, int(connect_timeout_s)))
+        except psycopg.Error as exc:
+            raise StoreUnavailableError(f"label store PostgreSQL unreachable: {exc}") from None
+        try:
+            await migrate(conn, schema)
+        except psycopg.Error as exc:
+            await conn.close()
+            raise StoreUnavailableError(f"label store PostgreSQL migration: {exc}") from None
+        return cls(conn, schema)
+
+    async def _rows(self, name: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        try:
+            cur = await self._conn.execute(self._sql[name], params)
+            return await cur.fetchall()
+        except psycopg.Error as exc:
+            raise StoreUnavailableError(f"label store PostgreSQL: {exc}") from None
+
+    async def owner(self, request_id: str) -> Owner:
+        rows = await self._rows("owner", (request_id,))
+        return Owner(True, rows[0][0]) if rows else Owner(False)
+
+    async def put(self, label: Label) -> bool:
+        rows = await self._rows("put", (label.request_id, label.source, label.score,
+                                        label.model, label.comment, label.key, label.ts))
+        return bool(rows[0][0])
+
+    async def labels(self, request_id: str) -> list[Label]:
+        rows = await self._rows("select", (request_id,))
+        return [Label(r[0], r[1], float(r[2]), r[3], r[4], r[5], float(r[6])) for r in rows]
+
+    async def aclose(self) -> None:
+        await self._conn.close()
