@@ -103,7 +103,7 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
 
 def _metric(text: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + "{") or line.startswith(name + " "))
+               if line.startswith((name + "{", name + " ")))
 
 
 def test_both_workers_answer_one_log_and_whole_server_metrics(tmp_path: Path) -> None:
