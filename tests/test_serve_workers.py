@@ -262,3 +262,18 @@ def test_one_worker_by_default_with_a_memory_ledger(tmp_path: Path, asked: int |
     count, note = resolve_workers(asked, load_config(path))
     assert count == 1
     assert (note is not None and "budgets.store is memory" in note) == (asked is None)
+
+
+def test_a_config_error_in_the_workers_stops_the_server_with_status_2(tmp_path: Path) -> None:
+    """Caught only when a worker builds its gateway (the default rules name a model the
+    candidates lack): one line, status 2, no crash loop."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"router": {"candidates": ["gpt-4o-mini"]},
+                                    "budgets": {"store": "sqlite",
+                                                "sqlite_path": str(tmp_path / "s.db")}}))
+    result = subprocess.run([PYTHON, "-m", "pointsman", "serve", "--config", str(path),
+                             "--port", "0", "--workers", "2"], capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 2
+    assert "pointsman: error: " in result.stderr and "no candidate model" in result.stderr
+    assert "starting another" not in result.stderr and "Traceback" not in result.stderr

@@ -111,12 +111,12 @@ def serve(
     check_bind(host, ring)
     count, note = resolve_workers(workers, cfg)
     port = cfg.gateway.port if port is None else port
-    if note:
-        sys.stdout.write(f"pointsman: {note}\n")
     if count > 1:
         raise SystemExit(_supervise(cfg, host, port, count, ring.open, log_level))
     sock = _bind(host, port)
     _listening(host, sock, ring.open, 1)
+    if note:
+        sys.stdout.write(f"pointsman: {note}\n")
     _serve_on(cfg, sock, log_level, banner=True)
 
 
@@ -164,8 +164,9 @@ def _serve_on(cfg: PointsmanConfig, sock: socket.socket, log_level: str, banner:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
-    # uvicorn drains on SIGTERM, then re-raises it to the handler found at start
+    # uvicorn drains on SIGTERM (and SIGINT), then re-raises it to the handler found at start
     signal.signal(signal.SIGTERM, _on_drained(gw.drain))
+    signal.signal(signal.SIGINT, _on_drained(gw.drain))
     raise_open_files_limit(cfg.gateway.max_connections)
     server = _draining_server(uvicorn_config(app, cfg.gateway, log_level, fast_loop()),
                               gw.drain)

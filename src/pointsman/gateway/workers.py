@@ -10,7 +10,8 @@ serves its own socket), and then only waits:
   kernel queued on it wait for the new one); its budget holds lapse within
   ``budgets.lease_s`` (:mod:`pointsman.budget.leases`). Workers that keep dying within
   ``CRASH_WINDOW_S`` of their start (a broken config, a port problem) stop the server
-  after ``MAX_QUICK_DEATHS`` in a row, exit status 1;
+  after ``MAX_QUICK_DEATHS`` in a row, exit status 1; a worker that cannot build its
+  gateway (a config error, status 2) stops the server at once, exit status 2;
 - SIGTERM or SIGINT is passed to every worker, each drains its requests, and the
   supervisor exits with 3 when any worker had to interrupt requests (``gateway.drain``),
   else with the highest status a worker exited with.
@@ -39,7 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pointsman.errors import ConfigError
+from pointsman.errors import ConfigError, PointsmanError
 
 if TYPE_CHECKING:
     from pointsman.config import PointsmanConfig
@@ -49,6 +50,7 @@ METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CRASH_WINDOW_S = 10.0
 MAX_QUICK_DEATHS = 5
 INTERRUPTED_EXIT = 3
+CONFIG_EXIT = 2
 
 
 def run_dir() -> Path | None:
@@ -140,14 +142,18 @@ class Supervisor:
     def _start(self, slot: int) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker
-            os._exit(self._child(slot))
+            os._exit(self._child(slot, parent))
         self.pids[pid] = (slot, time.monotonic())
 
-    def _child(self, slot: int) -> int:
+    def _child(self, slot: int, parent: int) -> int:
         status = 1
         try:
+            # a Ctrl-C reaches the supervisor alone, which passes one SIGTERM on
+            os.setpgid(0, 0)
+            _die_with(parent)
             signal.pthread_sigmask(signal.SIG_SETMASK, set())
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
@@ -158,6 +164,9 @@ class Supervisor:
             status = self.serve_one(mine, slot == 0)
         except SystemExit as exc:
             status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except PointsmanError as exc:  # as the CLI says it: one line, status 2
+            sys.stderr.write(f"pointsman: error: {exc.message}\n")
+            status = CONFIG_EXIT
         except BaseException as exc:  # the worker's last word, then exit
             sys.stderr.write(f"pointsman: worker {slot} failed: {type(exc).__name__}: {exc}\n")
         finally:
@@ -180,6 +189,9 @@ class Supervisor:
             status = os.waitstatus_to_exitcode(wait_status)
             if self.stopping:
                 self.statuses.append(status)
+            elif status == CONFIG_EXIT:  # a config error: every new worker would fail too
+                self.statuses.append(status)
+                self._stop()
             else:
                 self._replace(slot, pid, status, started)
 
@@ -199,7 +211,7 @@ class Supervisor:
         self._start(slot)
 
     def _stop(self) -> None:
-        """Tell every worker to drain (again on a second signal: harmless)."""
+        """Tell every worker to drain (a second signal makes uvicorn stop at once)."""
         self.stopping = True
         for pid in list(self.pids):
             with contextlib.suppress(ProcessLookupError):
@@ -207,12 +219,26 @@ class Supervisor:
 
     def _status(self) -> int:
         worst = max((s if s >= 0 else 1 for s in self.statuses), default=0)
-        if INTERRUPTED_EXIT in self.statuses:
-            worst = INTERRUPTED_EXIT
+        for special in (INTERRUPTED_EXIT, CONFIG_EXIT):
+            if special in self.statuses:
+                worst = special
         sys.stdout.write(f"pointsman: {len(self.statuses)} workers stopped "
                          f"(exit status {worst})\n")
         sys.stdout.flush()
         return worst
+
+
+def _die_with(parent: int) -> None:
+    """A worker whose supervisor dies (SIGKILL) is sent SIGTERM and drains (Linux's
+    parent-death signal), rather than serving on unsupervised."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: nothing to ask for
+        return
+    if os.getppid() != parent:  # it died before we asked
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class RunDir:
