@@ -26,12 +26,14 @@ ENDPOINTS = ("POST /v1/chat/completions", "POST /v1/messages", "POST /v1/respons
              "GET /openapi.json")
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the
     # socket says it is TCP; without it keep-alive answers wait ~40 ms for delayed ACKs.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:  # one socket per worker on one port (pointsman.gateway.workers)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
@@ -93,38 +95,78 @@ def serve(
     port: Annotated[int | None, typer.Option(min=0, max=65535,
                                              help="Port (default gateway.port; 0: any).")]
     = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, max=256, help="Worker processes on the port (default gateway.workers, else "
+        "the number of cores).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Serve the OpenAI-compatible gateway."""
     from pointsman.config import load_config
-    from pointsman.gateway.app import create_app
     from pointsman.gateway.auth import KeyRing, check_bind
-    from pointsman.gateway.server import fast_loop
+    from pointsman.gateway.workers import resolve_workers
 
     cfg = load_config(config)
     host = host or cfg.gateway.host
-    check_bind(host, KeyRing(cfg.gateway.keys, cfg.gateway.keys_db))
+    ring = KeyRing(cfg.gateway.keys, cfg.gateway.keys_db)
+    check_bind(host, ring)
+    count, note = resolve_workers(workers, cfg)
+    port = cfg.gateway.port if port is None else port
+    if count > 1:
+        raise SystemExit(_supervise(cfg, host, port, count, ring.open, log_level))
+    sock = _bind(host, port)
+    _listening(host, sock, ring.open, 1)
+    if note:
+        sys.stdout.write(f"pointsman: {note}\n")
+    _serve_on(cfg, sock, log_level, banner=True)
+
+
+def _listening(host: str, sock: socket.socket, open_: bool, workers: int) -> None:
+    shown = f"[{host}]" if ":" in host else host
+    sys.stdout.write(f"pointsman: listening on http://{shown}:{sock.getsockname()[1]} "
+                     f"({'OPEN: no API keys, loopback only' if open_ else 'API keys required'}"
+                     f"{f'; {workers} workers' if workers > 1 else ''})\n")
+    sys.stdout.flush()
+
+
+def _supervise(cfg: PointsmanConfig, host: str, port: int, count: int, open_: bool,
+               log_level: str) -> int:
+    """N workers on one port (pointsman.gateway.workers); the exit status."""
+    from pointsman.gateway.workers import RunDir, Supervisor, bind_all
+
+    with RunDir():
+        socks = bind_all(host, port, count, _bind)
+        _listening(host, socks[0], open_, count)
+
+        def serve_one(sock: socket.socket, first: bool) -> int:
+            _serve_on(cfg, sock, log_level, banner=first)
+            return 0
+
+        return Supervisor(socks, serve_one).run()
+
+
+def _serve_on(cfg: PointsmanConfig, sock: socket.socket, log_level: str, banner: bool) -> None:
+    """One gateway process serving ``sock`` until SIGTERM has drained it (then SystemExit
+    with the drain's status, see :func:`_on_drained`)."""
+    from pointsman.gateway.app import create_app
+    from pointsman.gateway.server import fast_loop
+
     app = create_app(cfg)
     gw = app.state.gateway
-    sock = _bind(host, cfg.gateway.port if port is None else port)
-    bound = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
     out = sys.stdout
-    out.write(f"pointsman: listening on http://{shown}:{bound} "
-              f"({'OPEN: no API keys, loopback only' if gw.keys.open else 'API keys required'})\n")
-    out.write(f"pointsman: endpoints: {', '.join(ENDPOINTS)}\n")
-    served = {m: [d.name for d in gw.deployments.deployments(m)] for m in gw.catalog.models}
-    with_deps = {m: d for m, d in served.items() if d}
-    out.write(f"pointsman: {len(with_deps)} of {len(served)} catalog models have deployments: "
-              f"{', '.join(n for d in with_deps.values() for n in d) or 'none'}\n")
-    out.flush()
+    if banner:
+        out.write(f"pointsman: endpoints: {', '.join(ENDPOINTS)}\n")
+        served = {m: [d.name for d in gw.deployments.deployments(m)] for m in gw.catalog.models}
+        with_deps = {m: d for m, d in served.items() if d}
+        out.write(f"pointsman: {len(with_deps)} of {len(served)} catalog models have "
+                  f"deployments: {', '.join(n for d in with_deps.values() for n in d) or 'none'}\n")
+        _warn_long_calls(cfg)
+        out.flush()
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
-    _warn_long_calls(cfg)
-    out.flush()
-    # uvicorn drains on SIGTERM, then re-raises it to the handler found at start
+    # uvicorn drains on SIGTERM (and SIGINT), then re-raises it to the handler found at start
     signal.signal(signal.SIGTERM, _on_drained(gw.drain))
+    signal.signal(signal.SIGINT, _on_drained(gw.drain))
     raise_open_files_limit(cfg.gateway.max_connections)
     server = _draining_server(uvicorn_config(app, cfg.gateway, log_level, fast_loop()),
                               gw.drain)

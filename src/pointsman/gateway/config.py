@@ -115,6 +115,9 @@ class GatewayConfig(_Strict):
     health: HealthConfig = HealthConfig()
     responses: ResponsesConfig = ResponsesConfig()
     drain_timeout_s: float = Field(default=30.0, gt=0)
+    # worker processes of ``pointsman serve`` (None: the number of cores; see
+    # pointsman.gateway.workers for what they share)
+    workers: int | None = Field(default=None, ge=1, le=256)
 
     @model_validator(mode="after")
     def _unique_names(self) -> GatewayConfig:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from starlette.requests import Request
@@ -63,4 +64,4 @@ async def health(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     cooling = sorted(await gw.cooldown.cooling())
     return JSONResponse({"status": "ok", "cooling_down": cooling,
-                         "request_log": gw.log is not None})
+                         "request_log": gw.log is not None, "pid": os.getpid()})

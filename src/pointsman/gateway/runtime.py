@@ -330,10 +330,18 @@ def prompt_hash(route: RouteRequest) -> str:
 
 
 def build_health(cfg: HealthConfig, redis: RedisConfig | None = None) -> HealthStore:
-    """``gateway.health.store``: this process's memory, or Redis shared by replicas (the
-    top-level ``redis`` section, ``gateway.health.redis_*`` overriding it)."""
+    """``gateway.health.store``: this process's memory (a file shared with the other
+    workers of ``serve --workers N``), or Redis shared by replicas (the top-level
+    ``redis`` section, ``gateway.health.redis_*`` overriding it)."""
     if cfg.store == "memory":
-        return MemoryHealth(cfg)
+        from pointsman.gateway.workers import run_dir
+
+        shared_dir = run_dir()  # one of several workers: share the breakers with the others
+        if shared_dir is None:
+            return MemoryHealth(cfg)
+        from pointsman.health_local import SharedFileHealth
+
+        return SharedFileHealth(shared_dir / "health.db", cfg, cache_s=cfg.cache_s)
     from pointsman.health_redis import RedisHealth
 
     shared = (redis or RedisConfig()).for_store(
