@@ -178,6 +178,36 @@ def test_function_tools_are_kept_and_the_others_dropped() -> None:
     assert "web_search" in dropped(ir)[0]
 
 
+def test_additional_tools_items_declare_tools() -> None:
+    """Codex's default model declares its tools in an ``additional_tools`` input item,
+    grouped in namespaces: the default ``functions`` namespace's function tools join
+    ``tools``; its custom tools and the other namespaces are dropped; no message is made."""
+    sleep = {"type": "function", "name": "sleep", "parameters": {"type": "object"}}
+    ir = chat({"model": "m", "tools": [SHELL], "input": [
+        {"type": "additional_tools", "role": "developer", "tools": [
+            {"type": "namespace", "name": "functions", "tools": [
+                {"type": "custom", "name": "exec", "format": {"type": "text"}},
+                {"type": "function", "name": "wait", "strict": False,
+                 "parameters": {"type": "object"}}]},
+            {"type": "namespace", "name": "clock", "tools": [sleep]}]},
+        {"role": "user", "content": "hi"}]})
+    assert [t["function"]["name"] for t in ir["tools"]] == ["shell", "wait"]
+    assert ir["messages"] == [{"role": "user", "content": "hi"}]
+    assert [d.split(":")[0] for d in dropped(ir)] == [
+        "input[0].tools[0].tools[0]", "input[0].tools[1]"]
+
+
+def test_bad_additional_tools_name_their_place() -> None:
+    error = bad({"model": "m", "input": [
+        {"type": "additional_tools", "tools": [{"type": "namespace", "name": "functions",
+                                                "tools": [{"name": "x"}]}]},
+        {"role": "user", "content": "hi"}]})
+    assert error.param == "input[0].tools[0].tools[0]"
+    assert bad({"model": "m", "input": [{"type": "additional_tools", "tools": "x"},
+                                        {"role": "user", "content": "hi"}]}
+               ).param == "input[0].tools"
+
+
 def test_no_function_tools_means_no_tool_fields() -> None:
     ir = chat({"model": "m", "input": "x", "tools": [{"type": "web_search"}],
                "tool_choice": "auto", "parallel_tool_calls": True})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sqlite3
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,14 @@ def test_open_gateway_refuses_a_public_bind(tmp_path: Path) -> None:
 
 
 @contextmanager
-def serving(config: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``pointsman serve --config`` as a process; yields it and its base URL once healthy."""
-    proc = subprocess.Popen([PYTHON, "-m", "pointsman", "serve", "--config", str(config),
-                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+def serving(config: Path | None, env: Mapping[str, str] | None = None,
+            cwd: Path | None = None) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``pointsman serve [--config]`` as a process (``env`` added to this one's, the
+    built-in config when ``config`` is None); yields it and its base URL once healthy."""
+    argv = [PYTHON, "-m", "pointsman", "serve", "--port", "0"]
+    proc = subprocess.Popen([*argv, "--config", str(config)] if config else argv,
+                            env={**os.environ, **(env or {})}, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()

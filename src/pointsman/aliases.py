@@ -1,8 +1,8 @@
 """Model names that are not catalog models: aliases and passthrough families.
 
 Coding agents ask for fixed model names (Claude Code ``claude-opus-5-5`` and, for its
-background calls, ``claude-haiku-*``; Codex ``gpt-5.5-codex``). Two config sections make
-such names route instead of failing:
+background calls, ``claude-haiku-*``; Codex ``gpt-6.2-sol`` or ``gpt-5.5-codex``). Two config
+sections make such names route instead of failing:
 
 ``aliases`` (first match wins; patterns are shell-style, case-sensitive)::
 

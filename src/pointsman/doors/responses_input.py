@@ -16,6 +16,10 @@
                                      local_shell, custom, mcp ...) needs OpenAI's servers:
                                      dropped, so that clients that always send them (Codex)
                                      still work
+    ``additional_tools`` items       more tools (Codex's default model declares its tools
+                                     so, grouped in namespaces): the function tools of the
+                                     default ``functions`` namespace join ``tools``; other
+                                     namespaces (their calls name them) are dropped
     tool_choice, text.format, reasoning.effort, max_output_tokens
                                      tool_choice, response_format, reasoning_effort,
                                      max_completion_tokens
@@ -226,6 +230,8 @@ def _items(items: list[Any], dropped: list[str]) -> list[Json]:
             messages.append(_tool_output(item, where, dropped))
         elif kind == "reasoning":
             dropped.append(f"{where}: reasoning")
+        elif kind == "additional_tools":
+            continue  # tool declarations: read by tools_of
         elif kind == "item_reference":
             raise InputError(f"'{where}': item_reference is not supported; send the item "
                              "itself", f"{where}.type")
@@ -270,17 +276,38 @@ def function_tool(tool: Mapping[str, Any], where: str) -> Json:
     return {"type": "function", "function": function}
 
 
-def tools_of(body: Mapping[str, Any], dropped: list[str]) -> list[Json]:
+def _declared(body: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Every tool the request declares, with where: ``tools``, then the tools of each
+    ``additional_tools`` input item."""
     raw = _field(body, "tools", list, "a list")
+    found = [(f"tools[{i}]", tool) for i, tool in enumerate(raw or ())]
+    items = body.get("input")
+    for i, item in enumerate(items if isinstance(items, list) else ()):
+        if isinstance(item, Mapping) and item.get("type") == "additional_tools":
+            extra = _field(item, "tools", list, "a list", f"input[{i}]")
+            found += [(f"input[{i}].tools[{j}]", t) for j, t in enumerate(extra or ())]
+    return found
+
+
+def _tool(tool: Any, where: str, out: list[Json], dropped: list[str]) -> None:
+    """One declared tool into ``out`` (function tools; the members of the default
+    ``functions`` namespace, whose calls carry the bare name) or ``dropped``."""
+    if not isinstance(tool, Mapping) or not isinstance(tool.get("type"), str):
+        raise InputError(f"'{where}' must be an object with a string 'type'", where)
+    if tool["type"] == "function":
+        out.append(function_tool(tool, where))
+    elif tool["type"] == "namespace" and tool.get("name") == "functions":
+        members = _field(tool, "tools", list, "a list", where)
+        for k, member in enumerate(members or ()):
+            _tool(member, f"{where}.tools[{k}]", out, dropped)
+    else:
+        dropped.append(f"{where}: {tool['type']} (a Chat upstream cannot run it)")
+
+
+def tools_of(body: Mapping[str, Any], dropped: list[str]) -> list[Json]:
     out: list[Json] = []
-    for i, tool in enumerate(raw or ()):
-        where = f"tools[{i}]"
-        if not isinstance(tool, Mapping) or not isinstance(tool.get("type"), str):
-            raise InputError(f"'{where}' must be an object with a string 'type'", where)
-        if tool["type"] == "function":
-            out.append(function_tool(tool, where))
-        else:
-            dropped.append(f"{where}: {tool['type']} (a Chat upstream cannot run it)")
+    for where, tool in _declared(body):
+        _tool(tool, where, out, dropped)
     return out
 
 
