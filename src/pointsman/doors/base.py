@@ -63,12 +63,24 @@ class AnswerContext:
     """What a door needs to shape an answer: the model that answered (a catalog name),
     the request's id (``x-pointsman-request-id``; doors whose answers carry an id use it
     or derive theirs from it), the caller's original body, and the prompt-token estimate
-    (for events that must carry input tokens before the upstream's usage is known)."""
+    (for events that must carry input tokens before the upstream's usage is known).
+    ``routed``: the caller asked for a name that pointsman routes (``auto``, an alias,
+    ``router-*``) rather than a catalog model."""
 
     model: str
     request_id: str
     request: Mapping[str, Any]
     input_tokens_estimate: int = 0
+    routed: bool = False
+
+    @property
+    def shown_model(self) -> str:
+        """The name to answer with where a client reuses it for its next request (Claude
+        Code resumes a session with the model its last answer named): the routed name the
+        caller asked for, so the next turn is routed again; else the model that answered
+        (``x-pointsman-model`` always names that one)."""
+        requested = self.request.get("model")
+        return requested if self.routed and isinstance(requested, str) else self.model
 
 
 class StreamEncoder(Protocol):

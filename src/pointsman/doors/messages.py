@@ -156,7 +156,7 @@ def answer_message(completion: Mapping[str, Any], ctx: AnswerContext) -> dict[st
     reason, sequence = stop_reason(choice.get("finish_reason"), choice.get("stop_reason"),
                                    ctx.request, bool(tools))
     return {"id": f"msg_{ctx.request_id}", "type": "message", "role": "assistant",
-            "model": ctx.model, "content": content, "stop_reason": reason,
+            "model": ctx.shown_model, "content": content, "stop_reason": reason,
             "stop_sequence": sequence, "usage": usage_of(completion.get("usage"))}
 
 
@@ -192,7 +192,7 @@ class MessagesEncoder:
         self.started = True
         message: Block = {"id": f"msg_{self.ctx.request_id}", "type": "message",
                           "role": "assistant",
-                   "model": self.ctx.model, "content": [], "stop_reason": None,
+                   "model": self.ctx.shown_model, "content": [], "stop_reason": None,
                    "stop_sequence": None,
                    "usage": anthropic_usage(self.ctx.input_tokens_estimate, 0, 0, 0)}
         return sse("message_start", {"type": "message_start", "message": message}) \

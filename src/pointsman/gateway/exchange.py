@@ -110,7 +110,8 @@ class Exchange:
                                            "include_usage": True}}
 
     def context(self, model: str, decision: Decision) -> AnswerContext:
-        return AnswerContext(model, self.request_id, self.request, decision.input_tokens)
+        return AnswerContext(model, self.request_id, self.request, decision.input_tokens,
+                             self.chat.model not in self.gw.catalog)
 
     def headers(self, decision: Decision, model: str, attempts: Sequence[str],
                 cost_usd: float) -> dict[str, str]:
