@@ -47,8 +47,15 @@ def _metadata(table: OutcomeTable, data: Path, fmt: str, learner: Learner,
                                            zip(table.models, quality, strict=True)},
                     "fit_seconds": round(seconds, 3)},
         "encoder": getattr(learner, "encoder", None),
+        "text": _focus(learner),
         "table_notes": list(table.notes),
     }
+
+
+def _focus(learner: Learner) -> str:
+    """What of each prompt the learner embeds (shared prefixes stripped or not)."""
+    focus = getattr(learner, "text_focus", None)
+    return focus.describe() if hasattr(focus, "describe") else "the whole prompt"
 
 
 def train(

@@ -17,8 +17,8 @@ import numpy.typing as npt
 from pointsman.artifacts import Arrays
 from pointsman.errors import ConfigError
 from pointsman.learned.base import DEFAULT_ENCODER, DEFAULT_FOCUS, EmbeddingLearner
-from pointsman.learned.focus import MODES, TextFocus
 from pointsman.learned.classifier import LogisticLearner
+from pointsman.learned.focus import MODES, TextFocus
 from pointsman.learned.knn import KnnLearner
 from pointsman.learned.mf import MatrixFactorisationLearner
 from pointsman.learned.options import Options

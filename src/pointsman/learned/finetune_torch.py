@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-import torch.nn.functional as F  # noqa: N812 (the conventional name)
+import torch.nn.functional as F
 
 from pointsman.embeddings.bert import BertConfig
 from pointsman.learning import FloatArray
@@ -54,7 +54,8 @@ class RouterNet(torch.nn.Module):
             self.head.bias.copy_(torch.from_numpy(np.log(p / (1.0 - p)).astype(np.float32)))
 
     def p(self, name: str) -> torch.Tensor:
-        return self.params[self.index[name]]
+        param: torch.Tensor = self.params[self.index[name]]
+        return param
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         pooled = self.pooled(ids, mask)
@@ -138,7 +139,8 @@ def train_encoder(texts: Sequence[str], quality: FloatArray, prior: FloatArray,
     generator = torch.Generator().manual_seed(settings.seed)
     net.train()
     for _ in range(settings.epochs):
-        for batch in torch.randperm(len(rows), generator=generator).split(settings.batch_size):
+        order = torch.randperm(len(rows), generator=generator)
+        for batch in torch.split(order, settings.batch_size):
             ids, mask = _batch([rows[i] for i in batch.tolist()], device)
             logits = net(ids, mask)
             weight = known[batch].to(device)

@@ -9,15 +9,17 @@ the same vector, so the router cannot tell its questions apart.
 ``MIN_CHARS`` characters that at least ``min_support`` training prompts start with (cut
 back to a word boundary) is recorded; a prompt loses the longest recorded prefix it starts
 with (never all of itself; a longer prefix nested in a shorter one is dropped when it is
-shared by under 60% as many prompts: it reaches into the questions), and what is left, when longer than ``head + tail`` characters,
-keeps its head and its tail. The prefixes are stored in the artifact so that serving
-strips exactly what training stripped. In the gateway the text is the last user turn
-(:func:`last_user_text`), where templates put the question.
+shared by under 60% as many prompts: it reaches into the questions), and what is left,
+when longer than ``head + tail`` characters, keeps its head and its tail. The prefixes
+are stored in the artifact so that serving strips exactly what training stripped. In the
+gateway the text is the last user turn (:func:`last_user_text`), where templates put the
+question.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,7 +106,7 @@ def shared_prefixes(prompts: Sequence[str], *, min_chars: int = MIN_CHARS,
     ordered = sorted(set(prompts))
     support = min_support or max(MIN_SUPPORT, int(SUPPORT_SHARE * len(ordered)))
     found: dict[str, int] = {}
-    for left, right in zip(ordered, ordered[1:], strict=False):
+    for left, right in itertools.pairwise(ordered):
         prefix = _boundary(_common(left, right))
         if len(prefix) >= min_chars and prefix not in found:
             count = _count_starting(ordered, prefix)
