@@ -54,8 +54,10 @@ def _metadata(table: OutcomeTable, data: Path, fmt: str, learner: Learner,
 
 def _focus(learner: Learner) -> str:
     """What of each prompt the learner embeds (shared prefixes stripped or not)."""
+    from pointsman.learned.focus import TextFocus
+
     focus = getattr(learner, "text_focus", None)
-    return focus.describe() if hasattr(focus, "describe") else "the whole prompt"
+    return focus.describe() if isinstance(focus, TextFocus) else "the whole prompt"
 
 
 def train(
