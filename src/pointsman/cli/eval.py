@@ -31,6 +31,8 @@ DataOpt = Annotated[str | None, typer.Option("--data", help="Outcome data: file,
 FormatOpt = Annotated[str, typer.Option("--format", "-f",
                                         help="routellm | routerbench | log")]
 FoldsOpt = Annotated[int, typer.Option("--folds", min=2, help="k-fold cross-validation.")]
+MaxFoldsOpt = Annotated[int | None, typer.Option(
+    "--max-folds", min=1, help="Evaluate only the first N folds (quick runs of slow learners).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the fold split.")]
 TrainOpt = Annotated[str | None, typer.Option("--train", help="Training data (with --test).")]
 TestOpt = Annotated[str | None, typer.Option("--test", help="Test data (with --train).")]
@@ -116,6 +118,7 @@ def eval_command(
     = "heuristic",
     router_option: OptionsOpt = None,
     folds: FoldsOpt = 5,
+    max_folds: MaxFoldsOpt = None,
     seed: SeedOpt = 0,
     train: TrainOpt = None,
     test: TestOpt = None,
@@ -140,7 +143,7 @@ def eval_command(
         shadow_report(data, shadow_config, config, as_json)
         return
     names = split_names(router)
-    spec = DataSpec(format, data, train, test, folds, seed, weak, strong)
+    spec = DataSpec(format, data, train, test, folds, seed, weak, strong, max_folds)
     options = parse_options(router_option or [], names)
     cfg = config_from_option(config)
     plan = prepare(spec)

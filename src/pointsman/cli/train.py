@@ -47,8 +47,17 @@ def _metadata(table: OutcomeTable, data: str, fmt: str, learner: Learner,
                                            zip(table.models, quality, strict=True)},
                     "fit_seconds": round(seconds, 3)},
         "encoder": getattr(learner, "encoder", None),
+        "text": _focus(learner),
         "table_notes": list(table.notes),
     }
+
+
+def _focus(learner: Learner) -> str:
+    """What of each prompt the learner embeds (shared prefixes stripped or not)."""
+    from pointsman.learned.focus import TextFocus
+
+    focus = getattr(learner, "text_focus", None)
+    return focus.describe() if isinstance(focus, TextFocus) else "the whole prompt"
 
 
 def train(

@@ -10,7 +10,7 @@ says so), L2-normalised. Everything is float32.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -87,14 +87,20 @@ def load_weights(folder: Path, config: BertConfig) -> Weights:
     path = folder / "model.safetensors"
     if not path.is_file():
         raise ConfigError(f"{folder}: no model.safetensors (only safetensors weights work)")
-    raw = load_file(str(path))
+    return weights_from_tensors(load_file(str(path)), config, str(path))
+
+
+def weights_from_tensors(raw: Mapping[str, npt.NDArray[Any]], config: BertConfig,
+                         where: str) -> Weights:
+    """:class:`Weights` from tensors named as in a BERT checkpoint (``bert.`` prefix or not);
+    a fine-tuned router artifact rebuilds its encoder through this too."""
     prefix = "bert." if any(k.startswith("bert.") for k in raw) else ""
 
     def get(name: str) -> Matrix:
         try:
             return np.ascontiguousarray(raw[prefix + name], dtype=np.float32)
         except KeyError:
-            raise ConfigError(f"{path}: tensor {prefix + name!r} is missing") from None
+            raise ConfigError(f"{where}: tensor {prefix + name!r} is missing") from None
 
     def dense(name: str) -> Matrix:
         return np.ascontiguousarray(get(name + ".weight").T)

@@ -70,12 +70,20 @@ def fold_indices(n: int, folds: int, seed: int) -> list[np.ndarray]:
     return [np.sort(part) for part in np.array_split(order, folds)]
 
 
-def kfold_plan(table: OutcomeTable, folds: int, seed: int = 0) -> Plan:
+def kfold_plan(table: OutcomeTable, folds: int, seed: int = 0,
+               max_folds: int | None = None) -> Plan:
+    """K-fold cross-validation; ``max_folds`` keeps only the first folds (quick runs of
+    slow learners: every router still sees the same held-out prompts)."""
     parts = []
-    for held in fold_indices(len(table), folds, seed):
+    held_out = fold_indices(len(table), folds, seed)
+    name = f"{folds}-fold cross-validation (seed {seed})"
+    if max_folds is not None and max_folds < folds:
+        held_out = held_out[:max_folds]
+        name = f"the first {max_folds} of {folds} folds (seed {seed})"
+    for held in held_out:
         train = np.setdiff1d(np.arange(len(table)), held, assume_unique=True)
         parts.append(Part(table.subset(train), table.subset(held)))
-    return Plan(tuple(parts), f"{folds}-fold cross-validation (seed {seed})")
+    return Plan(tuple(parts), name)
 
 
 def split_plan(train: OutcomeTable, test: OutcomeTable) -> Plan:

@@ -35,6 +35,7 @@ class DataSpec:
     seed: int = 0
     weak: str | None = None
     strong: str | None = None
+    max_folds: int | None = None
 
 
 def _shape(table: OutcomeTable, spec: DataSpec) -> tuple[OutcomeTable, bool]:
@@ -58,7 +59,7 @@ def prepare(spec: DataSpec) -> tuple[Plan, bool]:
     if not spec.data:
         raise InputError("give --data PATH (or --train PATH --test PATH)")
     table, two = _shape(load_table(spec.data, spec.format), spec)
-    return kfold_plan(table, spec.folds, spec.seed), two
+    return kfold_plan(table, spec.folds, spec.seed, spec.max_folds), two
 
 
 def parse_options(pairs: Sequence[str], routers: Sequence[str]) -> dict[str, dict[str, Any]]:

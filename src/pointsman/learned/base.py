@@ -11,10 +11,12 @@ import numpy.typing as npt
 from pointsman.artifacts import Arrays, require
 from pointsman.errors import DataError
 from pointsman.learned.features import encode
+from pointsman.learned.focus import MODES, TextFocus
 from pointsman.learned.options import Options
 from pointsman.learning import FloatArray, OutcomeTable
 
 DEFAULT_ENCODER = "minilm-static"
+DEFAULT_FOCUS = "question"
 
 
 class EmbeddingLearner:
@@ -28,9 +30,12 @@ class EmbeddingLearner:
     known_options: frozenset[str] = frozenset()
 
     def __init__(self, options: Mapping[str, Any]) -> None:
-        self.opts = Options(f"router {self.name}", options, set(self.known_options) | {"encoder"})
+        self.opts = Options(f"router {self.name}", options,
+                            set(self.known_options) | {"encoder", "focus"})
         self.options: dict[str, Any] = dict(options)
         self.encoder = self.opts.string("encoder", DEFAULT_ENCODER)
+        self.focus_mode = self.opts.choice("focus", DEFAULT_FOCUS, MODES)
+        self.text_focus = TextFocus()
         self.models: tuple[str, ...] = ()
         self.prior: FloatArray = np.zeros(0)
         self.mean_cost: FloatArray = np.zeros(0)
@@ -43,6 +48,8 @@ class EmbeddingLearner:
         self.prior = column_means(table.quality, 0.5)
         self.mean_cost = (np.full(len(table.models), np.nan) if table.cost is None
                           else column_means(table.cost, np.nan))
+        self.text_focus = (TextFocus.fit(table.prompts) if self.focus_mode == "question"
+                           else TextFocus())
         self._fit(self.vectors(table.prompts), table)
 
     def predict_quality(self, prompts: Sequence[str]) -> FloatArray:
@@ -53,12 +60,12 @@ class EmbeddingLearner:
         return self._predict(self.vectors(prompts), prompts)
 
     def vectors(self, prompts: Sequence[str]) -> FloatArray:
-        return encode(self.encoder, prompts)
+        return encode(self.encoder, self.text_focus.apply(prompts))
 
     # -- artifacts ----------------------------------------------------------------------
     def export_state(self) -> tuple[dict[str, Any], Arrays]:
         state, arrays = self._export()
-        return ({"models": list(self.models), **state},
+        return ({"models": list(self.models), "focus": self.text_focus.to_state(), **state},
                 {"prior": self.prior, "mean_cost": self.mean_cost, **arrays})
 
     def import_state(self, state: Mapping[str, Any],
@@ -71,6 +78,7 @@ class EmbeddingLearner:
         self.mean_cost = require(arrays, "mean_cost", 1)
         if self.prior.shape != (len(models),) or self.mean_cost.shape != (len(models),):
             raise ValueError("prior/mean_cost do not match the number of models")
+        self.text_focus = TextFocus.from_state(state.get("focus"))
         self._import(state, arrays)
 
     # -- for subclasses -----------------------------------------------------------------

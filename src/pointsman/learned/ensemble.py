@@ -16,8 +16,9 @@ import numpy.typing as npt
 
 from pointsman.artifacts import Arrays
 from pointsman.errors import ConfigError
-from pointsman.learned.base import DEFAULT_ENCODER, EmbeddingLearner
+from pointsman.learned.base import DEFAULT_ENCODER, DEFAULT_FOCUS, EmbeddingLearner
 from pointsman.learned.classifier import LogisticLearner
+from pointsman.learned.focus import MODES, TextFocus
 from pointsman.learned.knn import KnnLearner
 from pointsman.learned.mf import MatrixFactorisationLearner
 from pointsman.learned.options import Options
@@ -31,7 +32,8 @@ class EnsembleLearner:
     name = "ensemble"
 
     def __init__(self, options: Mapping[str, Any]) -> None:
-        opts = Options("router ensemble", options, {"members", "encoder", "member_options"})
+        opts = Options("router ensemble", options, {"members", "encoder", "focus",
+                                                      "member_options"})
         self.options: dict[str, Any] = dict(options)
         names = opts.string("members", "knn,logreg,mf")
         self.member_names = [n.strip() for n in names.split(",") if n.strip()]
@@ -43,12 +45,18 @@ class EnsembleLearner:
         per = options.get("member_options") or {}
         if not isinstance(per, Mapping):
             raise ConfigError("router ensemble: option 'member_options' must be a mapping")
-        self.members = [MEMBERS[n]({"encoder": self.encoder, **dict(per.get(n) or {})})
+        shared = {"encoder": self.encoder,
+                  "focus": opts.choice("focus", DEFAULT_FOCUS, MODES)}
+        self.members = [MEMBERS[n]({**shared, **dict(per.get(n) or {})})
                         for n in self.member_names]
 
     @property
     def models(self) -> tuple[str, ...]:
         return self.members[0].models
+
+    @property
+    def text_focus(self) -> TextFocus:
+        return self.members[0].text_focus
 
     @property
     def prior(self) -> FloatArray:

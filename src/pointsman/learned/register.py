@@ -1,5 +1,5 @@
 """Registers the learned routers: learners for ``pointsman train``/``eval``, scorers for the
-router (``router.scorer: knn | logreg | mf | semantic | llm | hybrid``)."""
+router (``router.scorer: knn | logreg | mf | finetune | semantic | llm | hybrid``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pointsman.errors import ConfigError
 from pointsman.learned.base import EmbeddingLearner
 from pointsman.learned.classifier import LogisticLearner
 from pointsman.learned.ensemble import EnsembleLearner
+from pointsman.learned.finetune import FineTuneLearner
 from pointsman.learned.hybrid import hybrid_scorer
 from pointsman.learned.knn import KnnLearner
 from pointsman.learned.llm_router import DEFAULT_CLASSES, LlmRouterScorer
@@ -24,13 +25,13 @@ from pointsman.registry import create_scorer, learners, scorers
 from pointsman.router import resolve_catalog
 from pointsman.signals.base import ComplexityScorer
 
-LEARNERS: dict[str, type[EmbeddingLearner] | type[EnsembleLearner]] = {
+LearnerClass = type[EmbeddingLearner] | type[EnsembleLearner] | type[FineTuneLearner]
+LEARNERS: dict[str, LearnerClass] = {
     "knn": KnnLearner, "logreg": LogisticLearner, "mf": MatrixFactorisationLearner,
-    "ensemble": EnsembleLearner}
+    "ensemble": EnsembleLearner, "finetune": FineTuneLearner}
 
 
-def _learner_factory(cls: type[EmbeddingLearner] | type[EnsembleLearner]
-                     ) -> Callable[[Mapping[str, Any]], Any]:
+def _learner_factory(cls: LearnerClass) -> Callable[[Mapping[str, Any]], Any]:
     return lambda options: cls(options)
 
 

@@ -27,6 +27,7 @@ from pointsman.config import PointsmanConfig
 from pointsman.errors import ConfigError
 from pointsman.learned.calibration import lambda_for_cost
 from pointsman.learned.features import prompt_text
+from pointsman.learned.focus import TextFocus, last_user_text
 from pointsman.learned.options import Options
 from pointsman.learned.utility import cheapest_within, choose_by_utility
 from pointsman.learning import FloatArray, Learner, strong_win_score
@@ -57,11 +58,19 @@ class LearnedScorer:
         self.quality_target = quality_target
 
     def score(self, request: RouteRequest) -> Signal:
-        quality = self.learner.predict_quality([prompt_text(request)])
+        quality = self.learner.predict_quality([self._text(request)])
         row = quality[0]
         win = float(strong_win_score(quality, self.strong, self.weak)[0])
         signals = {f"q:{m}": round(float(q), 4) for m, q in zip(self.models, row, strict=True)}
         return Signal(100.0 * win, signals, target=self._target(row))
+
+    def _text(self, request: RouteRequest) -> str:
+        """What the learner was trained on: the last user turn when it strips shared
+        prefixes (the question a template wraps), else the whole conversation."""
+        focus = getattr(self.learner, "text_focus", None)
+        if isinstance(focus, TextFocus) and focus.active:
+            return last_user_text(request)
+        return prompt_text(request)
 
     def _target(self, row: FloatArray) -> RouteTarget | None:
         if not self.mapping:
