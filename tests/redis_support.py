@@ -19,9 +19,11 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def redis_ledger(prefix: str) -> RedisLedger:
-    """A spend ledger on the shared Redis under ``prefix``, built as the gateway builds it
-    (the client factory's generous timeouts: no flaky timeouts on a busy machine)."""
-    ledger = build_ledger(BudgetsConfig(store="redis", redis_prefix=prefix))
+    """A spend ledger on the shared Redis under ``prefix``, built as the gateway builds it,
+    with timeouts for a machine at load 15 (200 connections opened at once there can take
+    seconds): these tests are about exactness, not speed."""
+    ledger = build_ledger(BudgetsConfig(store="redis", redis_prefix=prefix,
+                                        socket_timeout_s=10, connect_timeout_s=10))
     assert isinstance(ledger, RedisLedger)
     return ledger
 

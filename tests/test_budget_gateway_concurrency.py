@@ -95,6 +95,8 @@ def test_200_concurrent_requests_never_overspend(stub: UpstreamStub, tmp_path: P
     limit = 50 * RESERVE
     budgets = {"store": store, "sqlite_path": str(tmp_path / "spend.db"),
                "redis_prefix": prefix, "exceeded_status": status,
+               # exactness, not speed: CI's busy 2 cores may take seconds to connect 100
+               "socket_timeout_s": 10, "connect_timeout_s": 10,
                "limits": [{"scope": "global", "limit_usd": limit / 1e9}]}
     cfgs = [write_config(tmp_path, stub, budgets, candidates=["gpt-4o-mini"],
                          log_name=f"requests-{i}.db") for i in range(2)]

@@ -105,7 +105,7 @@ class BudgetsConfig(_Strict):
     redis_url: str | None = None
     redis_prefix: str | None = None
     socket_timeout_s: float | None = Field(default=None, gt=0, le=60)
-    connect_timeout_s: float = Field(default=1.0, gt=0, le=10)
+    connect_timeout_s: float = Field(default=2.0, gt=0, le=10)
     redis_max_connections: int = Field(default=128, ge=1)
     circuit_open_s: float = Field(default=1.0, ge=0)
     on_store_error: Literal["fail_open", "fail_closed"] = "fail_closed"
