@@ -27,6 +27,7 @@ from pointsman.learned.cascade_config import CascadeConfig
 from pointsman.learned.semantic_config import SemanticRoutesConfig
 from pointsman.providers.config import ProvidersConfig
 from pointsman.redis_config import RedisConfig
+from pointsman.telemetry.config import TelemetryConfig
 
 
 class Strict(BaseModel):
@@ -178,6 +179,7 @@ class PointsmanConfig(Strict):
     latency: LatencyConfig = LatencyConfig()
     providers: ProvidersConfig = ProvidersConfig()
     redis: RedisConfig = RedisConfig()  # shared by every Redis store (pointsman.redis_config)
+    telemetry: TelemetryConfig = TelemetryConfig()  # OTLP trace export (pointsman.telemetry)
     _source: str = PrivateAttr(default="<config>")
 
     @property

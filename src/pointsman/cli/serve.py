@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 ENDPOINTS = ("POST /v1/chat/completions", "POST /v1/messages", "POST /v1/responses",
              "GET /v1/models", "GET /v1/spend", "GET /health", "GET /metrics",
-             "GET /openapi.json")
+             "GET /openapi.json", "POST /admin/reload")
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -52,6 +52,14 @@ def _on_drained(drain: Drain) -> Callable[[int, FrameType | None], None]:
         sys.stdout.flush()
         raise SystemExit(status)
     return drained
+
+
+def _reload_on_sighup(reloader: Any, config: Path | None) -> None:
+    """SIGHUP reloads the config file (gateway/reload.py); the outcome is logged."""
+    if config is not None:
+        reloader.path = config
+    if hasattr(signal, "SIGHUP"):  # not on Windows
+        signal.signal(signal.SIGHUP, lambda signum, frame: reloader.from_signal())
 
 
 def _draining_server(config: Any, drain: Drain) -> Any:
@@ -125,6 +133,7 @@ def serve(
     out.flush()
     # uvicorn drains on SIGTERM, then re-raises it to the handler found at start
     signal.signal(signal.SIGTERM, _on_drained(gw.drain))
+    _reload_on_sighup(app.state.reloader, config)
     raise_open_files_limit(cfg.gateway.max_connections)
     server = _draining_server(uvicorn_config(app, cfg.gateway, log_level, fast_loop()),
                               gw.drain)

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,11 +34,15 @@ from pointsman.gateway.endpoints import authenticate, count_tokens_endpoint, doo
 from pointsman.gateway.errors import door_error
 from pointsman.gateway.models import get_model, health, list_models
 from pointsman.gateway.openapi import openapi_endpoint
+from pointsman.gateway.reload import Reloader, reload_endpoint
 from pointsman.gateway.responses_http import create_response, delete_response, get_response
 from pointsman.gateway.runtime import Gateway
 from pointsman.requestlog import RequestLog
 from pointsman.state import OutcomeRecorder
 from pointsman.stores.responses import ResponseStore
+
+if TYPE_CHECKING:
+    from pointsman.telemetry.tracing import Telemetry
 
 log = logging.getLogger("pointsman.gateway")
 
@@ -111,13 +115,16 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
                request_log: RequestLog | None = None,
                guard: LedgerBudgetGuard | None = None,
                recorders: Sequence[OutcomeRecorder] = (),
-               responses: ResponseStore | None = None) -> Starlette:
+               responses: ResponseStore | None = None,
+               telemetry: Telemetry | None = None) -> Starlette:
     """The gateway app; ``recorders`` are told every upstream attempt's outcome, besides
     the health, latency and metrics recorders the gateway has (a non-streaming answer is
     sent before they are told). A caller that passes its own ``request_log`` passes the
     Responses door's ``responses`` store too (or has none); else both are opened from the
-    config."""
+    config. ``telemetry``: the spans' tracer (default: from ``telemetry``, when enabled);
+    ``app.state.reloader`` reloads the config (see gateway/reload.py)."""
     from pointsman.router import resolve_catalog
+    from pointsman.telemetry import open_telemetry
 
     owned: list[object] = []
     if deployments is None:
@@ -128,7 +135,8 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
         ledger = build_ledger(config.budgets, Path.cwd(), config.redis)
         guard = build_guard(config.budgets, resolve_catalog(config), ledger)
         owned.append(guard)
-    gw = Gateway(config, deployments, guard=guard, recorders=recorders)
+    telemetry = telemetry if telemetry is not None else open_telemetry(config.telemetry)
+    gw = Gateway(config, deployments, guard=guard, recorders=recorders, telemetry=telemetry)
     owned.append(gw.latency)
     owned.append(gw.health)
     if gw.affinity is not None:
@@ -140,12 +148,14 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
               Route("/health", health, methods=["GET"]),
               Route("/metrics", gw.metrics.endpoint, methods=["GET"]),
               spend_route(config.budgets, gw, guard.ledger if guard else ledger, admin,
-                          admin_caller=lambda request: _keyring_admin(gw, request)),
-              Route("/openapi.json", openapi_endpoint, methods=["GET"])]
+                          admin_caller=lambda request: _keyring_admin(
+                              request.app.state.gateway, request)),
+              Route("/openapi.json", openapi_endpoint, methods=["GET"]),
+              Route("/admin/reload", reload_endpoint, methods=["POST"])]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        gw.drain.loop = asyncio.get_running_loop()
+        gw.drain.loop = reloader.loop = asyncio.get_running_loop()
         gw.log = request_log if request_log is not None else await _open_log(config)
         gw.responses = responses if request_log is not None else await _open_responses(config)
         purging = asyncio.get_running_loop().create_task(_purge(gw))
@@ -153,16 +163,22 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
             yield
         finally:
             purging.cancel()
+            await reloader.aclose()
             for own in (gw.log, gw.responses) if request_log is None else ():
                 if own is not None:
                     await _close(own)
             for item in owned:
                 await _close(item)
+            if telemetry is not None:
+                await telemetry.aclose()  # last: the spans of the drained requests
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         404: _not_found, 405: _method_not_allowed, PointsmanError: _pointsman_error,
         Exception: _internal_error})
     app.state.gateway = gw
+    reloader = Reloader(app, owned, recorders=recorders,
+                        deployments_owned=deployments in owned)
+    app.state.reloader = reloader
     return app
 
 
