@@ -24,7 +24,7 @@ import yaml
 from gateway_harness import running
 from pointsman.config import load_config
 from pointsman.gateway.app import create_app
-from pointsman.gateway.reload import ReloadResult, Reloader
+from pointsman.gateway.reload import Reloader, ReloadResult
 from pointsman.testing.upstream import UpstreamStub
 
 ADMIN = "admin-key-0001"
