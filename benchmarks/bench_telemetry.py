@@ -15,11 +15,17 @@ added p50 / p99 at c=1 (through the gateway minus straight to the stub) and CPU 
 request at c=16; the median over ``--rounds``, the variants interleaved in each round.
 ``--base REV`` also runs an older commit with telemetry off (a ``git worktree``): the
 reference for "figures unchanged with telemetry off".
+
+``--micro N``: instead, the telemetry work alone, in this process: N requests' spans (the
+request span with its attributes and decision, one attempt span) made and exported through
+the real OTLP/HTTP exporter to the collector, process CPU time (the batch thread included)
+per request; the figure a loaded machine blurs least.
 """
 
 from __future__ import annotations
 
 import argparse
+import socket
 import statistics
 import subprocess
 import tempfile
@@ -54,8 +60,16 @@ def start_sink(port: int) -> Proc:
     """The collector: takes every OTLP/HTTP post and drops it (pinned to core 1)."""
     proc = Proc(subprocess.Popen([*taskset(1), PYTHON, "-c", SINK, str(port)],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    time.sleep(0.5)
-    return proc
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.stop()
+                raise
+            time.sleep(0.05)
 
 
 def config_with(tmp: Path, stub_port: int, telemetry: dict[str, object] | None) -> Path:
@@ -123,12 +137,52 @@ def median_rows(rounds: list[dict[str, dict[str, float]]]) -> dict[str, dict[str
                     for k in rounds[0][label]} for label in rounds[0]}
 
 
+def micro(count: int) -> None:
+    from pointsman.budget.cost import Cost
+    from pointsman.gateway.parse import ChatRequest
+    from pointsman.state import AttemptOutcome
+    from pointsman.telemetry.config import TelemetryConfig
+    from pointsman.telemetry.tracing import Telemetry
+    from pointsman.types import Decision, Message, RouteRequest
+
+    sink_port = free_port()
+    sink = start_sink(sink_port)
+    try:
+        telemetry = Telemetry(TelemetryConfig(
+            enabled=True, endpoint=f"http://127.0.0.1:{sink_port}/v1/traces",
+            schedule_delay_s=1.0, max_queue_size=65536))
+        decision = Decision("gpt-4o-mini", ("gpt-4.1",), {"gpt-4o-mini": 0.8}, "score 0.31",
+                            1e-5, "gpt-4.1", 1e-4, 12, 350, "weighted")
+        cost = Cost(12, 20, 1.2e-5, True)
+        outcome = AttemptOutcome("gpt-4o-mini", "gpt-4o-mini@stub", True, None, 3.0, 4.0, 12,
+                                 20, 1.2e-5)
+        chats = [ChatRequest({}, "auto", False, False, RouteRequest((Message("user", "hi"),)))
+                 for _ in range(count)]
+        started = time.process_time()
+        for i, chat in enumerate(chats):
+            telemetry.begin(chat, "chat", f"r{i}")
+            telemetry.attempt(chat.route, outcome)
+            telemetry.end(chat.route, decision, "ok", ("gpt-4o-mini",), "gpt-4o-mini", None,
+                          cost, None)
+        on_path = time.process_time() - started
+        telemetry.shutdown()  # exports what is queued
+        total = time.process_time() - started
+    finally:
+        sink.stop()
+    print(f"{count} requests: {1e6 * on_path / count:.1f} µs CPU per request on the request "
+          f"path, {1e6 * total / count:.1f} µs with the export (encoding, posting)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--base", default=None, help="also run this commit, telemetry off")
+    parser.add_argument("--micro", type=int, default=0, help="the spans alone, N requests")
     args = parser.parse_args()
+    if args.micro:
+        micro(args.micro)
+        return
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         base_src = worktree(args.base, tmp) / "src" if args.base else None

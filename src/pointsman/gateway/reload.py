@@ -96,6 +96,7 @@ class ReloadResult:
 class _Built:
     gateway: Gateway
     opened: list[object] = field(default_factory=list)  # new objects the app now owns
+    undo: list[Closer] = field(default_factory=list)  # what closes them if the build fails
     retired: list[tuple[object, Closer]] = field(default_factory=list)  # old ones to close
 
 
@@ -186,7 +187,7 @@ class Reloader:
                                     recorders=self.recorders, telemetry=old.telemetry,
                                     lasting=self._lasting(old, cfg, catalog, deployments))
         except BaseException:
-            self._spawn(_close_all(built.opened))
+            self._spawn(_run_all(built.undo))
             raise
         new = built.gateway
         new.log, new.responses = old.log, old.responses
@@ -206,6 +207,7 @@ class Reloader:
 
         deployments: DeploymentSource = build_providers(cfg, catalog, closed=True)
         built.opened.append(deployments)
+        built.undo.append(_closer(deployments))
         built.retired.append((old.deployments, _closer(old.deployments)))
         return deployments
 
@@ -220,6 +222,7 @@ class Reloader:
         if isinstance(guard, LedgerBudgetGuard):  # the same ledger, new limits and tiers
             new = build_guard(cfg.budgets, catalog, guard.ledger)
             built.retired.append((guard, lambda: _retire_guard(guard)))
+            built.undo.append(lambda: _retire_guard(new))  # never the shared ledger
             if guard in self.owned:
                 built.opened.append(new)
             return new
@@ -227,6 +230,7 @@ class Reloader:
             new = build_guard(cfg.budgets, catalog, build_ledger(cfg.budgets, Path.cwd(),
                                                                  cfg.redis))
             built.opened.append(new)
+            built.undo.append(_closer(new))
             return new
         return guard
 
@@ -331,9 +335,9 @@ async def _safe_close(close: Closer) -> None:
         log.error("reload: closing a replaced part: %s", exc.message)
 
 
-async def _close_all(things: Sequence[object]) -> None:
-    for thing in things:
-        await _safe_close(_closer(thing))
+async def _run_all(closers: Sequence[Closer]) -> None:
+    for close in closers:
+        await _safe_close(close)
 
 
 def fresh_ids() -> Iterator[int]:

@@ -89,13 +89,14 @@ class Telemetry:
         span = self.open.pop(id(route), None)
         if span is None:
             return
-        if span.is_recording():
-            span.set_attributes(outcome_attributes(outcome, models_tried, model, cost, ttft_ms))
+        if span.is_recording():  # one set_attributes: each call takes the span's lock
+            attributes = outcome_attributes(outcome, models_tried, model, cost, ttft_ms)
             if decision is not None:
-                span.set_attributes(decision_attributes(decision))
+                attributes.update(decision_attributes(decision))
             if error is not None:
-                span.set_attribute("error.type", error.code)
+                attributes["error.type"] = error.code
                 span.set_status(Status(StatusCode.ERROR, error.message))
+            span.set_attributes(attributes)
         span.end()
 
     def attempt(self, route: RouteRequest, outcome: AttemptOutcome) -> None:
