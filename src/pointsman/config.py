@@ -28,6 +28,7 @@ from pointsman.learned.cascade_config import CascadeConfig
 from pointsman.learned.semantic_config import SemanticRoutesConfig
 from pointsman.providers.config import ProvidersConfig
 from pointsman.redis_config import RedisConfig
+from pointsman.telemetry.config import TelemetryConfig
 
 
 class Strict(BaseModel):
@@ -180,6 +181,7 @@ class PointsmanConfig(Strict):
     providers: ProvidersConfig = ProvidersConfig()
     redis: RedisConfig = RedisConfig()  # shared by every Redis store (pointsman.redis_config)
     experiments: list[ExperimentConfig] = Field(default_factory=list)  # pointsman.experiments
+    telemetry: TelemetryConfig = TelemetryConfig()  # OTLP trace export (pointsman.telemetry)
     _source: str = PrivateAttr(default="<config>")
 
     @property

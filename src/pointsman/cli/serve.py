@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 ENDPOINTS = ("POST /v1/chat/completions", "POST /v1/messages", "POST /v1/responses",
              "GET /v1/models", "GET /v1/spend", "GET /health", "GET /metrics",
-             "GET /openapi.json")
+             "GET /openapi.json", "POST /admin/reload")
 
 
 def _bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
@@ -54,6 +54,14 @@ def _on_drained(drain: Drain) -> Callable[[int, FrameType | None], None]:
         sys.stdout.flush()
         raise SystemExit(status)
     return drained
+
+
+def _reload_on_sighup(reloader: Any, config: Path | None) -> None:
+    """SIGHUP reloads the config file (gateway/reload.py); the outcome is logged."""
+    if config is not None:
+        reloader.path = config
+    if hasattr(signal, "SIGHUP"):  # not on Windows
+        signal.signal(signal.SIGHUP, lambda signum, frame: reloader.from_signal())
 
 
 def _draining_server(config: Any, drain: Drain) -> Any:
@@ -112,12 +120,12 @@ def serve(
     count, note = resolve_workers(workers, cfg)
     port = cfg.gateway.port if port is None else port
     if count > 1:
-        raise SystemExit(_supervise(cfg, host, port, count, ring.open, log_level))
+        raise SystemExit(_supervise(cfg, config, host, port, count, ring.open, log_level))
     sock = _bind(host, port)
     _listening(host, sock, ring.open, 1)
     if note:
         sys.stdout.write(f"pointsman: {note}\n")
-    _serve_on(cfg, sock, log_level, banner=True)
+    _serve_on(cfg, config, sock, log_level, banner=True)
 
 
 def _listening(host: str, sock: socket.socket, open_: bool, workers: int) -> None:
@@ -128,8 +136,8 @@ def _listening(host: str, sock: socket.socket, open_: bool, workers: int) -> Non
     sys.stdout.flush()
 
 
-def _supervise(cfg: PointsmanConfig, host: str, port: int, count: int, open_: bool,
-               log_level: str) -> int:
+def _supervise(cfg: PointsmanConfig, path: Path | None, host: str, port: int, count: int,
+               open_: bool, log_level: str) -> int:
     """N workers on one port (pointsman.gateway.workers); the exit status."""
     from pointsman.gateway.workers import RunDir, Supervisor, bind_all
 
@@ -138,15 +146,16 @@ def _supervise(cfg: PointsmanConfig, host: str, port: int, count: int, open_: bo
         _listening(host, socks[0], open_, count)
 
         def serve_one(sock: socket.socket, first: bool) -> int:
-            _serve_on(cfg, sock, log_level, banner=first)
+            _serve_on(cfg, path, sock, log_level, banner=first)
             return 0
 
         return Supervisor(socks, serve_one).run()
 
 
-def _serve_on(cfg: PointsmanConfig, sock: socket.socket, log_level: str, banner: bool) -> None:
+def _serve_on(cfg: PointsmanConfig, path: Path | None, sock: socket.socket, log_level: str,
+              banner: bool) -> None:
     """One gateway process serving ``sock`` until SIGTERM has drained it (then SystemExit
-    with the drain's status, see :func:`_on_drained`)."""
+    with the drain's status, see :func:`_on_drained`); SIGHUP reloads ``path``."""
     from pointsman.gateway.app import create_app
     from pointsman.gateway.server import fast_loop
 
@@ -167,6 +176,7 @@ def _serve_on(cfg: PointsmanConfig, sock: socket.socket, log_level: str, banner:
     # uvicorn drains on SIGTERM (and SIGINT), then re-raises it to the handler found at start
     signal.signal(signal.SIGTERM, _on_drained(gw.drain))
     signal.signal(signal.SIGINT, _on_drained(gw.drain))
+    _reload_on_sighup(app.state.reloader, path)
     raise_open_files_limit(cfg.gateway.max_connections)
     server = _draining_server(uvicorn_config(app, cfg.gateway, log_level, fast_loop()),
                               gw.drain)

@@ -96,20 +96,24 @@ class Experiments:
             self.metrics.stopped.labels(name, arm).set(1)
         return report(found.cfg, rows, self.is_strong, found.stopped)
 
-    async def guard(self, gw: Gateway) -> None:
-        """Apply the guardrails now and then (reports apply them too)."""
-        rails = [e for e in self.live.values() if e.cfg.guardrail is not None]
+    def guard_every(self) -> float | None:
+        """Seconds between guardrail checks; None when no experiment has a guardrail."""
+        rails = [e.cfg.guardrail.check_every_s for e in self.live.values()
+                 if e.cfg.guardrail is not None]
         if not rails or not self.config.gateway.request_log.enabled:
-            return
-        every = min(e.cfg.guardrail.check_every_s for e in rails if e.cfg.guardrail)
-        while True:
-            await asyncio.sleep(every)
-            for experiment in rails:
-                try:
-                    await self.report(gw, experiment.cfg.name)
-                except PointsmanError as exc:
-                    log.warning("experiment %s: guardrail check failed: %s",
-                                experiment.cfg.name, exc.message)
+            return None
+        return min(rails)
+
+    async def check(self, gw: Gateway) -> None:
+        """Apply the guardrails once (reports apply them too)."""
+        for experiment in self.live.values():
+            if experiment.cfg.guardrail is None:
+                continue
+            try:
+                await self.report(gw, experiment.cfg.name)
+            except PointsmanError as exc:
+                log.warning("experiment %s: guardrail check failed: %s",
+                            experiment.cfg.name, exc.message)
 
 
 async def experiment_endpoint(request: Request) -> Response:

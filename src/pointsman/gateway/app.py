@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -36,12 +36,16 @@ from pointsman.gateway.errors import door_error
 from pointsman.gateway.feedback import feedback_endpoint
 from pointsman.gateway.models import get_model, health, list_models
 from pointsman.gateway.openapi import openapi_endpoint
+from pointsman.gateway.reload import Reloader, reload_endpoint
 from pointsman.gateway.responses_http import create_response, delete_response, get_response
 from pointsman.gateway.runtime import Gateway
 from pointsman.requestlog import RequestLog
 from pointsman.state import OutcomeRecorder
 from pointsman.stores.labels import LabelStore
 from pointsman.stores.responses import ResponseStore
+
+if TYPE_CHECKING:
+    from pointsman.telemetry.tracing import Telemetry
 
 log = logging.getLogger("pointsman.gateway")
 
@@ -58,6 +62,7 @@ def default_deployments(config: PointsmanConfig, gateway_catalog: Any) -> Deploy
 CHAT = ChatDoor()
 MESSAGES = MessagesDoor()
 PURGE_EVERY_S = 3600.0
+GUARD_IDLE_S = 30.0  # no guardrail configured: look again after a reload
 
 
 def door_of(path: str) -> Door:
@@ -115,13 +120,17 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
                guard: LedgerBudgetGuard | None = None,
                recorders: Sequence[OutcomeRecorder] = (),
                responses: ResponseStore | None = None,
-               labels: LabelStore | None = None) -> Starlette:
+               labels: LabelStore | None = None,
+               telemetry: Telemetry | None = None) -> Starlette:
     """The gateway app; ``recorders`` are told every upstream attempt's outcome, besides
     the health, latency and metrics recorders the gateway has (a non-streaming answer is
     sent before they are told). A caller that passes its own ``request_log`` passes the
     Responses door's ``responses`` store and the ``labels`` store too (or has none); else
-    all three are opened from the config."""
+    all three are opened from the config. ``telemetry``: the spans' tracer (default: from
+    ``telemetry``, when enabled); ``app.state.reloader`` reloads the config (see
+    gateway/reload.py)."""
     from pointsman.router import resolve_catalog
+    from pointsman.telemetry import open_telemetry
 
     owned: list[object] = []
     if deployments is None:
@@ -132,7 +141,8 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
         ledger = build_ledger(config.budgets, Path.cwd(), config.redis)
         guard = build_guard(config.budgets, resolve_catalog(config), ledger)
         owned.append(guard)
-    gw = Gateway(config, deployments, guard=guard, recorders=recorders)
+    telemetry = telemetry if telemetry is not None else open_telemetry(config.telemetry)
+    gw = Gateway(config, deployments, guard=guard, recorders=recorders, telemetry=telemetry)
     owned.append(gw.latency)
     owned.append(gw.health)
     if gw.affinity is not None:
@@ -144,34 +154,42 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
               Route("/health", health, methods=["GET"]),
               Route("/metrics", gw.metrics.endpoint, methods=["GET"]),
               spend_route(config.budgets, gw, guard.ledger if guard else ledger, admin,
-                          admin_caller=lambda request: _keyring_admin(gw, request)),
+                          admin_caller=lambda request: _keyring_admin(
+                              request.app.state.gateway, request)),
               Route("/openapi.json", openapi_endpoint, methods=["GET"]),
               Route("/v1/feedback", feedback_endpoint, methods=["POST"]),
-              Route("/v1/experiments/{name}", experiment_endpoint, methods=["GET"])]
+              Route("/v1/experiments/{name}", experiment_endpoint, methods=["GET"]),
+              Route("/admin/reload", reload_endpoint, methods=["POST"])]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        gw.drain.loop = asyncio.get_running_loop()
+        gw.drain.loop = reloader.loop = asyncio.get_running_loop()
         gw.log = request_log if request_log is not None else await _open_log(config)
         gw.responses = responses if request_log is not None else await _open_responses(config)
         gw.labels = await _open_labels(config) if request_log is None else labels
         purging = asyncio.get_running_loop().create_task(_purge(gw))
-        guarding = asyncio.get_running_loop().create_task(_guard(gw))
+        guarding = asyncio.get_running_loop().create_task(_guard(app))
         try:
             yield
         finally:
             purging.cancel()
             guarding.cancel()
+            await reloader.aclose()
             for own in (gw.log, gw.responses, gw.labels) if request_log is None else ():
                 if own is not None:
                     await _close(own)
             for item in owned:
                 await _close(item)
+            if telemetry is not None:
+                await telemetry.aclose()  # last: the spans of the drained requests
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         404: _not_found, 405: _method_not_allowed, PointsmanError: _pointsman_error,
         Exception: _internal_error})
     app.state.gateway = gw
+    reloader = Reloader(app, owned, recorders=recorders,
+                        deployments_owned=deployments in owned)
+    app.state.reloader = reloader
     return app
 
 
@@ -200,10 +218,16 @@ async def _purge(gw: Gateway) -> None:
         await asyncio.sleep(PURGE_EVERY_S)
 
 
-async def _guard(gw: Gateway) -> None:
-    """The experiments' guardrail checks (none configured: returns at once)."""
-    if gw.experiments is not None:
-        await gw.experiments.guard(gw)
+async def _guard(app: Starlette) -> None:
+    """The experiments' guardrail checks, on the gateway in force (a reload may change
+    the experiments)."""
+    while True:
+        gw: Gateway = app.state.gateway
+        every = gw.experiments.guard_every() if gw.experiments is not None else None
+        await asyncio.sleep(every or GUARD_IDLE_S)
+        gw = app.state.gateway
+        if every is not None and gw.experiments is not None:
+            await gw.experiments.check(gw)
 
 
 async def _open_responses(config: PointsmanConfig) -> ResponseStore | None:

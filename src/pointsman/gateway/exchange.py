@@ -72,6 +72,8 @@ class Exchange:
 
     async def run(self) -> Response:
         self.gw.drain.track(self)
+        if self.gw.telemetry is not None:
+            self.gw.telemetry.begin(self.chat, self.door.name, self.request_id)
         try:
             return await self._run()
         except asyncio.CancelledError:
@@ -286,6 +288,9 @@ class Exchange:
                                 cost.usd, total_ms / 1000,
                                 None if ttft_ms is None or not self.chat.stream
                                 else ttft_ms / 1000, door)
+        if gw.telemetry is not None:
+            gw.telemetry.end(self.chat.route, decision, outcome, models_tried, model, error,
+                             cost, ttft_ms)
         await gw.write_record(self.request_id, door, self.chat, self.principal, decision,
                               outcome=outcome, models_tried=models_tried, model=model,
                               error=error, cost=cost, ttft_ms=ttft_ms, total_ms=total_ms)

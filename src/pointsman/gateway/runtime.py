@@ -44,7 +44,9 @@ from pointsman.types import Decision, LiveState, RouteRequest
 
 if TYPE_CHECKING:
     from pointsman.experiments.service import ArmMetrics, Experiments
+    from pointsman.gateway.reload import Lasting
     from pointsman.learned.cascade import QualityCascade
+    from pointsman.telemetry.tracing import Telemetry
 
 log = logging.getLogger("pointsman.gateway")
 VIRTUAL_PREFIX = "router-"
@@ -67,12 +69,17 @@ class Gateway:
                  executor: Executor | None = None, health: HealthStore | None = None,
                  guard: BudgetGuard | None = None,
                  sources: Sequence[StateSource] = (),
-                 recorders: Sequence[OutcomeRecorder] = ()) -> None:
+                 recorders: Sequence[OutcomeRecorder] = (),
+                 telemetry: Telemetry | None = None,
+                 lasting: Lasting | None = None) -> None:
         self.config = config
         self.catalog = resolve_catalog(config)
         gcfg = config.gateway
         self.keys = KeyRing(gcfg.keys, gcfg.keys_db, gcfg.keys_db_reload_s)
-        self.metrics = Metrics()
+        self.metrics = lasting.metrics if lasting is not None else Metrics()
+        self.telemetry = telemetry  # None: no span, nothing done per request
+        if telemetry is not None:
+            recorders = [*recorders, telemetry.recorder]
         self.health = health or build_health(config.gateway.health, config.redis)
         self.deployments = deployments
         by_model = {m: [d.name for d in deployments.deployments(m)] for m in self.catalog.models}
@@ -80,11 +87,13 @@ class Gateway:
         # filtered out ("no deployment is configured")
         self.base_state = LiveState(undeployed=frozenset(m for m, d in by_model.items() if not d))
         self.cooldown = CooldownSource(self.health, by_model)
-        self.latency = build_latency(config.latency, by_model, health=self.health,
-                                     tiers={m.name: m.tier for m in self.catalog},
-                                     redis=config.redis)
+        self.latency = (lasting.latency if lasting is not None and lasting.latency is not None
+                        else build_latency(config.latency, by_model, health=self.health,
+                                           tiers={m.name: m.tier for m in self.catalog},
+                                           redis=config.redis))
         self.sources: list[StateSource] = [self.cooldown, self.latency.source, *sources]
-        self.affinity = build_affinity(config.affinity)
+        self.affinity = (lasting.affinity if lasting is not None and lasting.reuse_affinity
+                         else build_affinity(config.affinity))
         if self.affinity is not None:
             self.sources.append(AffinitySource(self.affinity))
         if guard is not None and isinstance(guard, StateSource):
@@ -98,13 +107,13 @@ class Gateway:
         self.router = Router(config, gateway_scorer(config, self.executor))
         self.candidate_names = frozenset(s.name for s in self.router.candidates)
         self.log: RequestLog | None = None
-        self.drain = Drain(config.gateway.drain_timeout_s)
+        self.drain = lasting.drain if lasting is not None else Drain(config.gateway.drain_timeout_s)
         self.responses: ResponseStore | None = None  # the Responses door's stored answers
         self.labels: LabelStore | None = None  # feedback and judged labels (POST /v1/feedback)
         # record ids: a random 64-bit prefix per process and a counter (os.urandom per
         # record is a system call on every request)
-        self._id_prefix = secrets.token_hex(8)
-        self._ids = itertools.count()
+        self._id_prefix = lasting.id_prefix if lasting is not None else secrets.token_hex(8)
+        self._ids = lasting.ids if lasting is not None else itertools.count()
         self._virtual: dict[str, Router] = {}
         self.aliases = AliasTable(config.aliases, config.passthrough, self.catalog,
                                   self.router.candidates, list(config.providers.endpoints))

@@ -12,6 +12,7 @@ serves its own socket), and then only waits:
   ``CRASH_WINDOW_S`` of their start (a broken config, a port problem) stop the server
   after ``MAX_QUICK_DEATHS`` in a row, exit status 1; a worker that cannot build its
   gateway (a config error, status 2) stops the server at once, exit status 2;
+- SIGHUP is passed to every worker: each reloads the config file (gateway/reload.py).
 - SIGTERM or SIGINT is passed to every worker, each drains its requests, and the
   supervisor exits with 3 when any worker had to interrupt requests (``gateway.drain``),
   else with the highest status a worker exited with.
@@ -125,14 +126,16 @@ class Supervisor:
 
     def run(self) -> int:
         """Serve until a signal stops every worker; the exit status (see the module)."""
-        watched = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+        watched = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP}
         signal.pthread_sigmask(signal.SIG_BLOCK, watched)
         try:
             for slot in range(len(self.socks)):
                 self._start(slot)
             while self.pids:
                 info = signal.sigtimedwait(watched, 1.0)
-                if info is not None and info.si_signo != signal.SIGCHLD:
+                if info is not None and info.si_signo == signal.SIGHUP:
+                    self._tell(signal.SIGHUP)  # every worker reloads its config
+                elif info is not None and info.si_signo != signal.SIGCHLD:
                     self._stop()
                 self._reap()
         finally:
@@ -155,7 +158,7 @@ class Supervisor:
             os.setpgid(0, 0)
             _die_with(parent)
             signal.pthread_sigmask(signal.SIG_SETMASK, set())
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             mine = self.socks[slot]
             for sock in self.socks:
@@ -213,9 +216,12 @@ class Supervisor:
     def _stop(self) -> None:
         """Tell every worker to drain (a second signal makes uvicorn stop at once)."""
         self.stopping = True
+        self._tell(signal.SIGTERM)
+
+    def _tell(self, sig: int) -> None:
         for pid in list(self.pids):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, sig)
 
     def _status(self) -> int:
         worst = max((s if s >= 0 else 1 for s in self.statuses), default=0)
