@@ -34,6 +34,7 @@ decision's reason says so (``x-pointsman-reason``, the request log).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
@@ -45,6 +46,7 @@ from pointsman.catalog import Catalog
 from pointsman.errors import ConfigError
 from pointsman.types import TIERS, ModelSpec
 
+log = logging.getLogger("pointsman.router")
 Prefer = Literal["score", "cheapest", "best"]
 MAX_PASSTHROUGH_NAMES = 256  # distinct unknown names adopted per process (hostile callers)
 
@@ -117,10 +119,12 @@ def resolve_alias(cfg: AliasConfig, where: str, catalog: Catalog,
             raise ConfigError(f"{where}.{field}: unknown tier {tier!r}; expected {list(TIERS)}")
     pool = list(candidates)
     if cfg.candidates is not None:
-        unknown = [n for n in cfg.candidates if n not in catalog]
-        if unknown:
-            raise ConfigError(f"{where}.candidates: unknown models {unknown}")
-        pool = [catalog.get(n) for n in cfg.candidates]
+        known = [catalog.get(n) for n in cfg.candidates if n in catalog]
+        if known:
+            pool = known  # names a catalog lacks are skipped (the built-in aliases name
+        else:             # default models, which a catalog of one's own may not have)
+            log.warning("%s.candidates: none of %s is in the catalog: routing among "
+                        "router.candidates", where, cfg.candidates)
     pool = _within_tiers(pool, cfg.min_tier, cfg.max_tier)
     if cfg.route != "auto" and cfg.route not in catalog and not cfg.route.startswith("router-"):
         raise ConfigError(f"{where}.route: {cfg.route!r} is none of auto, a catalog model or "

@@ -185,7 +185,11 @@ class Router:
         previous = next((s for s in eligible if s.name == view.model), None)
         if previous is None or previous.name == chosen.name:
             return chosen, reason
-        kept, why = keep_or_move(previous, chosen, view, ctx.input_tokens, ctx.output_tokens,
+        # the typical output of this kind of request, not the cap an agent sends (Claude
+        # Code asks max_tokens 32000 for every turn): the comparison must not be all output
+        out = self.config.router.output_tokens
+        expected = min(ctx.output_tokens, out.by_task.get(ctx.task_type, out.default))
+        kept, why = keep_or_move(previous, chosen, view, ctx.input_tokens, expected,
                                  self.config.affinity.allow_upgrade)
         return kept, f"{reason}; {why}"
 

@@ -13,9 +13,6 @@ from rich.table import Table
 
 from pointsman.cli.common import config_from_option, print_json
 from pointsman.errors import InputError
-from pointsman.experiments.data import experiment_rows, log_source
-from pointsman.experiments.report import guardrail_breaches, report
-from pointsman.experiments.service import strong_test
 
 experiment_app = typer.Typer(help="Online experiments: reports.", no_args_is_help=True)
 
@@ -63,6 +60,12 @@ def report_command(
     if found is None:
         raise InputError(f"no experiment {name!r} in {cfg.source}; configured: "
                          f"{[e.name for e in cfg.experiments]}")
+    # imported here: the service pulls prometheus_client, which `serve --workers` must
+    # import only after it has set up the metrics' multiprocess directory
+    from pointsman.experiments.data import experiment_rows, log_source
+    from pointsman.experiments.report import guardrail_breaches, report
+    from pointsman.experiments.service import strong_test
+
     rows = experiment_rows(data or log_source(cfg.gateway.request_log), name)
     breaches = guardrail_breaches(found, rows)
     result = report(found, rows, strong_test(cfg), breaches)
