@@ -16,6 +16,7 @@ from pointsman.cli.eval import (
     FoldsOpt,
     FormatOpt,
     OptionsOpt,
+    SampleOpt,
     SeedOpt,
     StrongOpt,
     WeakOpt,
@@ -57,6 +58,7 @@ def calibrate_command(
     weak: WeakOpt = None,
     strong: StrongOpt = None,
     config: ConfigOpt = None,
+    sample: SampleOpt = None,
     write_config: Annotated[Path | None, typer.Option(
         "--write-config", help="Merge router.threshold/scorer/mode into this YAML file.")]
     = None,
@@ -68,7 +70,7 @@ def calibrate_command(
 ) -> None:
     """Print the threshold that gives a share of strong calls (or a cost cap) on the data."""
     options = parse_options(router_option or [], [router])[router]
-    plan, two = prepare(DataSpec(format, data, None, None, folds, seed, weak, strong))
+    plan, two = prepare(DataSpec(format, data, None, None, folds, seed, weak, strong, sample))
     if not two:
         raise DataError("calibration sets the two-model threshold; for data with more than "
                         "two models name the pair with --weak and --strong")
