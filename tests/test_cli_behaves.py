@@ -135,3 +135,15 @@ def test_an_artifact_on_its_own_training_data_is_flagged(tmp_path: Path) -> None
     assert training_data_notes([str(artifact)], str(tmp_path / "other.csv")) == {}
     other = json.dumps(notes)
     assert "held-out" in other
+
+
+def test_an_endpoint_on_the_gateways_own_address_is_found(tmp_path: Path) -> None:
+    from pointsman.cli.self_loop import endpoints_on_self
+
+    path = tmp_path / "loop.yaml"
+    path.write_text("providers:\n  endpoints:\n"
+                    "    vllm: {kind: openai, base_url: 'http://localhost:8000/v1'}\n")
+    cfg = load_config(path)
+    assert endpoints_on_self(cfg, "127.0.0.1", 8000) == ["vllm"]
+    assert endpoints_on_self(cfg, "127.0.0.1", 8001) == []
+    assert endpoints_on_self(load_config(), "127.0.0.1", 8000) == []

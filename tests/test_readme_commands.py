@@ -21,6 +21,7 @@ else /work/shared/data); without it they are reported as skipped.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -88,6 +89,14 @@ def commands(block: Block) -> list[str]:
         out.append(current + line)
         current = ""
     return [c for c in out if not c.strip().startswith(EXCLUDED)]
+
+
+def venv_is_current() -> bool:
+    """Whether ``scripts/bootstrap.sh`` would find this venv installed (its stamp)."""
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()
+                          + (ROOT / "scripts" / "bootstrap.sh").read_bytes()).hexdigest()
+    stamp = Path(sys.prefix) / ".pointsman-installed"
+    return stamp.is_file() and stamp.read_text().strip() == want
 
 
 def free_port() -> int:
@@ -198,6 +207,11 @@ def test_every_readme_command_works(tmp_path: Path) -> None:
             for command in commands(block):
                 if marker and command.strip().startswith(marker[1] or ""):
                     skipped.append(f"README line {block.line_no}: {command[:60]}: {marker[2]}")
+                elif command.startswith("scripts/bootstrap.sh") and not venv_is_current():
+                    # bootstrap would reinstall into this venv from the scratch copy
+                    skipped.append(f"README line {block.line_no}: bootstrap skipped, "
+                                   f"{sys.prefix} is out of date: run scripts/bootstrap.sh")
+                    session.run(command.partition("&&")[2])
                 elif "../shared/data" in command and not DATA.is_dir():
                     skipped.append(f"README line {block.line_no}: no outcome data at {DATA}")
                 else:

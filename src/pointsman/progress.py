@@ -9,13 +9,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 Advance = Callable[[int], None]
+_live: list[object] = []  # rich allows one live display at a time: inner work stays quiet
 
 
 @contextmanager
 def progress(total: int, label: str, *, announce: bool = False) -> Iterator[Advance]:
     """Yield ``advance(n)``; ``announce`` also prints ``label`` when there is no terminal."""
     tty = sys.stderr is not None and sys.stderr.isatty()
-    if not tty:
+    if not tty or _live:
         if announce:
             print(f"pointsman: {label}", file=sys.stderr, flush=True)
         yield lambda n: None
@@ -33,5 +34,9 @@ def progress(total: int, label: str, *, announce: bool = False) -> Iterator[Adva
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TimeRemainingColumn(),
                   console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
+        task = bar.add_task(label, total=total or None)
+        _live.append(bar)
+        try:
+            yield lambda n: bar.advance(task, n)
+        finally:
+            _live.pop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +9,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pointsman.cli.common import config_from_option, print_json
@@ -25,6 +23,7 @@ from pointsman.evaluation.runner import (
     run,
     split_names,
 )
+from pointsman.progress import progress
 
 Result = dict[str, Any]
 
@@ -46,13 +45,9 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config f
 
 @contextmanager
 def progress_bar(total: int, label: str) -> Iterator[Advance]:
-    """A rich progress bar on standard error; silent when it is not a terminal."""
-    console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console,
-                  disable=not sys.stderr.isatty()) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
+    """A progress bar on standard error when it is a terminal (see pointsman.progress)."""
+    with progress(total, label) as advance:
+        yield advance
 
 
 def _render(results: list[Result]) -> None:

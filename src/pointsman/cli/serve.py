@@ -96,6 +96,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Serve the OpenAI-compatible gateway."""
+    from pointsman.cli.self_loop import warn_self_loops
     from pointsman.config import load_config
     from pointsman.gateway.app import create_app
     from pointsman.gateway.auth import KeyRing, check_bind
@@ -122,6 +123,7 @@ def serve(
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
     _warn_long_calls(cfg)
+    warn_self_loops(cfg, host, bound)
     out.flush()
     # uvicorn drains on SIGTERM, then re-raises it to the handler found at start
     signal.signal(signal.SIGTERM, _on_drained(gw.drain))

@@ -14,7 +14,6 @@ from pointsman.artifacts import save_learner
 from pointsman.errors import InputError
 from pointsman.learned.calibration import lambda_curve, out_of_fold
 from pointsman.learning import FloatArray, Learner, OutcomeTable, strong_win_score
-from pointsman.progress import progress
 from pointsman.registry import learners
 
 FORMATS = ("routellm", "routerbench", "log")
@@ -77,8 +76,9 @@ def train(
     learner = make(options)
     table = sampled(load_table(data, fmt), sample)
     started = time.perf_counter()
-    with progress(0, f"fitting {router} on {len(table)} prompts", announce=True):
-        learner.fit(table)
+    # a line, not a bar: the long parts inside (the static table, embedding) show their own
+    typer.echo(f"pointsman: fitting {router} on {len(table)} prompts", err=True)
+    learner.fit(table)
     seconds = time.perf_counter() - started
     metadata = _metadata(table, data, fmt, learner, seconds)
     if calibrate_folds:
