@@ -32,7 +32,7 @@ def test_defaults_are_sized_for_a_busy_host() -> None:
 
 @pytest.mark.parametrize(("section", "says"), [
     ({"urll": "redis://h"}, "test.yaml: redis.urll: unknown key"),
-    ({"url": "http://h:6379"}, "redis.url: Value error, expected a redis:// or rediss://"),
+    ({"url": "http://h:6379"}, "redis.url: expected a redis:// or rediss://"),
     ({"prefix": "a{b}"}, "may not contain '{' or '}'"),
     ({"url": "redis://h:7000/3", "cluster": True}, "Redis Cluster has only database 0"),
     ({"socket_timeout_s": 0}, "redis.socket_timeout_s"),

@@ -134,5 +134,15 @@ def build_catalog(
     )
     for name, fields in overrides.items():
         raw[name] = {**raw.get(name, {}), **fields}
-    specs = {name: ModelEntry.model_validate(fields).to_spec(name) for name, fields in raw.items()}
+    specs = {name: _entry(name, fields).to_spec(name) for name, fields in raw.items()}
     return Catalog(models=specs, prices_as_of=prices_as_of or base.prices_as_of)
+
+
+def _entry(name: str, fields: Mapping[str, Any]) -> ModelEntry:
+    """One merged catalog entry, or a one-line ``ValueError`` naming the model and field."""
+    from pointsman.config_errors import format_validation_error
+
+    try:
+        return ModelEntry.model_validate(fields)
+    except ValidationError as exc:
+        raise ValueError(format_validation_error(name, exc, ModelEntry)) from None

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pointsman.affinity import AffinityConfig
 from pointsman.aliases import AliasConfig, PassthroughConfig
 from pointsman.budget.config import BudgetsConfig
+from pointsman.config_errors import format_validation_error
 from pointsman.errors import ConfigError
 from pointsman.experiments.config import ExperimentConfig
 from pointsman.gateway.config import GatewayConfig
@@ -190,19 +191,6 @@ class PointsmanConfig(Strict):
         return self._source
 
 
-def _format_validation_error(source: str, exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        message = err["msg"]
-        if err["type"] == "extra_forbidden":
-            message = "unknown key"
-        got = err.get("input")
-        shown = "" if err["type"] in ("missing", "extra_forbidden") else f" (got {got!r:.60})"
-        lines.append(f"{source}: {loc}: {message}{shown}")
-    return "; ".join(lines)
-
-
 def _read_mapping(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text("utf-8")
@@ -248,9 +236,33 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Pointsman
     try:
         config = PointsmanConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(source, exc)) from None
+        raise ConfigError(format_validation_error(source, exc, PointsmanConfig)) from None
     config._source = source
     return config
+
+
+# Config keys that name files: a relative value given in a config file is relative to that
+# file's folder (as in docker-compose or nginx), so a config works from any directory.
+PATH_KEYS: tuple[tuple[str, ...], ...] = (
+    ("router", "scorer_options", "artifact"),
+    ("gateway", "keys_db"),
+    ("gateway", "request_log", "sqlite_path"),
+    ("budgets", "sqlite_path"),
+)
+
+
+def relative_to_file(data: dict[str, Any], file: Path) -> dict[str, Any]:
+    """``data`` with each relative path under :data:`PATH_KEYS` joined to ``file``'s folder."""
+    base = file.expanduser().absolute().parent
+    for keys in PATH_KEYS:
+        parent: Any = data
+        for key in keys[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        value = parent.get(keys[-1]) if isinstance(parent, dict) else None
+        if isinstance(value, str) and value and value != ":memory:":
+            target = Path(value).expanduser()
+            parent[keys[-1]] = str(target if target.is_absolute() else base / target)
+    return data
 
 
 def load_config(path: str | Path | None = None, *, extend_default: bool = True) -> PointsmanConfig:
@@ -258,6 +270,6 @@ def load_config(path: str | Path | None = None, *, extend_default: bool = True) 
     if path is None:
         return parse_config(default_config_data(), "<built-in default config>")
     file = Path(path)
-    user = _read_mapping(file)
+    user = relative_to_file(_read_mapping(file), file)
     data = _merge(default_config_data(), user) if extend_default else user
     return parse_config(data, str(file))

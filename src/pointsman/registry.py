@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pointsman.errors import ConfigError
+from pointsman.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from pointsman.config import PointsmanConfig
@@ -49,7 +50,8 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             known = ", ".join(sorted(self._items)) or "none"
-            raise ConfigError(f"unknown {self.kind} {name!r}; known: {known}") from None
+            hint = did_you_mean(name, self._items)
+            raise ConfigError(f"unknown {self.kind} {name!r}{hint}; known: {known}") from None
 
     def names(self) -> list[str]:
         load_builtins()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from pointsman.cli.eval import (
     FoldsOpt,
     FormatOpt,
     OptionsOpt,
+    SampleOpt,
     SeedOpt,
     StrongOpt,
     WeakOpt,
@@ -56,6 +58,7 @@ def calibrate_command(
     weak: WeakOpt = None,
     strong: StrongOpt = None,
     config: ConfigOpt = None,
+    sample: SampleOpt = None,
     write_config: Annotated[Path | None, typer.Option(
         "--write-config", help="Merge router.threshold/scorer/mode into this YAML file.")]
     = None,
@@ -67,7 +70,7 @@ def calibrate_command(
 ) -> None:
     """Print the threshold that gives a share of strong calls (or a cost cap) on the data."""
     options = parse_options(router_option or [], [router])[router]
-    plan, two = prepare(DataSpec(format, data, None, None, folds, seed, weak, strong))
+    plan, two = prepare(DataSpec(format, data, None, None, folds, seed, weak, strong, sample))
     if not two:
         raise DataError("calibration sets the two-model threshold; for data with more than "
                         "two models name the pair with --weak and --strong")
@@ -76,13 +79,44 @@ def calibrate_command(
     result = calibrate(lab, plan, strong_share=strong_share, max_cost=max_cost)
     result["gateway_model"] = _virtual_model(router, options, result["threshold"])
     if write_config is not None and scorer is not None:
-        write_threshold(write_config, result["threshold"], scorer[0], scorer[1],
-                        gateway_strong, gateway_weak)
+        strong_model, weak_model = gateway_pair(write_config, config, gateway_strong,
+                                                gateway_weak)
+        write_threshold(write_config, result["threshold"], scorer[0],
+                        _portable(scorer[1], write_config), strong_model, weak_model)
         result["written"] = str(write_config)
     if as_json:
         print_json(finite(result))
     else:
         _render(result)
+
+
+def gateway_pair(write_config: Path, config: Path | None, strong: str | None,
+                 weak: str | None) -> tuple[str, str]:
+    """``router.strong_model`` / ``weak_model`` to write: as given, else what the file (or
+    the config) already says, else the candidates' best and cheapest by the catalog."""
+    from pointsman.router import resolve_catalog
+
+    existing = write_config if write_config.is_file() else config
+    cfg = config_from_option(existing)
+    catalog = resolve_catalog(cfg)
+    specs = [catalog.get(name) for name in cfg.router.candidates if name in catalog]
+    best = max(specs, key=lambda m: (m.quality, -m.input_price)).name if specs else None
+    cheapest = min(specs, key=lambda m: (m.input_price + m.output_price, -m.quality)).name \
+        if specs else None
+    strong = strong or cfg.router.strong_model or best
+    weak = weak or cfg.router.weak_model or cheapest
+    if not (strong and weak):
+        raise ConfigError("give --gateway-strong and --gateway-weak (catalog models)")
+    return strong, weak
+
+
+def _portable(options: dict[str, Any] | None, write_config: Path) -> dict[str, Any] | None:
+    """An artifact path written relative to the config file, as the loader reads it."""
+    if not options or "artifact" not in options:
+        return options
+    artifact = Path(options["artifact"]).absolute()
+    folder = write_config.expanduser().absolute().parent
+    return {**options, "artifact": os.path.relpath(artifact, folder)}
 
 
 def _render(result: dict[str, Any]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,10 +9,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pointsman.cli.common import config_from_option, print_json
+from pointsman.cli.lab_checks import training_data_notes
 from pointsman.evaluation.lab import Progress as Advance
 from pointsman.evaluation.report import write_plot, write_report
 from pointsman.evaluation.runner import (
@@ -24,6 +23,7 @@ from pointsman.evaluation.runner import (
     run,
     split_names,
 )
+from pointsman.progress import progress
 
 Result = dict[str, Any]
 
@@ -40,18 +40,16 @@ WeakOpt = Annotated[str | None, typer.Option("--weak", help="Weak model column (
 StrongOpt = Annotated[str | None, typer.Option("--strong", help="Strong model column.")]
 OptionsOpt = Annotated[list[str] | None, typer.Option(
     "--router-option", help="Router option k=v (or router:k=v); repeatable.")]
+SampleOpt = Annotated[int | None, typer.Option(
+    "--sample", min=10, help="Use a seeded random sample of this many prompts (a quick run).")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config file.")]
 
 
 @contextmanager
 def progress_bar(total: int, label: str) -> Iterator[Advance]:
-    """A rich progress bar on standard error; silent when it is not a terminal."""
-    console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console,
-                  disable=not sys.stderr.isatty()) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
+    """A progress bar on standard error when it is a terminal (see pointsman.progress)."""
+    with progress(total, label) as advance:
+        yield advance
 
 
 def _render(results: list[Result]) -> None:
@@ -128,6 +126,7 @@ def eval_command(
         "--budget", help="Average cost per request to report the quality at (many-model).")]
     = None,
     config: ConfigOpt = None,
+    sample: SampleOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG plot.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write a Markdown report.")]
@@ -143,13 +142,17 @@ def eval_command(
         shadow_report(data, shadow_config, config, as_json)
         return
     names = split_names(router)
-    spec = DataSpec(format, data, train, test, folds, seed, weak, strong, max_folds)
+    spec = DataSpec(format, data, train, test, folds, seed, weak, strong, max_folds, sample)
     options = parse_options(router_option or [], names)
     cfg = config_from_option(config)
     plan = prepare(spec)
+    warnings = training_data_notes(names, data or test)
     with progress_bar(len(plan[0].parts) * len(names), "evaluating") as advance:
         results = [finite(r) for r in run(spec, names, options, cfg, budget or (), advance,
                                           plan)]
+    for result in results:
+        if result["router"] in warnings:
+            result["notes"] = [*result.get("notes", []), warnings[result["router"]]]
     if plot is not None:
         write_plot(results, plot)
     if report is not None:

@@ -168,7 +168,11 @@ def _serve_on(cfg: PointsmanConfig, path: Path | None, sock: socket.socket, log_
         with_deps = {m: d for m, d in served.items() if d}
         out.write(f"pointsman: {len(with_deps)} of {len(served)} catalog models have "
                   f"deployments: {', '.join(n for d in with_deps.values() for n in d) or 'none'}\n")
+        from pointsman.cli.self_loop import warn_self_loops
+
         _warn_long_calls(cfg)
+        host, bound = sock.getsockname()[:2]
+        warn_self_loops(cfg, str(host), int(bound))
         out.flush()
     gc.collect()
     gc.freeze()

@@ -68,20 +68,26 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Artifact file to write (.npz).")],
     router_option: Annotated[list[str] | None, typer.Option(
         "--router-option", help="Learner option key=value (repeatable).")] = None,
+    sample: Annotated[int | None, typer.Option(
+        "--sample", min=10, help="Train on a seeded random sample of this many prompts.")]
+    = None,
     calibrate_folds: Annotated[int, typer.Option(
         "--calibrate-folds", min=0, help="K-fold held-out metrics, and the λ calibration "
         "for cost targets when the data has costs (0: off).")] = 0,
 ) -> None:
     """Fit a learned router on outcome data and write a versioned artifact."""
     from pointsman.evaluation.loaders import load_table
+    from pointsman.evaluation.runner import sampled
 
     if fmt not in FORMATS:
         raise InputError(f"--format must be one of {list(FORMATS)}, got {fmt!r}")
     options = parse_options(router_option or [])
     make = learners.get(router)
     learner = make(options)
-    table = load_table(data, fmt)
+    table = sampled(load_table(data, fmt), sample)
     started = time.perf_counter()
+    # a line, not a bar: the long parts inside (the static table, embedding) show their own
+    typer.echo(f"pointsman: fitting {router} on {len(table)} prompts", err=True)
     learner.fit(table)
     seconds = time.perf_counter() - started
     metadata = _metadata(table, data, fmt, learner, seconds)

@@ -149,7 +149,7 @@ def forward(w: Weights, cfg: BertConfig, ids: IntMatrix, mask: IntMatrix) -> Mat
 def _attention_block(x: Matrix, layer: Layer, cfg: BertConfig, bias: Matrix) -> Matrix:
     batch, length, hidden = x.shape
     head_dim = hidden // cfg.heads
-    qkv = x @ layer.w_qkv
+    qkv = _dense(x, layer.w_qkv)
     qkv += layer.b_qkv
     qkv = qkv.reshape(batch, length, 3, cfg.heads, head_dim).transpose(2, 0, 3, 1, 4)
     q, k, v = qkv[0], qkv[1], qkv[2]
@@ -158,20 +158,30 @@ def _attention_block(x: Matrix, layer: Layer, cfg: BertConfig, bias: Matrix) -> 
     scores += bias
     _softmax_inplace(scores)
     context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, length, hidden)
-    out = context @ layer.w_attn_out
+    out = _dense(context, layer.w_attn_out)
     out += layer.b_attn_out
     out += x
     return _layer_norm(out, layer.ln1_g, layer.ln1_b, cfg.eps)
 
 
 def _feed_forward_block(x: Matrix, layer: Layer, cfg: BertConfig) -> Matrix:
-    inner = x @ layer.w_in
+    inner = _dense(x, layer.w_in)
     inner += layer.b_in
     (_gelu_erf_inplace if cfg.exact_gelu else _gelu_tanh_inplace)(inner)
-    out: Matrix = np.matmul(inner, layer.w_out)
+    out = _dense(inner, layer.w_out)
     out += layer.b_out
     out += x
     return _layer_norm(out, layer.ln2_g, layer.ln2_b, cfg.eps)
+
+
+def _dense(x: Matrix, weight: Matrix) -> Matrix:
+    """``x @ weight`` over the last axis as one 2-D product.
+
+    numpy runs a 3-D ``@`` as one small product per batch row: on short sequences (the static
+    table's ``[CLS] token [SEP]``) that is about 15 times slower than one flat BLAS call.
+    """
+    flat: Matrix = np.matmul(x.reshape(-1, x.shape[-1]), weight)
+    return flat.reshape(*x.shape[:-1], weight.shape[-1])
 
 
 def _layer_norm(x: Matrix, gain: Matrix, bias: Matrix, eps: float) -> Matrix:

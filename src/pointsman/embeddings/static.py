@@ -26,6 +26,7 @@ from pointsman.embeddings.base import Matrix, empty_matrix, l2_normalise
 from pointsman.embeddings.bert import BertEncoder, forward
 from pointsman.embeddings.tokenizer_file import load_tokenizer
 from pointsman.errors import ConfigError
+from pointsman.progress import progress
 
 log = logging.getLogger(__name__)
 TABLE_VERSION = 2
@@ -58,11 +59,16 @@ def build_table(bert: BertEncoder, batch_size: int = BUILD_BATCH) -> Matrix:
     cls_id, sep_id = _special_ids(bert)
     vocab = bert.tokenizer.get_vocab_size(with_added_tokens=True)
     table = np.empty((vocab + 1, bert.dim), dtype=np.float32)
-    for start in range(0, vocab, batch_size):
-        tokens = np.arange(start, min(start + batch_size, vocab), dtype=np.int64)
-        ids = np.stack([np.full_like(tokens, cls_id), tokens, np.full_like(tokens, sep_id)], 1)
-        hidden = forward(bert.weights, bert.config, ids, np.ones_like(ids))
-        table[start : start + tokens.size] = hidden[:, 1, :]
+    label = (f"building the static embedding table of {bert.folder.name} (one-off, cached "
+             f"in {cache_dir()}; about 1-2 minutes)")
+    with progress(vocab, label, announce=True) as advance:
+        for start in range(0, vocab, batch_size):
+            tokens = np.arange(start, min(start + batch_size, vocab), dtype=np.int64)
+            ids = np.stack([np.full_like(tokens, cls_id), tokens, np.full_like(tokens, sep_id)],
+                           1)
+            hidden = forward(bert.weights, bert.config, ids, np.ones_like(ids))
+            table[start : start + tokens.size] = hidden[:, 1, :]
+            advance(int(tokens.size))
     table[:vocab] -= table[:vocab].mean(axis=0)
     empty = np.array([[cls_id, sep_id]], dtype=np.int64)
     table[vocab] = bert.encode_ids(empty, np.ones_like(empty))[0]
@@ -111,7 +117,6 @@ def load_static(folder: Path, *, build: bool = True) -> StaticEncoder:
             log.warning("static table %s is unreadable (%s); rebuilding", path, exc)
     if not build:
         raise ConfigError(f"no static table for {folder} at {path}; build it first")
-    log.info("building the static embedding table for %s (one-off, about a minute)", folder)
     table = build_table(BertEncoder(folder))
     _save_atomic(path, table)
     return StaticEncoder(name, folder, table)

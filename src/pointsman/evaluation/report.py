@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,17 @@ def write_plot(results: Sequence[Result], path: str | Path) -> Path:
     else:
         _plot_many(ax, results)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    singles = set(results[0].get("singles") or {})
+    handles = [h for h in ax.get_legend_handles_labels()[0]
+               if h.get_label() not in {m.split("/")[-1] for m in singles}]
+    ax.legend(handles=handles, fontsize=8, loc="lower right" if not singles else "best")
     ax.set_title(f"{results[0]['data']} — {results[0]['protocol']}", fontsize=9)
     out = Path(path).expanduser()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, format="png", bbox_inches="tight")
+        fig.savefig(out, format="png", bbox_inches="tight",
+                    bbox_extra_artists=[a for a in ax.get_children() if a is not ax.legend_
+                                        and type(a).__name__ == "Legend"])
     except OSError as exc:
         raise DataError(f"{out}: cannot write the plot ({exc})") from None
     finally:
@@ -59,14 +65,19 @@ def _plot_two(ax: Any, results: Sequence[Result]) -> None:
             ax.scatter(xs, ys, marker="s", label=res["router"], zorder=3)
         else:
             ax.plot(xs, ys, label=label)
-    rnd = first["random"]["curve"]
-    ax.plot([p["strong_share"] for p in rnd], [p["quality"] for p in rnd], "k--",
-            label="random (APGR 0.5)")
+    if not any(res["router"] == "random" for res in results):  # else it is drawn already
+        rnd = first["random"]["curve"]
+        ax.plot([p["strong_share"] for p in rnd], [p["quality"] for p in rnd], "k--",
+                label="random (APGR 0.5)")
     oracle = first["oracle"]
     ax.scatter([oracle["strong_share"]], [oracle["quality"]], marker="*", s=120, c="gold",
                edgecolors="k", label="oracle", zorder=4)
-    ax.axhline(first["weak"]["quality"], color="grey", lw=0.8, ls=":")
-    ax.axhline(first["strong"]["quality"], color="grey", lw=0.8, ls=":")
+    for role in ("weak", "strong"):
+        quality = first[role]["quality"]
+        ax.axhline(quality, color="grey", lw=0.8, ls=":")
+        ax.annotate(f"{role}: {first[role]['model']} ({_pct(quality)})", (0.01, quality),
+                    xycoords=("axes fraction", "data"), xytext=(0, 3),
+                    textcoords="offset points", fontsize=7, color="dimgrey")
     ax.set_xlabel(f"share of calls to the strong model ({first['strong']['model']})")
     ax.set_ylabel("quality (mean correctness)")
 
@@ -79,16 +90,31 @@ def _plot_many(ax: Any, results: Sequence[Result]) -> None:
                        marker="s" if len(res["pareto"]) == 1 else None)
         ax.scatter([p["cost"] for p in res["curve"]], [p["quality"] for p in res["curve"]],
                    s=6, color=line[0].get_color(), alpha=0.5)
-    for model, point in first["singles"].items():
-        ax.scatter([point["cost"]], [point["quality"]], marker="o", c="grey", zorder=3)
-        ax.annotate(model.split("/")[-1], (point["cost"], point["quality"]), fontsize=6,
-                    xytext=(3, 3), textcoords="offset points")
+    _plot_singles(ax, first["singles"])
     oracle = first["oracle"]
     ax.scatter([oracle["cost"]], [oracle["quality"]], marker="*", s=120, c="gold",
                edgecolors="k", label="oracle", zorder=4)
     ax.set_xscale("log")
     ax.set_xlabel("average cost per request (USD, log scale)")
     ax.set_ylabel("average quality")
+
+
+SINGLE_MARKERS = "ovD^<>pPXhd*"
+
+
+def _plot_singles(ax: Any, singles: dict[str, Any]) -> None:
+    """Each single model its own marker, named in a legend beside the plot: name labels
+    next to the points overlap wherever models cost about the same."""
+    import matplotlib.pyplot as plt
+
+    handles = []
+    for i, (model, point) in enumerate(singles.items()):
+        handles.append(ax.scatter([point["cost"]], [point["quality"]], zorder=3, s=28,
+                                  marker=SINGLE_MARKERS[i % len(SINGLE_MARKERS)],
+                                  color=plt.get_cmap("tab20")(i % 20), edgecolors="k",
+                                  linewidths=0.4, label=model.split("/")[-1]))
+    ax.add_artist(ax.legend(handles=handles, title="single models", fontsize=6,
+                            title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0)))
 
 
 def markdown(results: Sequence[Result], plot: str | None = None) -> str:
@@ -141,7 +167,10 @@ def _many_table(results: Sequence[Result]) -> list[str]:
 
 
 def write_report(results: Sequence[Result], path: str | Path, plot: str | None) -> Path:
+    """The Markdown report; the plot is linked relative to the report, so both can move."""
     out = Path(path).expanduser()
+    if plot:
+        plot = os.path.relpath(Path(plot).expanduser().absolute(), out.absolute().parent)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(markdown(results, plot), encoding="utf-8")

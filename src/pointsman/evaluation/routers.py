@@ -33,6 +33,7 @@ from pointsman.errors import ArtifactError, ConfigError, DataError
 from pointsman.evaluation.pareto import column_means
 from pointsman.learning import FloatArray, Learner, OutcomeTable, strong_win_score
 from pointsman.registry import learners, scorers
+from pointsman.suggest import did_you_mean
 from pointsman.types import RouteRequest
 
 BASELINES: tuple[str, ...] = ("random", "always-weak", "always-strong")
@@ -209,9 +210,9 @@ def lab_router(name: str, options: Mapping[str, Any], config: PointsmanConfig) -
         return LearnerRouter(name, lambda: factory(options))
     if name in scorers:
         return ScorerRouter(name, config, options)
-    known = [*BASELINES, *learners.names(), *scorers.names()]
-    raise ConfigError(f"unknown router {name!r}; known: {', '.join(known)} "
-                      "(or the path of a trained .npz artifact)")
+    known = list(dict.fromkeys([*BASELINES, *learners.names(), *scorers.names()]))
+    raise ConfigError(f"unknown router {name!r}{did_you_mean(name, known)}; known: "
+                      f"{', '.join(known)} (or the path of a trained .npz artifact)")
 
 
 def _load_artifact(path: str) -> Learner:

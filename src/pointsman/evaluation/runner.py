@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from pointsman.config import PointsmanConfig
 from pointsman.errors import DataError, InputError
 from pointsman.evaluation.lab import (
@@ -36,6 +38,16 @@ class DataSpec:
     weak: str | None = None
     strong: str | None = None
     max_folds: int | None = None
+    sample: int | None = None
+
+
+def sampled(table: OutcomeTable, sample: int | None, seed: int = 0) -> OutcomeTable:
+    """A seeded random ``sample`` of the rows (all of them when ``None`` or larger): quick
+    runs of the same commands, e.g. the README's in the test suite."""
+    if sample is None or sample >= len(table):
+        return table
+    rows = np.random.default_rng(seed).choice(len(table), size=sample, replace=False)
+    return table.subset(np.sort(rows))
 
 
 def _shape(table: OutcomeTable, spec: DataSpec) -> tuple[OutcomeTable, bool]:
@@ -51,14 +63,14 @@ def prepare(spec: DataSpec) -> tuple[Plan, bool]:
     if spec.train or spec.test:
         if not (spec.train and spec.test) or spec.data:
             raise InputError("give --data (cross-validation) or both --train and --test")
-        train, two = _shape(load_table(spec.train, spec.format), spec)
-        test = load_table(spec.test, spec.format)
+        train, two = _shape(sampled(load_table(spec.train, spec.format), spec.sample), spec)
+        test = sampled(load_table(spec.test, spec.format), spec.sample)
         if two:  # the test table's weak/strong roles follow the training table's
             test = two_model_table(test, *train.models)
         return split_plan(train, test), two
     if not spec.data:
         raise InputError("give --data PATH (or --train PATH --test PATH)")
-    table, two = _shape(load_table(spec.data, spec.format), spec)
+    table, two = _shape(sampled(load_table(spec.data, spec.format), spec.sample), spec)
     return kfold_plan(table, spec.folds, spec.seed, spec.max_folds), two
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from pointsman.embeddings import Encoder, load_encoder
 from pointsman.learning import FloatArray
+from pointsman.progress import progress
 from pointsman.types import RouteRequest
 
 CHEAP_FEATURES: tuple[str, ...] = (
@@ -78,10 +79,18 @@ class Standardiser:
         return np.clip((rows - self.mean) / self.std, -CLIP, CLIP).astype(np.float64)
 
 
+PROGRESS_FROM = 2000  # prompts; fewer are embedded too fast to need a bar
+
+
 def encode(spec: str, texts: Sequence[str], batch: int = 64) -> FloatArray:
     """Embeddings of ``texts`` (float64 rows, unit length) with the cached encoder ``spec``."""
     encoder: Encoder = load_encoder(spec)
-    parts = [encoder.encode(list(texts[i:i + batch])) for i in range(0, len(texts), batch)]
+    parts = []
+    with progress(len(texts) if len(texts) >= PROGRESS_FROM else 0,
+                  f"embedding {len(texts)} prompts ({spec})") as advance:
+        for i in range(0, len(texts), batch):
+            parts.append(encoder.encode(list(texts[i:i + batch])))
+            advance(len(parts[-1]))
     if not parts:
         return np.zeros((0, encoder.dim), dtype=np.float64)
     return np.concatenate(parts).astype(np.float64)
