@@ -164,7 +164,8 @@ class CascadeRouter:
         return _replay_points(candidates, table, scale, keys, test, test_sig)
 
     def _models(self, train: OutcomeTable) -> tuple[list[int], list[int]]:
-        """Cheap models (first and second calls) and escalation targets, from training."""
+        """Cheap models (first and second calls: the training Pareto ladders' models below
+        the best, then the best of the other cheaper models) and escalation targets."""
         if train.cost is None:
             raise DataError(f"router {self.name} needs per-call costs (many-model data)")
         ladders = [sw.ladder(train)]
@@ -176,7 +177,11 @@ class CascadeRouter:
         ladder = sorted({int(j) for lad in ladders for j in lad},
                         key=lambda j: float(column_means(train.cost)[j]))  # type: ignore[arg-type]
         best = int(ladders[0][-1])
-        cheap = [j for j in ladder if j != best][: self.cheap_count]
+        cost, quality = column_means(train.cost), column_means(train.quality)
+        cheaper = sorted((j for j in range(len(train.models)) if cost[j] < cost[best]),
+                         key=lambda j: -float(np.nan_to_num(quality[j], nan=-1.0)))
+        cheap = [j for j in ladder if j != best]
+        cheap = [*cheap, *(j for j in cheaper if j not in cheap)][: self.cheap_count]
         return cheap, ladder
 
     def _candidates(self, cheap: list[int], ladder: list[int]) -> list[Policy]:

@@ -29,8 +29,9 @@ from collections.abc import Callable
 from typing import Final
 
 NORMALISERS: Final = ("auto", "choice", "number", "json", "text")
-_CHOICE = re.compile(r"^\W*(?:the\s+)?(?:correct\s+)?(?:answer|option|choice)?\s*(?:is)?\s*"
-                     r"[:\-]?\s*\(?([A-J])\b(?:\)|\.|:|\s|$)", re.IGNORECASE)
+_CHOICE = re.compile(r"^\W*(?:the\s+)?(?:correct\s+)?(?:answer|option|choice)(?:\s+is)?\s*"
+                     r"[:\-]?\s*\(?([A-J])\b", re.IGNORECASE)
+_LEAD = re.compile(r"^\W*\(?([A-J])(?:\)|\.|:)(?:\s|$)")
 _LONE = re.compile(r"^\W*\(?([A-J])\)?\W*$")
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
 _HEDGES: Final = ("not sure", "i think", "maybe", "perhaps", "probably", "might be",
@@ -45,10 +46,8 @@ def choice(text: str) -> str | None:
     lone = _LONE.match(head)
     if lone:
         return lone.group(1).upper()
-    match = _CHOICE.match(head)
-    if match and (match.group(1).isupper() or len(head) <= 3):
-        return match.group(1).upper()
-    return None
+    match = _CHOICE.match(head) or _LEAD.match(head)
+    return match.group(1).upper() if match else None
 
 
 def number(text: str) -> str | None:
