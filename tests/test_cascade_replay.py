@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from pointsman.cli import app
 from pointsman.config import load_config
+from pointsman.errors import DataError
 from pointsman.evaluation.cascade_replay import AGREE, Policy, Signals, execute
 from pointsman.evaluation.lab import evaluate, kfold_plan
 from pointsman.evaluation.loaders import load_table
@@ -126,9 +128,5 @@ def test_cascade_without_answers_is_a_clear_error() -> None:
     assert result.returncode == 2
     assert "cascade-learned" in result.stderr and "Traceback" not in result.stderr
     router = lab_router("cascade-learned", {}, load_config())
-    try:
+    with pytest.raises(DataError, match="has none"):
         router.fit(bare)
-    except Exception as exc:  # noqa: BLE001 - the message is what is checked
-        assert "has none" in str(exc)
-    else:
-        raise AssertionError("fit accepted a table without answers")
