@@ -33,6 +33,8 @@ class OutcomeTable:
     groups: tuple[str, ...] = ()
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: n × m strings: each model's answer text ("" where unknown), when the data has it
+    answers: npt.NDArray[np.object_] | None = None
 
     def __post_init__(self) -> None:
         n, m = len(self.prompts), len(self.models)
@@ -42,6 +44,8 @@ class OutcomeTable:
             raise ValueError(f"cost has shape {self.cost.shape}, expected {(n, m)}")
         if self.groups and len(self.groups) != n:
             raise ValueError(f"groups has {len(self.groups)} entries, expected {n}")
+        if self.answers is not None and self.answers.shape != (n, m):
+            raise ValueError(f"answers has shape {self.answers.shape}, expected {(n, m)}")
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -56,6 +60,7 @@ class OutcomeTable:
             groups=tuple(self.groups[i] for i in idx) if self.groups else (),
             source=self.source,
             notes=self.notes,
+            answers=None if self.answers is None else self.answers[idx],
         )
 
     def column(self, model: str) -> int:

@@ -102,9 +102,11 @@ def concat(tables: Sequence[OutcomeTable]) -> OutcomeTable:
     cost = None if first.cost is None else np.vstack([t.cost for t in tables
                                                       if t.cost is not None])
     groups = tuple(g for t in tables for g in t.groups) if first.groups else ()
+    answers = None if first.answers is None else np.vstack([t.answers for t in tables
+                                                             if t.answers is not None])
     return OutcomeTable(tuple(p for t in tables for p in t.prompts), first.models,
                         np.vstack([t.quality for t in tables]), cost, groups,
-                        first.source, first.notes)
+                        first.source, first.notes, answers)
 
 
 def two_model_table(table: OutcomeTable, weak: str | None = None,
@@ -133,7 +135,8 @@ def two_model_table(table: OutcomeTable, weak: str | None = None,
                           f"{weak} or {strong}",) if dropped else ())
     return OutcomeTable(sub.prompts, (weak, strong), sub.quality[:, cols],
                         None if sub.cost is None else sub.cost[:, cols], sub.groups,
-                        sub.source, notes)
+                        sub.source, notes,
+                        None if sub.answers is None else sub.answers[:, cols])
 
 
 def predictions(router: LabRouter, plan: Plan, roles: Roles | None,
@@ -208,6 +211,10 @@ def sweep_points(plan: Plan, preds: Sequence[Prediction]
     test = plan.pooled
     assert test.cost is not None
     choices: list[tuple[float, np.ndarray]]
+    if all(p.replay is not None for p in preds):
+        return _dedupe(replay_points(test, preds)), (
+            "cascade replay: per task, the policy of best training quality - λ·cost "
+            "(every call paid), λ swept 0 → ∞")
     if all(p.choice is not None for p in preds):
         choices = [(0.0, np.concatenate([p.choice for p in preds if p.choice is not None]))]
         policy = "one fixed model"
@@ -232,6 +239,34 @@ def sweep_points(plan: Plan, preds: Sequence[Prediction]
         points.append({"cost": cost, "quality": quality,
                        "param": float(param) if np.isfinite(param) else "inf"})
     return _dedupe(points), policy
+
+
+def replay_points(test: OutcomeTable, preds: Sequence[Prediction]) -> list[dict[str, Any]]:
+    """A cascade's pooled points: every model called is paid; calls per request counted."""
+    assert test.cost is not None
+    q, c = pm.filled(test.quality), pm.filled(test.cost)
+    rows = np.arange(len(test))
+    served = np.concatenate([p.replay.served for p in preds], axis=1)
+    called = np.concatenate([p.replay.called for p in preds], axis=1)
+    points = []
+    for k, param in enumerate(preds[0].replay.params):
+        calls = called[k].sum(axis=1)
+        points.append({"cost": float((c * called[k]).sum(axis=1).mean()),
+                       "quality": float(q[rows, served[k]].mean()),
+                       "param": float(param) if np.isfinite(param) else "inf",
+                       "calls_mean": float(calls.mean()), "calls_max": int(calls.max()),
+                       "policy": preds[0].replay.policies[k]})
+    return points
+
+
+def _calls_at(points: list[dict[str, Any]], target: float) -> dict[str, Any] | None:
+    """The cheapest replayed point reaching ``target`` quality (a real point, no mixing)."""
+    reached = [p for p in points if "calls_mean" in p and p["quality"] >= target - 1e-12]
+    if not reached:
+        return None
+    best = min(reached, key=lambda p: p["cost"])
+    return {key: best[key] for key in ("cost", "quality", "calls_mean", "calls_max",
+                                       "policy")}
 
 
 def _dedupe(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -274,6 +309,7 @@ def evaluate_many(name: str, plan: Plan, preds: Sequence[Prediction],
                           for lv in REACH_LEVELS},
         "quality_within_budget": [{"budget": b, "quality": pm.quality_within_budget(hull, b)}
                                   for b in asked],
+        "cascade_at_95%": _calls_at(points, 0.95 * s_quality[best]),
         "notes": list(test.notes),
     }
 

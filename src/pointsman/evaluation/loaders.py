@@ -4,7 +4,9 @@ Formats (``load_table(path, format)``):
 
 ``routellm``
     RouteLLM's response CSVs: a ``prompt`` column and one boolean column per model
-    (``True``/``False``, also ``1``/``0``), one file per subject. ``path`` is one CSV or a
+    (``True``/``False``, also ``1``/``0``), one file per subject; optional
+    ``<model>_response`` columns hold each model's answer text (as in RouteLLM's GSM8K
+    outcomes), loaded as the table's ``answers`` for cascade replay. ``path`` is one CSV or a
     folder searched recursively for ``*.csv`` (files in name order). A
     ``contaminated_prompts.jsonl`` (one JSON object per line with ``eval_prompt``) in the
     given folder, beside the CSVs or one level above them is honoured: those prompts are
@@ -13,7 +15,8 @@ Formats (``load_table(path, format)``):
 
 ``routerbench``
     RouterBench CSVs: per model a score column in [0, 1], ``<model>|model_response`` and
-    ``<model>|total_cost`` (US dollars). ``path`` is a CSV, a folder (all ``*.csv``) or a
+    ``<model>|total_cost`` (US dollars); the responses (a Python list literal of strings, or
+    plain text) are the table's ``answers``. ``path`` is a CSV, a folder (all ``*.csv``) or a
     glob. Every file must list the same models. An empty score or cost cell is ``nan``:
     unknown, not a failure (see :mod:`pointsman.evaluation.pareto` for how the metrics
     treat it). ``groups`` is the ``eval_name`` column when present, else the file stem.
@@ -26,6 +29,7 @@ Every problem is a :class:`~pointsman.errors.DataError` naming the file.
 
 from __future__ import annotations
 
+import ast
 import csv
 import glob
 import math
@@ -105,6 +109,7 @@ def load_routellm(path: str | Path) -> OutcomeTable:
     prompts: list[str] = []
     groups: list[str] = []
     blocks: list[np.ndarray] = []
+    texts: list[np.ndarray | None] = []
     models: tuple[str, ...] = ()
     total = 0
     for file in files:
@@ -112,7 +117,8 @@ def load_routellm(path: str | Path) -> OutcomeTable:
         total += len(rows)
         if "prompt" not in header:
             raise DataError(f"{file}: no 'prompt' column (columns: {header})")
-        cols = tuple(h for h in header if h != "prompt" and h != "")
+        cols = tuple(h for h in header if h not in ("prompt", "")
+                     and not _is_response(h, header))
         if len(cols) < 2:
             raise DataError(f"{file}: needs at least two model columns, found {list(cols)}")
         if models and cols != models:
@@ -122,11 +128,50 @@ def load_routellm(path: str | Path) -> OutcomeTable:
         prompts += [r[header.index("prompt")] for r in kept]
         groups += [_subject(file)] * len(kept)
         blocks.append(_booleans(file, header, kept, cols))
+        texts.append(_answers(header, kept, cols, "_response"))
     quality = np.vstack(blocks) if blocks else np.zeros((0, len(models)))
     dropped = total - len(prompts)
     notes = (f"dropped {dropped} contaminated prompts listed in {source}",) if source else ()
     return OutcomeTable(tuple(prompts), models, quality, None, tuple(groups),
-                        source=str(path), notes=notes)
+                        source=str(path), notes=notes, answers=_stack(texts))
+
+
+def _is_response(column: str, header: Sequence[str]) -> bool:
+    return column.endswith("_response") and column.removesuffix("_response") in header
+
+
+def _answers(header: list[str], rows: list[list[str]], cols: Sequence[str],
+             suffix: str) -> np.ndarray | None:
+    """Each model's answer text (``""`` where empty), or ``None`` when no column has one."""
+    index = [header.index(c + suffix) if c + suffix in header else None for c in cols]
+    if all(k is None for k in index):
+        return None
+    out = np.full((len(rows), len(cols)), "", dtype=object)
+    for i, row in enumerate(rows):
+        for j, k in enumerate(index):
+            if k is not None:
+                out[i, j] = _answer_text(row[k])
+    return out
+
+
+def _answer_text(cell: str) -> str:
+    """RouterBench stores a response as a list literal (``['C']``); plain text stays."""
+    text = cell.strip()
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return text
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return "\n".join(value)
+    return text
+
+
+def _stack(blocks: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    """The files' answers stacked; ``None`` unless every file has answer columns."""
+    if not blocks or any(b is None for b in blocks):
+        return None
+    return np.vstack([b for b in blocks if b is not None])
 
 
 def _booleans(file: Path, header: list[str], rows: list[list[str]],
@@ -176,6 +221,7 @@ def load_routerbench(path: str | Path) -> OutcomeTable:
     groups: list[str] = []
     quality: list[np.ndarray] = []
     cost: list[np.ndarray] = []
+    texts: list[np.ndarray | None] = []
     models: tuple[str, ...] = ()
     for file in files:
         header, rows = _rows(file)
@@ -189,12 +235,13 @@ def load_routerbench(path: str | Path) -> OutcomeTable:
         groups += [r[g_at] if g_at is not None else file.stem for r in rows]
         quality.append(_numbers(file, header, rows, models, ""))
         cost.append(_numbers(file, header, rows, models, "|total_cost"))
+        texts.append(_answers(header, rows, models, "|model_response"))
     q = np.vstack(quality)
     c = np.vstack(cost)
     notes = (f"{int(np.isnan(q).any(axis=1).sum())} prompts have a missing score for at least "
              f"one model (unknown, not a failure)",)
     return OutcomeTable(tuple(prompts), models, q, c, tuple(groups), source=str(path),
-                        notes=notes)
+                        notes=notes, answers=_stack(texts))
 
 
 def _rb_models(file: Path, header: list[str]) -> tuple[str, ...]:

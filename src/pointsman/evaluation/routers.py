@@ -37,6 +37,7 @@ from pointsman.suggest import did_you_mean
 from pointsman.types import RouteRequest
 
 BASELINES: tuple[str, ...] = ("random", "always-weak", "always-strong")
+CASCADES: tuple[str, ...] = ("cascade-agreement", "cascade-learned")  # replay answers
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Prediction:
     score: FloatArray | None = None
     quality: FloatArray | None = None
     cost: FloatArray | None = None
+    replay: Any = None  # a cascade's operating points (cascade_replay.Replay)
 
 
 class LabRouter(Protocol):
@@ -204,13 +206,17 @@ def lab_router(name: str, options: Mapping[str, Any], config: PointsmanConfig) -
         return FixedRouter(strong=name == "always-strong")
     if is_artifact_path(name):
         return LearnerRouter(name, None, _load_artifact(name))
+    if name in CASCADES:
+        from pointsman.evaluation.cascade_replay import CascadeRouter
+
+        return CascadeRouter(name.removeprefix("cascade-"), options)
     if name in learners:
         factory = learners.get(name)
         factory(options)  # validate the options once, before any fold runs
         return LearnerRouter(name, lambda: factory(options))
     if name in scorers:
         return ScorerRouter(name, config, options)
-    known = list(dict.fromkeys([*BASELINES, *learners.names(), *scorers.names()]))
+    known = list(dict.fromkeys([*BASELINES, *CASCADES, *learners.names(), *scorers.names()]))
     raise ConfigError(f"unknown router {name!r}{did_you_mean(name, known)}; known: "
                       f"{', '.join(known)} (or the path of a trained .npz artifact)")
 
@@ -226,4 +232,4 @@ def _load_artifact(path: str) -> Learner:
 
 def router_names() -> list[str]:
     """Every router name the lab accepts (artifact paths aside)."""
-    return [*BASELINES, *learners.names(), *scorers.names()]
+    return [*BASELINES, *CASCADES, *learners.names(), *scorers.names()]
