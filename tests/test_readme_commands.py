@@ -16,7 +16,8 @@ the test command itself (``scripts/test.sh``) is left out. What the test changes
   prints the reasons), so removing a command is never the way to pass.
 
 Commands that read ``../shared/data`` need the outcome data (``POINTSMAN_SHARED_DATA``,
-else /work/shared/data); without it they are reported as skipped.
+else ``../shared/data`` beside the repository, as CI lays it out); without it they are
+reported as skipped.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-DATA = Path(os.environ.get("POINTSMAN_SHARED_DATA", "/work/shared/data"))
+DATA = Path(os.environ.get("POINTSMAN_SHARED_DATA") or ROOT.parent / "shared" / "data")
 EXCLUDED = ("scripts/test.sh",)
 QUICK = re.compile(r"(pointsman (?:eval|train|calibrate)) ")
 MARKER = re.compile(r'<!--\s*(not run(?:\s+"([^"]+)")?|file)\s*:\s*(.+?)\s*-->')
