@@ -14,12 +14,12 @@ import pytest
 
 from pointsman import __version__
 from pointsman.artifacts import save_learner
-from pointsman.cli.common import tidy_floats
 from pointsman.cli.keys import check_models
 from pointsman.cli.lab_checks import training_data_notes
 from pointsman.config import load_config
 from pointsman.errors import ConfigError
 from pointsman.evaluation.calibrate import write_threshold
+from pointsman.jsonio import tidy_floats
 from pointsman.learning import OutcomeTable
 from pointsman.registry import learners
 from pointsman.router import Router

@@ -37,14 +37,25 @@ from pointsman.types import TIERS, LiveState, ModelSpec, RouteRequest, SessionVi
 class AffinityConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = True
-    store: Literal["memory", "redis"] = "memory"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_prefix: str = "pointsman:affinity:"
-    socket_timeout_s: float = Field(default=2.0, gt=0)
-    ttl_s: float = Field(default=3600.0, gt=0)
-    allow_upgrade: bool = True
-    max_sessions: int = Field(default=100_000, gt=0)
+    enabled: bool = Field(default=True,
+                          description="Keep a conversation's turns on the model that served the "
+                                      "previous one.")
+    store: Literal["memory", "redis"] = Field(default="memory",
+                                              description="Where sessions are kept: this process "
+                                                          "(memory) or Redis (shared by replicas).")
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0",
+                           description="The Redis for store: redis.")
+    redis_prefix: str = Field(default="pointsman:affinity:",
+                              description="Prefix of the session keys in Redis.")
+    socket_timeout_s: float = Field(default=2.0, gt=0,
+                                    description="Seconds a Redis command may take.")
+    ttl_s: float = Field(default=3600.0, gt=0,
+                         description="Seconds an idle conversation is remembered.")
+    allow_upgrade: bool = Field(default=True,
+                                description="Let the router still move a turn to a higher tier.")
+    max_sessions: int = Field(default=100_000, gt=0,
+                              description="Sessions the memory store keeps (least recently used "
+                                          "forgotten).")
 
 
 # -- the pure decision ------------------------------------------------------------------

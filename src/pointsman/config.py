@@ -175,13 +175,20 @@ class PointsmanConfig(Strict):
     semantic_routes: SemanticRoutesConfig = SemanticRoutesConfig()
     cascade: CascadeConfig = CascadeConfig()
     gateway: GatewayConfig = GatewayConfig()
-    aliases: list[AliasConfig] = Field(default_factory=list)
-    passthrough: list[PassthroughConfig] = Field(default_factory=list)
-    affinity: AffinityConfig = AffinityConfig()
+    aliases: list[AliasConfig] = Field(default_factory=list,
+                                       description="Model names routed like auto among some "
+                                                   "candidates (pointsman.aliases).")
+    passthrough: list[PassthroughConfig] = Field(default_factory=list,
+                                                 description="Unknown names of a family sent to "
+                                                             "an endpoint at assumed prices.")
+    affinity: AffinityConfig = Field(default=AffinityConfig(),
+                                     description="Session affinity (pointsman.affinity).")
     latency: LatencyConfig = LatencyConfig()
     providers: ProvidersConfig = ProvidersConfig()
     redis: RedisConfig = RedisConfig()  # shared by every Redis store (pointsman.redis_config)
-    experiments: list[ExperimentConfig] = Field(default_factory=list)  # pointsman.experiments
+    experiments: list[ExperimentConfig] = Field(default_factory=list,
+                                                description="Online experiments between router "
+                                                            "settings (pointsman.experiments).")
     telemetry: TelemetryConfig = TelemetryConfig()  # OTLP trace export (pointsman.telemetry)
     _source: str = PrivateAttr(default="<config>")
 

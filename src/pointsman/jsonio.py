@@ -35,3 +35,18 @@ def dumps_str(value: Any) -> str:
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
     return orjson.loads(data)
+
+
+def tidy_floats(data: Any) -> Any:
+    """``data`` with every float rounded to 12 significant digits.
+
+    Sums of prices carry binary noise (``0.00032139999999999995``); twelve digits keep
+    every nanodollar of a cost and every digit a metric means.
+    """
+    if isinstance(data, float):
+        return float(f"{data:.12g}")
+    if isinstance(data, dict):
+        return {key: tidy_floats(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [tidy_floats(value) for value in data]
+    return data

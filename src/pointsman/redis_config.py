@@ -60,14 +60,21 @@ class RedisConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = DEFAULT_URL
-    cluster: bool = False
-    socket_timeout_s: float = Field(default=2.0, gt=0, le=60)
-    connect_timeout_s: float = Field(default=2.0, gt=0, le=60)
-    max_connections: int = Field(default=64, ge=1, le=10_000)
-    prefix: str = "pointsman:"
-    retries: int = Field(default=0, ge=0, le=10)
-    retry_backoff_s: float = Field(default=0.05, ge=0, le=10)
+    url: str = Field(default=DEFAULT_URL,
+                     description="The Redis every Redis store uses (redis:// or rediss://).")
+    cluster: bool = Field(default=False, description="Whether `url` is a node of a Redis Cluster.")
+    socket_timeout_s: float = Field(default=2.0, gt=0, le=60,
+                                    description="Seconds a Redis command may take.")
+    connect_timeout_s: float = Field(default=2.0, gt=0, le=60,
+                                     description="Seconds to connect to Redis.")
+    max_connections: int = Field(default=64, ge=1, le=10_000,
+                                 description="Pooled connections per store.")
+    prefix: str = Field(default="pointsman:",
+                        description="Prefix of every key (each store adds its own part).")
+    retries: int = Field(default=0, ge=0, le=10,
+                         description="Retries of a command after a connection error.")
+    retry_backoff_s: float = Field(default=0.05, ge=0, le=10,
+                                   description="Seconds between those retries.")
 
     _url = field_validator("url")(check_url)
     _prefix = field_validator("prefix")(check_prefix)

@@ -105,14 +105,21 @@ class BudgetsConfig(_Strict):
     redis_url: str | None = None
     redis_prefix: str | None = None
     socket_timeout_s: float | None = Field(default=None, gt=0, le=60)
-    connect_timeout_s: float = Field(default=2.0, gt=0, le=10)
-    redis_max_connections: int = Field(default=128, ge=1)
-    circuit_open_s: float = Field(default=1.0, ge=0)
+    connect_timeout_s: float = Field(default=2.0, gt=0, le=10,
+                                     description="Seconds to connect to the ledger's Redis.")
+    redis_max_connections: int = Field(default=128, ge=1,
+                                       description="Pooled connections to the ledger's Redis (one "
+                                                   "replica's concurrency).")
+    circuit_open_s: float = Field(default=1.0, ge=0,
+                                  description="After a Redis timeout, seconds the ledger fails at "
+                                              "once before probing again.")
     on_store_error: Literal["fail_open", "fail_closed"] = "fail_closed"
     timezone: str = "UTC"
     exceeded_status: Literal[429, 402] = 429
     cost_margin: float = Field(default=1.2, ge=1)
-    lease_s: float = Field(default=15.0, gt=0)
+    lease_s: float = Field(default=15.0, gt=0,
+                           description="Seconds a reservation lives unless renewed: a dead "
+                                       "replica's holds lapse within it.")
     hold_ttl_s: int = Field(default=600, gt=0)  # the longest a hold is renewed
     downgrade: list[DowngradeStep] = Field(default_factory=lambda: [
         DowngradeStep(at=0.8, max_tier="mid"), DowngradeStep(at=0.95, max_tier="cheap")])

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from pointsman.budget.config import BudgetsConfig
 from pointsman.budget.ledger import SpendLedger
 from pointsman.budget.spend import Scope, SpendQueries, spend_report
+from pointsman.jsonio import tidy_floats
 
 
 def _error(status: int, message: str, code: str) -> JSONResponse:
@@ -55,6 +56,6 @@ def spend_route(cfg: BudgetsConfig, queries: SpendQueries, ledger: SpendLedger |
         report = await spend_report(cfg, queries, ledger, scope,
                                     params.get(scope) if scope else None,
                                     "day" if window == "day" else "month")
-        return JSONResponse(report)
+        return JSONResponse(tidy_floats(report))  # the CLI's figures, to the digit
 
     return Route("/v1/spend", endpoint, methods=["GET"])

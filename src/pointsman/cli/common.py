@@ -9,6 +9,7 @@ from typing import Any
 
 from pointsman.config import PointsmanConfig, load_config
 from pointsman.errors import InputError
+from pointsman.jsonio import tidy_floats
 
 MAX_PROMPT_BYTES = 8 * 1024 * 1024
 
@@ -52,18 +53,3 @@ def parse_metadata(pairs: list[str]) -> dict[str, Any]:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(tidy_floats(data), indent=2, sort_keys=False) + "\n")
-
-
-def tidy_floats(data: Any) -> Any:
-    """``data`` with every float rounded to 12 significant digits.
-
-    Sums of prices carry binary noise (``0.00032139999999999995``); twelve digits keep
-    every nanodollar of a cost and every digit a metric means.
-    """
-    if isinstance(data, float):
-        return float(f"{data:.12g}")
-    if isinstance(data, dict):
-        return {key: tidy_floats(value) for key, value in data.items()}
-    if isinstance(data, list | tuple):
-        return [tidy_floats(value) for value in data]
-    return data

@@ -89,8 +89,10 @@ class ResponsesConfig(_Strict):
     key. ``ttl_s``: how long a stored response is kept, in seconds (default 30 days).
     """
 
-    store: bool = False
-    ttl_s: float = Field(default=30 * 24 * 3600.0, gt=0)
+    store: bool = Field(default=False,
+                        description="Whether a Responses request that omits `store` is stored.")
+    ttl_s: float = Field(default=30 * 24 * 3600.0, gt=0,
+                         description="Seconds a stored response is kept.")
 
 
 class GatewayConfig(_Strict):
@@ -102,11 +104,19 @@ class GatewayConfig(_Strict):
     # and max_header_bytes (408 / 431); an idle keep-alive connection is closed after
     # keepalive_timeout_s; beyond max_connections open connections (or requests in
     # flight) new requests are answered 503 at once.
-    body_timeout_s: float = Field(default=30.0, gt=0)
-    header_timeout_s: float = Field(default=15.0, gt=0)
-    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
-    keepalive_timeout_s: float = Field(default=5.0, gt=0)
-    max_connections: int = Field(default=8192, ge=1)
+    body_timeout_s: float = Field(default=30.0, gt=0,
+                                  description="Seconds a request body may take to arrive (else "
+                                              "408).")
+    header_timeout_s: float = Field(default=15.0, gt=0,
+                                    description="Seconds a request head may take to arrive (else "
+                                                "408).")
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024,
+                                  description="Largest request head accepted (else 431).")
+    keepalive_timeout_s: float = Field(default=5.0, gt=0,
+                                       description="Seconds an idle keep-alive connection is kept.")
+    max_connections: int = Field(default=8192, ge=1,
+                                 description="Open connections served at once (more are answered "
+                                             "503).")
     keys: list[KeyConfig] = Field(default_factory=list)
     keys_db: str | None = None  # SQLite file of keys managed with ``pointsman keys``
     keys_db_reload_s: float = Field(default=10.0, gt=0)
@@ -117,7 +127,8 @@ class GatewayConfig(_Strict):
     drain_timeout_s: float = Field(default=30.0, gt=0)
     # worker processes of ``pointsman serve`` (None: the number of cores; see
     # pointsman.gateway.workers for what they share)
-    workers: int | None = Field(default=None, ge=1, le=256)
+    workers: int | None = Field(default=None, ge=1, le=256,
+                                description="Worker processes on the port (null: one per core).")
 
     @model_validator(mode="after")
     def _unique_names(self) -> GatewayConfig:

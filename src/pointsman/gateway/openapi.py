@@ -155,6 +155,11 @@ RESPONSES_REQUEST = obj({
     ("model", "input"))
 
 
+FEEDBACK_REQUEST = obj({
+    "request_id": STR, "score": {"type": "number", "minimum": 0, "maximum": 1},
+    "thumbs": {"enum": ["up", "down"]}, "source": STR, "comment": STR}, ("request_id",))
+
+
 def _ok(description: str, schema: Schema | None = None, media: str = "application/json"
         ) -> Schema:
     if schema is None:
@@ -211,6 +216,12 @@ def document() -> Schema:
                              "security": []}},
         "/v1/spend": {"get": _get("Spend report (admin keys)", (),
                                   ("key", "user", "team", "window"))},
+        "/v1/feedback": _post("Label a request (its x-pointsman-request-id)",
+                              FEEDBACK_REQUEST, "the stored label", False),
+        "/v1/experiments/{name}": {"get": _get("An experiment's report (admin keys)",
+                                               ("name",))},
+        "/admin/reload": _post("Reload the config file (admin keys)", OBJ,
+                               "what changed, or why the new config was refused", False),
     }
     return {"openapi": "3.1.0",
             "info": {"title": "pointsman gateway", "version": "1"},
