@@ -29,6 +29,7 @@ from pointsman.learned.cascade_config import CascadeConfig
 from pointsman.learned.semantic_config import SemanticRoutesConfig
 from pointsman.providers.config import ProvidersConfig
 from pointsman.redis_config import RedisConfig
+from pointsman.shares.config import TargetsConfig
 from pointsman.telemetry.config import TelemetryConfig
 
 
@@ -74,6 +75,7 @@ class RouterConfig(Strict):
     max_fallbacks: int = Field(default=3, ge=0)
     output_tokens: OutputTokens = OutputTokens()
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    targets: TargetsConfig | None = None  # tier-share targets (pointsman.shares)
 
     @model_validator(mode="after")
     def _threshold_models(self) -> RouterConfig:

@@ -35,6 +35,7 @@ from pointsman.latency.targets import latency_gate
 from pointsman.policies.weighted import score_candidates
 from pointsman.registry import create_scorer
 from pointsman.rules import CompiledRule, Features, compile_rules
+from pointsman.shares.cap import cap
 from pointsman.signals.base import ComplexityScorer, Signal
 from pointsman.tokens import estimate_message_tokens
 from pointsman.types import (
@@ -159,11 +160,17 @@ class Router:
         if state.session is not None and gate.forced is None:
             chosen, reason = self._affinity(ctx, state.session, chosen,
                                             self._rule_pool(rule, eligible, chosen), reason)
+        threshold = None
+        if state.tier_thresholds and gate.forced is None and prefer == "score" and (
+                rule is None or rule.startswith("route:")):  # config rules are not capped
+            chosen, threshold, why = cap(chosen, eligible, ranked, ctx.signal.score / 100.0,
+                                         state.tier_thresholds)
+            reason = f"{reason}; {why}" if why else reason
         if state.budget is not None:  # without a budget position there is no budget note
             plan = ctx.plan[1] if ctx.plan is not None else None
             reason += budget_note(state.budget, filtered,
                                   downgrade_steps(self.config.budgets, plan))
-        return self._decision(ctx, chosen, eligible, ranked, filtered, rule, reason)
+        return self._decision(ctx, chosen, eligible, ranked, filtered, rule, reason, threshold)
 
     def _rule_pool(self, rule: str | None, eligible: list[ModelSpec], chosen: ModelSpec
                    ) -> list[ModelSpec]:
@@ -284,14 +291,18 @@ class Router:
         rc = self.config.router
         complexity = ctx.signal.score
         if rc.mode == "threshold" and rc.strong_model and rc.weak_model:
-            strong = complexity / 100.0 >= rc.threshold
+            # a tier-share target of the strong model's tier moves the threshold
+            live = ctx.state.tier_thresholds.get(self.catalog.get(rc.strong_model).tier)
+            threshold = rc.threshold if live is None else live
+            strong = complexity / 100.0 >= threshold
             target = rc.strong_model if strong else rc.weak_model
             names = {s.name for s in eligible}
             if target in names:
                 side = ">=" if strong else "<"
+                where = "" if live is None else " (tier-share target)"
                 return (self.catalog.get(target), None,
-                        f"score {complexity / 100:.3f} {side} threshold {rc.threshold}: "
-                        f"{'strong' if strong else 'weak'} model")
+                        f"score {complexity / 100:.3f} {side} threshold {threshold:.4g}"
+                        f"{where}: {'strong' if strong else 'weak'} model")
         best = ranked[0]
         return (self.catalog.get(best.model), None,
                 f"complexity {complexity:.1f} ({ctx.task_type}); best weighted score "
@@ -334,7 +345,7 @@ class Router:
 
     def _decision(self, ctx: _Context, chosen: ModelSpec, eligible: list[ModelSpec],
                   ranked: list[CandidateScore], filtered: dict[str, str], rule: str | None,
-                  reason: str) -> Decision:
+                  reason: str, threshold: float | None = None) -> Decision:
         fallbacks = tuple([c.model for c in ranked if c.model != chosen.name])
         baseline = max(eligible, key=_baseline_key)
         signal = ctx.signal
@@ -359,4 +370,5 @@ class Router:
             filtered_out=filtered,
             stage=signal.stage,
             routing_cost_usd=signal.cost_usd,
+            threshold=threshold,
         )

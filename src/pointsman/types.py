@@ -168,6 +168,9 @@ class LiveState:
     bandit_bonus: Mapping[str, float] = field(default_factory=dict)
     undeployed: frozenset[str] = frozenset()  # models with no deployment to call
     session: SessionView | None = None  # the conversation's previous turn (affinity)
+    # tier → the score (in [0, 1]) below which a request may not go to that tier: the
+    # live quantiles of router.targets (pointsman.shares); empty: no tier-share targets
+    tier_thresholds: Mapping[str, float] = field(default_factory=dict)
 
     @staticmethod
     def empty() -> LiveState:
@@ -179,7 +182,7 @@ class LiveState:
         return LiveState(**{"latency": self.latency, "cooling_down": self.cooling_down,
                             "budget": self.budget, "bandit_bonus": self.bandit_bonus,
                             "undeployed": self.undeployed, "session": self.session,
-                            **changes})
+                            "tier_thresholds": self.tier_thresholds, **changes})
 
 
 _EMPTY_STATE = LiveState()
