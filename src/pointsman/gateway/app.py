@@ -145,6 +145,8 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
     gw = Gateway(config, deployments, guard=guard, recorders=recorders, telemetry=telemetry)
     owned.append(gw.latency)
     owned.append(gw.health)
+    if gw.shares is not None:
+        owned.append(gw.shares)
     if gw.affinity is not None:
         owned.append(gw.affinity)
     admin = [*config.budgets.admin_keys, *gw.keys.admin_secrets]

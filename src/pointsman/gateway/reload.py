@@ -193,6 +193,11 @@ class Reloader:
         new.log, new.responses, new.labels = old.log, old.responses, old.labels
         if new.experiments is not None and old.experiments is not None:
             new.experiments.carry_over(old.experiments)  # guardrail stops stand
+        spare = new.keep_shares(old.shares)  # the score window of tier-share targets
+        if spare is not None:  # the old window (replaced) or the new one (not needed)
+            built.retired.append((spare, _closer(spare)))
+        if new.shares is not None and new.shares is not old.shares:
+            built.opened.append(new.shares)
         for part, kept in ((old.latency, new.latency), (old.affinity, new.affinity)):
             if part is not None and part is not kept:
                 built.retired.append((part, _closer(part)))

@@ -36,6 +36,7 @@ from pointsman.redis_config import RedisConfig
 from pointsman.registry import create_scorer, scorers
 from pointsman.requestlog import Outcome, RequestLog, RequestRecord
 from pointsman.router import Router, resolve_catalog
+from pointsman.shares.source import ScoreQuantiles, build_shares
 from pointsman.signals.base import AsyncComplexityScorer
 from pointsman.state import AttemptOutcome, BudgetGuard, OutcomeRecorder, StateSource
 from pointsman.stores.labels import LabelStore
@@ -98,6 +99,10 @@ class Gateway:
             self.sources.append(AffinitySource(self.affinity))
         if guard is not None and isinstance(guard, StateSource):
             self.sources.append(guard)
+        self.shares = (build_shares(config.router.targets, config.redis)
+                       if config.router.targets is not None else None)
+        if self.shares is not None:  # tier-share targets: the live thresholds
+            self.sources.append(self.shares)
         self.executor = executor or Executor(
             self.catalog, deployments, health=self.health, guard=guard,
             retry=config.gateway.retry, chooser=self.latency.chooser,
@@ -143,6 +148,8 @@ class Gateway:
             signal = await scorer.ascore(chat.route)  # I/O scorers: awaited, then passed in
         decision = router.decide(chat.route, state, model=explicit, signal=signal, alias=alias,
                                  note=note)
+        if self.shares is not None and explicit is None:  # the window of auto's scores
+            self.shares.add(decision.scores["complexity"] / 100.0)
         if arm is not None and self.experiments is not None:
             decision = self.experiments.decided(arm, decision)
         self.metrics.decision(decision)
@@ -171,9 +178,27 @@ class Gateway:
         self.config = self.config.model_copy(update={"router": config.router,
                                                      "experiments": config.experiments})
         self.router, self.experiments = router, experiments
+        if self.shares is not None and config.router.targets is not None:
+            self.shares.retarget(config.router.targets)
         self.candidate_names = frozenset(s.name for s in router.candidates)
         self._async_scorer = isinstance(router.scorer, AsyncComplexityScorer)
         self._virtual.clear()
+
+    def keep_shares(self, old: ScoreQuantiles | None) -> ScoreQuantiles | None:
+        """A reload: keep the old gateway's score window when its store and size are the
+        same (new shares apply to it); returns the part this gateway no longer needs."""
+        new = self.shares
+        if old is None or old is new:
+            return None
+        if new is None:
+            return old
+        same = (old.cfg.model_copy(update={"shares": {}}) ==
+                new.cfg.model_copy(update={"shares": {}}))
+        if not same:
+            return old
+        old.retarget(new.cfg)
+        self.sources[self.sources.index(new)] = self.shares = old
+        return new
 
     def _router_for(self, model: str, via_alias: bool = False
                     ) -> tuple[Router, str | None, Alias | None]:

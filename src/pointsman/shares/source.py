@@ -85,8 +85,9 @@ class RedisScoreQuantiles(ScoreQuantiles):
 
     def add(self, score: float) -> None:
         super().add(score)
-        if len(self._pending) < self.cfg.window:  # Redis down for long: keep the newest
-            self._pending.append(score)
+        self._pending.append(score)
+        if len(self._pending) >= 2 * self.cfg.window:  # Redis down for long: the newest
+            del self._pending[: -self.cfg.window]
 
     async def contribute(self, request: RouteRequest, state: LiveState) -> LiveState:
         if self._synced_at == -math.inf:
