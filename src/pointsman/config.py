@@ -75,7 +75,9 @@ class RouterConfig(Strict):
     max_fallbacks: int = Field(default=3, ge=0)
     output_tokens: OutputTokens = OutputTokens()
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
-    targets: TargetsConfig | None = None  # tier-share targets (pointsman.shares)
+    targets: TargetsConfig | None = Field(default=None, description=(
+        "Tier-share targets: live score thresholds that keep each tier's share of auto "
+        "traffic at most its target (pointsman.shares)."))
 
     @model_validator(mode="after")
     def _threshold_models(self) -> RouterConfig:

@@ -25,13 +25,20 @@ class TargetsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    shares: dict[str, float] = Field(min_length=1)
-    window: int = Field(default=2000, ge=10, le=100_000)
-    min_samples: int = Field(default=100, ge=1)
-    store: Literal["memory", "redis"] = "memory"
-    redis_url: str | None = None
-    redis_prefix: str | None = None
-    refresh_s: float = Field(default=0.5, ge=0)
+    shares: dict[str, float] = Field(
+        min_length=1, description="Tier → the most of auto traffic it may take (0 to 1).")
+    window: int = Field(default=2000, ge=10, le=100_000,
+                        description="How many recent complexity scores the quantiles use.")
+    min_samples: int = Field(default=100, ge=1, description=(
+        "Scores needed before the targets apply (fewer: the configured routing stands)."))
+    store: Literal["memory", "redis"] = Field(default="memory", description=(
+        "Where the score window lives: this process, or Redis shared by replicas."))
+    redis_url: str | None = Field(default=None, description=(
+        "Overrides `redis.url` for the window (None: the top-level section)."))
+    redis_prefix: str | None = Field(default=None, description=(
+        "Overrides the key prefix (None: `redis.prefix` + 'shares:')."))
+    refresh_s: float = Field(default=0.5, ge=0, description=(
+        "Redis: seconds between syncs of this replica's scores and the shared window."))
 
     _url = field_validator("redis_url")(check_url)
     _prefix = field_validator("redis_prefix")(check_prefix)
