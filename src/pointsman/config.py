@@ -7,6 +7,7 @@ cross-references (unknown model names, rules that can never match).
 
 from __future__ import annotations
 
+import copy
 import tomllib
 from collections.abc import Mapping
 from functools import cache
@@ -221,11 +222,17 @@ def _read_mapping(path: Path) -> dict[str, Any]:
 
 
 @cache
-def default_config_data() -> dict[str, Any]:
+def _default_config() -> dict[str, Any]:
     text = resources.files("pointsman").joinpath("data/default_config.yaml").read_text("utf-8")
     data = yaml.safe_load(text)
     assert isinstance(data, dict)
     return data
+
+
+def default_config_data() -> dict[str, Any]:
+    """The built-in default config as a mapping: a copy of its own each call, so a caller
+    that edits it (a test, a tool) never changes what every later load sees."""
+    return copy.deepcopy(_default_config())
 
 
 def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
