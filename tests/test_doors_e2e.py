@@ -175,7 +175,12 @@ def test_store_true_without_a_database_is_a_clear_400(stub: UpstreamStub,
         assert "store" in str(bad.value)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_openai_agents_sdk_default_responses_model(url: str) -> None:
+    """The Agents SDK sometimes leaves a connection of its own unclosed (not ours: every
+    client here is closed); it is collected inside this test, where that is ignored."""
+    import gc
+
     from agents import Agent, OpenAIResponsesModel, RunConfig, Runner
 
     async def run() -> str:
@@ -187,6 +192,7 @@ def test_openai_agents_sdk_default_responses_model(url: str) -> None:
                                       run_config=RunConfig(tracing_disabled=True))
             return str(result.final_output)
     assert asyncio.run(run()).startswith("stub answer from")
+    gc.collect()  # finalise what the SDK left open while the warning is ignored
 
 
 def test_unknown_routes_and_methods(url: str) -> None:

@@ -18,9 +18,6 @@ import math
 import time
 from collections.abc import Callable, Mapping
 
-from redis.exceptions import RedisError
-
-from pointsman.redis_client import close_client, redis_client
 from pointsman.redis_config import RedisConfig
 from pointsman.shares.config import TargetsConfig
 from pointsman.shares.window import ScoreWindow
@@ -76,6 +73,10 @@ class RedisScoreQuantiles(ScoreQuantiles):
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         super().__init__(cfg)
         self.monotonic = monotonic
+        # imported here: redis (and what it pulls, opentelemetry when installed) stays out
+        # of a gateway that keeps its score window in memory
+        from pointsman.redis_client import redis_client
+
         self._redis = redis_client(redis)
         self._key = redis.prefix + "{q}:scores"
         self._sync = self._redis.register_script(_SYNC)
@@ -103,7 +104,7 @@ class RedisScoreQuantiles(ScoreQuantiles):
         try:
             values = await self._sync(keys=[self._key], args=[
                 self.cfg.window, _TTL_MS, *(f"{s:.5f}" for s in pending)])
-        except (RedisError, OSError) as exc:
+        except (_redis_error(), OSError) as exc:
             log.warning("tier-share targets: Redis unavailable, using this replica's "
                         "scores: %s", exc)
             self._pending = (pending + self._pending)[-self.cfg.window:]
@@ -122,7 +123,15 @@ class RedisScoreQuantiles(ScoreQuantiles):
     async def aclose(self) -> None:
         if self._syncing is not None and not self._syncing.done():
             self._syncing.cancel()
+        from pointsman.redis_client import close_client
+
         await close_client(self._redis)
+
+
+def _redis_error() -> type[Exception]:
+    from redis.exceptions import RedisError
+
+    return RedisError
 
 
 def build_shares(cfg: TargetsConfig, redis: RedisConfig | None = None) -> ScoreQuantiles:
