@@ -22,10 +22,9 @@ from starlette.responses import JSONResponse, Response
 from pointsman.doors.responses import ResponsesDoor, continue_input, conversation_items
 from pointsman.errors import InputError, PointsmanError, RouteNotFoundError
 from pointsman.gateway.auth import Principal
-from pointsman.gateway.endpoints import authenticate
+from pointsman.gateway.endpoints import Prepared, authenticate, door_endpoint
 from pointsman.gateway.errors import door_error
-from pointsman.gateway.exchange import Exchange, Keep
-from pointsman.gateway.parse import parse_chat, read_json
+from pointsman.gateway.exchange import Keep
 from pointsman.gateway.runtime import Gateway
 from pointsman.stores.responses import ResponseStore
 
@@ -75,26 +74,16 @@ def _keeper(gw: Gateway, store: ResponseStore, principal: Principal,
     return keep
 
 
-async def create_response(request: Request) -> Response:
-    gw: Gateway = request.app.state.gateway
-    started = time.perf_counter()
-    request_id = gw.new_request_id()
-    try:  # not a request yet: answered in the door's shape, counted, not logged
-        principal = authenticate(gw, request)
-        body = await read_json(request, gw.config.gateway.max_body_bytes,
-                               gw.config.gateway.body_timeout_s)
-        store = _store(gw, body)
-        full = await _continued(gw, principal, body)
-        ir = DOOR.to_chat(full, request.headers)
-        if isinstance(body.get("previous_response_id"), str):  # the conversation, for affinity
-            ir.setdefault("_pointsman", {})["session"] = body["previous_response_id"]
-        chat = parse_chat(request, ir, principal.owner, trust_headers=principal.admin,
-                          door=DOOR.name)
-    except PointsmanError as exc:
-        gw.metrics.error(exc.code, DOOR.name)
-        return door_error(DOOR, exc, {"x-pointsman-request-id": request_id})
-    keep = _keeper(gw, store, principal, full) if store is not None else None
-    return await Exchange(gw, DOOR, principal, chat, body, request_id, started, keep).run()
+async def _prepare(gw: Gateway, principal: Principal, body: dict[str, Any]) -> Prepared:
+    """The stored conversation a request continues, and where its answer is kept."""
+    store = _store(gw, body)
+    full = await _continued(gw, principal, body)
+    previous = body.get("previous_response_id")
+    return Prepared(full, _keeper(gw, store, principal, full) if store is not None else None,
+                    previous if isinstance(previous, str) else None)
+
+
+create_response = door_endpoint(DOOR, _prepare)
 
 
 async def get_response(request: Request) -> Response:

@@ -9,13 +9,11 @@ A body from the Messages door carries the caller's ``anthropic-beta`` and
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
 from typing import Any
 
 import httpx
 
 from pointsman.doors.base import PRIVATE
-from pointsman.errors import StreamBrokenError
 from pointsman.providers.anthropic_wire import StreamTranslator, to_anthropic, to_completion
 from pointsman.providers.anthropic_wire import usage_of as anthropic_usage
 from pointsman.providers.base import ChatCall, ChatResult
@@ -23,11 +21,8 @@ from pointsman.providers.http import (
     Chunk,
     Deadline,
     HttpAdapter,
-    SseEvent,
-    decode_event,
-    drain,
     kept_headers,
-    log,
+    wants_usage,
 )
 from pointsman.providers.wire import Wire
 
@@ -78,40 +73,10 @@ class AnthropicProvider(HttpAdapter):
         return ChatResult(to_completion(data), anthropic_usage(data.get("usage")),
                           kept_headers(headers))
 
-    async def stream_batches(self, call: ChatCall) -> AsyncGenerator[list[Chunk], None]:
+    def stream_batches(self, call: ChatCall) -> AsyncGenerator[list[Chunk], None]:
         model = str(call.body.get("model", ""))
         deadline = Deadline(call.timeouts, model, streaming=True)
         body = {**to_anthropic(call.body, self.default_max_tokens), "stream": True}
-        options = call.body.get("stream_options")
-        include_usage = isinstance(options, Mapping) and bool(options.get("include_usage"))
-        translator = StreamTranslator(model, include_usage)
-        response = await self.open(self.url, body, self.headers_for(call.body), deadline)
-        try:
-            async with aclosing(self.event_batches(response, deadline)) as batches:
-                async for events in batches:
-                    chunks, error = self._batch(events, translator, model)
-                    if chunks:
-                        yield chunks
-                    if error is not None:
-                        raise error
-                    if translator.done:
-                        await drain(batches)
-                        return
-            log.info("%s: stream for %s ended without message_stop", self.name, model)
-            raise StreamBrokenError(f"the stream from {self.where} ended without message_stop",
-                                    model)
-        finally:
-            await response.aclose()
-
-    def _batch(self, events: list[SseEvent], translator: StreamTranslator, model: str
-               ) -> tuple[list[Chunk], StreamBrokenError | None]:
-        """(the OpenAI chunks of ``events`` up to message_stop, the error that ended them)."""
-        chunks: list[Chunk] = []
-        for event in events:
-            try:
-                chunks.extend(translator.feed(decode_event(event, model, self.where)))
-            except StreamBrokenError as exc:
-                return chunks, exc
-            if translator.done:
-                break
-        return chunks, None
+        translator = StreamTranslator(model, wants_usage(call.body))
+        return self.translated(self.url, body, self.headers_for(call.body), deadline,
+                               translator, "message_stop")

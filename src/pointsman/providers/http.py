@@ -24,7 +24,7 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import httpx
 
@@ -288,6 +288,45 @@ class HttpAdapter:
         log.info("%s: %s", self.name, error.message)
         return error
 
+    async def translated(self, url: str, body: Mapping[str, Any], headers: Mapping[str, str],
+                         deadline: Deadline, translator: EventTranslator, terminal: str
+                         ) -> AsyncGenerator[list[Chunk], None]:
+        """The one stream loop of the formats that need translating (Anthropic Messages,
+        Responses): IR chunks a batch per network read; a stream that ends before its
+        ``terminal`` event is a :class:`~pointsman.errors.StreamBrokenError`."""
+        model = deadline.model
+        response = await self.open(url, body, headers, deadline)
+        try:
+            async with aclosing(self.event_batches(response, deadline)) as batches:
+                async for events in batches:
+                    chunks, error = self._translate(events, translator, model)
+                    if chunks:
+                        yield chunks
+                    if error is not None:
+                        raise error
+                    if translator.done:
+                        await drain(batches)
+                        return
+            log.info("%s: stream for %s ended without %s", self.name, model, terminal)
+            raise StreamBrokenError(f"the stream from {self.where} ended without {terminal}",
+                                    model)
+        finally:
+            await response.aclose()
+
+    def _translate(self, events: list[SseEvent], translator: EventTranslator, model: str
+                   ) -> tuple[list[Chunk], StreamBrokenError | None]:
+        """(the IR chunks of ``events`` up to the terminal event, the error that ended
+        them)."""
+        chunks: list[Chunk] = []
+        for event in events:
+            try:
+                chunks.extend(translator.feed(decode_event(event, model, self.where)))
+            except StreamBrokenError as exc:
+                return chunks, exc
+            if translator.done:
+                break
+        return chunks, None
+
     async def event_batches(self, response: WireResponse,
                             deadline: Deadline) -> AsyncGenerator[list[SseEvent], None]:
         """The server-sent events of a response, a list per network read (each read within
@@ -305,6 +344,21 @@ class HttpAdapter:
                 deadline.first_seen = True
                 yield batch
                 deadline.check()
+
+
+class EventTranslator(Protocol):
+    """A wire format's stream events in, IR chunks out (one per stream); ``done`` once the
+    format's terminal event has come."""
+
+    done: bool
+
+    def feed(self, event: Mapping[str, Any]) -> list[Any]: ...
+
+
+def wants_usage(body: Mapping[str, Any]) -> bool:
+    """Whether an IR body asks for the usage chunk (``stream_options.include_usage``)."""
+    options = body.get("stream_options")
+    return isinstance(options, Mapping) and bool(options.get("include_usage"))
 
 
 class SseParser:

@@ -11,21 +11,16 @@ one too.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
 
 import httpx
 
-from pointsman.errors import StreamBrokenError
 from pointsman.providers.base import ChatCall, ChatResult
 from pointsman.providers.http import (
     Chunk,
     Deadline,
     HttpAdapter,
-    SseEvent,
-    decode_event,
-    drain,
     kept_headers,
-    log,
+    wants_usage,
 )
 from pointsman.providers.responses_wire import StreamTranslator, to_completion, to_responses
 from pointsman.providers.responses_wire import usage_of as responses_usage
@@ -66,41 +61,10 @@ class OpenAIResponsesProvider(HttpAdapter):
         return ChatResult(to_completion(data, model), responses_usage(data.get("usage")),
                           kept_headers(headers))
 
-    async def stream_batches(self, call: ChatCall) -> AsyncGenerator[list[Chunk], None]:
+    def stream_batches(self, call: ChatCall) -> AsyncGenerator[list[Chunk], None]:
         model = str(call.body.get("model", ""))
         deadline = Deadline(call.timeouts, model, streaming=True)
         body = {**to_responses(call.body, self.reasoning_summary), "stream": True}
-        options = call.body.get("stream_options")
-        include_usage = isinstance(options, Mapping) and bool(options.get("include_usage"))
-        translator = StreamTranslator(model, include_usage)
-        response = await self.open(self.url, body, self._headers, deadline)
-        try:
-            async with aclosing(self.event_batches(response, deadline)) as batches:
-                async for events in batches:
-                    chunks, error = self._batch(events, translator, model)
-                    if chunks:
-                        yield chunks
-                    if error is not None:
-                        raise error
-                    if translator.done:
-                        await drain(batches)
-                        return
-            log.info("%s: stream for %s ended without response.completed", self.name, model)
-            raise StreamBrokenError(
-                f"the stream from {self.where} ended without response.completed", model)
-        finally:
-            await response.aclose()
-
-    def _batch(self, events: list[SseEvent], translator: StreamTranslator, model: str
-               ) -> tuple[list[Chunk], StreamBrokenError | None]:
-        """(the IR chunks of ``events`` up to the terminal event, the error that ended
-        them)."""
-        chunks: list[Chunk] = []
-        for event in events:
-            try:
-                chunks.extend(translator.feed(decode_event(event, model, self.where)))
-            except StreamBrokenError as exc:
-                return chunks, exc
-            if translator.done:
-                break
-        return chunks, None
+        translator = StreamTranslator(model, wants_usage(call.body))
+        return self.translated(self.url, body, self._headers, deadline, translator,
+                               "response.completed")
