@@ -171,7 +171,8 @@ def test_sighup_reloads_pointsman_serve(tmp_path: Path) -> None:
 @contextmanager
 def serving(config: Path) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
     """``pointsman serve`` as a process: it, its URL and its stderr lines (read live)."""
-    proc = subprocess.Popen([sys.executable, "-m", "pointsman", "serve", "--config",
+    proc = subprocess.Popen([sys.executable, "-m", "pointsman", "serve", "--workers", "1",
+                             "--config",
                              str(config), "--port", "0"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stderr is not None

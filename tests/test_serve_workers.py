@@ -241,6 +241,40 @@ def test_a_killed_worker_is_replaced(tmp_path: Path) -> None:
     assert status == 0 and f"(pid {victim}) exited (signal 9); starting another" in err
 
 
+def test_sighup_reloads_every_worker_and_a_replaced_one_serves_the_new_config(
+        tmp_path: Path) -> None:
+    """SIGHUP to the server reaches every worker (each reloads the file); a worker started
+    after the reload (the old one killed) serves the new config too."""
+    key = {"name": "new", "key": "sk-new-0123456789"}
+    auth = {"authorization": f"Bearer {key['key']}"}
+
+    def answered_by_new_key(url: str) -> set[int]:
+        ok: set[int] = set()
+        for _ in range(30):
+            with httpx.Client(base_url=url, timeout=30) as http:
+                if http.post("/v1/chat/completions", json=CHAT, headers=auth).status_code == 200:
+                    ok.add(http.get("/health").json()["pid"])
+        return ok
+
+    with UpstreamStub() as stub:
+        path = config(tmp_path, stub)
+        with serving(path) as (proc, url):
+            workers = pids_of(url, 30)
+            config(tmp_path, stub, gateway={"keys": [key]})  # the file now has a key
+            proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 60
+            while answered_by_new_key(url) != workers:
+                assert time.monotonic() < deadline, "not every worker reloaded"
+                time.sleep(0.2)
+            os.kill(min(workers), signal.SIGKILL)
+            while len(pids_of(url, 30)) < 2 or min(workers) in pids_of(url, 30):
+                assert time.monotonic() < deadline + 60, "the worker was not replaced"
+                time.sleep(0.2)
+            assert answered_by_new_key(url) == pids_of(url, 30)
+            status, _ = _stop(proc)
+    assert status == 0
+
+
 def test_workers_refuse_a_memory_ledger_with_budgets(tmp_path: Path) -> None:
     with UpstreamStub() as stub:
         path = config(tmp_path, stub, budgets={

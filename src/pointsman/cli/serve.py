@@ -146,10 +146,25 @@ def _supervise(cfg: PointsmanConfig, path: Path | None, host: str, port: int, co
         _listening(host, socks[0], open_, count)
 
         def serve_one(sock: socket.socket, first: bool) -> int:
-            _serve_on(cfg, path, sock, log_level, banner=first)
+            _serve_on(_current(cfg, path), path, sock, log_level, banner=first)
             return 0
 
         return Supervisor(socks, serve_one).run()
+
+
+def _current(started: PointsmanConfig, path: Path | None) -> PointsmanConfig:
+    """The config a (re)started worker serves: the file as it is now (a reload may have
+    changed it since the server started), else the one the server started with."""
+    if path is None:
+        return started
+    from pointsman.config import load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        sys.stderr.write(f"pointsman: {exc.message}; this worker serves the config the "
+                         "server started with\n")
+        return started
 
 
 def _serve_on(cfg: PointsmanConfig, path: Path | None, sock: socket.socket, log_level: str,

@@ -158,8 +158,11 @@ class Supervisor:
             os.setpgid(0, 0)
             _die_with(parent)
             signal.pthread_sigmask(signal.SIG_SETMASK, set())
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
+            # a reload asked for while this worker still starts must not kill it (SIGHUP's
+            # default); the worker's own handler takes over once its gateway is built
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             mine = self.socks[slot]
             for sock in self.socks:
                 if sock is not mine:
