@@ -120,7 +120,8 @@ class World:
             port, config = free_port(), self.config(i, extra)
             self.procs[f"gw{i}"] = subprocess.Popen(
                 [PYTHON, "-m", "pointsman", "serve", "--config", str(config), "--port",
-                 str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 str(port), "--workers", "1"],  # a replica is one process: killable as one
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.gateways.append(f"http://127.0.0.1:{port}")
             self.configs.append(config)
         for url in self.gateways:
