@@ -78,9 +78,13 @@ class Exchange:
             return await self._run()
         except asyncio.CancelledError:
             if not self.interrupted or self.recorded:
+                self.gw.drain.done(self)
                 raise
             _uncancel()
             return await self.failed(self.decision, shutting_down(), "interrupted")
+        except BaseException:  # a bug: answered 500 elsewhere; not left in the drain's list
+            self.gw.drain.done(self)
+            raise
 
     async def _run(self) -> Response:
         gw, chat = self.gw, self.chat
