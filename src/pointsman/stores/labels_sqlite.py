@@ -4,19 +4,10 @@ committed when it returns."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import threading
-from collections.abc import Callable
-from pathlib import Path
-from typing import TypeVar
 
-from pointsman.budget.sqlite_ledger import connect, migrate
-from pointsman.errors import StoreUnavailableError
 from pointsman.stores.labels import Label, Owner
-from pointsman.stores.requestlog_sqlite import MIGRATIONS
-
-T = TypeVar("T")
+from pointsman.stores.sqlite_shared import SharedSqlite
 
 PUT = ("INSERT INTO labels (request_id, source, score, model, comment, key, ts) "
        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id, source) DO UPDATE SET "
@@ -26,25 +17,8 @@ SELECT = ("SELECT request_id, source, score, model, comment, key, ts FROM labels
           "WHERE request_id = ? ORDER BY source")
 
 
-class SqliteLabelStore:
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._conn = connect(self.path)
-        self._lock = threading.Lock()
-        try:
-            migrate(self._conn, MIGRATIONS)
-        except sqlite3.Error as exc:
-            self._conn.close()
-            raise StoreUnavailableError(f"label store {self.path}: {exc}") from None
-
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def locked() -> T:
-            with self._lock:
-                return work(self._conn)
-        try:
-            return await asyncio.to_thread(locked)
-        except sqlite3.Error as exc:
-            raise StoreUnavailableError(f"label store {self.path}: {exc}") from None
+class SqliteLabelStore(SharedSqlite):
+    what = "label store"
 
     async def owner(self, request_id: str) -> Owner:
         row = await self._run(lambda conn: conn.execute(
@@ -71,6 +45,3 @@ class SqliteLabelStore:
     async def labels(self, request_id: str) -> list[Label]:
         rows = await self._run(lambda conn: conn.execute(SELECT, (request_id,)).fetchall())
         return [Label(*row) for row in rows]
-
-    async def aclose(self) -> None:
-        await self._run(lambda conn: conn.close())

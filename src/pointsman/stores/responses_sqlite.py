@@ -5,21 +5,13 @@ one connection in autocommit mode: a ``put`` has committed when it returns, so t
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pointsman import jsonio
-from pointsman.budget.sqlite_ledger import connect, migrate
-from pointsman.errors import PointsmanError, StoreUnavailableError
-from pointsman.stores.requestlog_sqlite import MIGRATIONS
+from pointsman.errors import PointsmanError
 from pointsman.stores.responses import StoredResponse, taken
-
-T = TypeVar("T")
+from pointsman.stores.sqlite_shared import SharedSqlite
 
 PUT = ("INSERT INTO responses (id, key, created, expires_at, items, response) "
        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET created = excluded.created, "
@@ -29,25 +21,8 @@ GET = ("SELECT id, key, created, expires_at, items, response FROM responses "
        "WHERE id = ? AND key IS ? AND expires_at > ?")
 
 
-class SqliteResponseStore:
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._conn = connect(self.path)
-        self._lock = threading.Lock()  # one statement at a time on the shared connection
-        try:
-            migrate(self._conn, MIGRATIONS)
-        except sqlite3.Error as exc:
-            self._conn.close()
-            raise StoreUnavailableError(f"response store {self.path}: {exc}") from None
-
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def locked() -> T:
-            with self._lock:
-                return work(self._conn)
-        try:
-            return await asyncio.to_thread(locked)
-        except sqlite3.Error as exc:
-            raise StoreUnavailableError(f"response store {self.path}: {exc}") from None
+class SqliteResponseStore(SharedSqlite):
+    what = "response store"
 
     async def put(self, response_id: str, key: str | None, items: list[dict[str, Any]],
                   response: dict[str, Any], expires_at: float) -> None:
@@ -75,6 +50,3 @@ class SqliteResponseStore:
     async def purge(self, now: float) -> int:
         return int(await self._run(lambda conn: conn.execute(
             "DELETE FROM responses WHERE expires_at <= ?", (now,)).rowcount))
-
-    async def aclose(self) -> None:
-        await self._run(lambda conn: conn.close())
