@@ -355,6 +355,15 @@ class EventTranslator(Protocol):
     def feed(self, event: Mapping[str, Any]) -> list[Any]: ...
 
 
+def bearer_auth(api_key: str | None, api_key_header: str | None) -> dict[str, str]:
+    """The key's header for an OpenAI-style endpoint: ``Authorization: Bearer <key>``, or
+    the key as it is in ``api_key_header`` (Azure's ``api-key``)."""
+    if not api_key:
+        return {}
+    header = api_key_header or "Authorization"
+    return {header: f"Bearer {api_key}" if header.lower() == "authorization" else api_key}
+
+
 def wants_usage(body: Mapping[str, Any]) -> bool:
     """Whether an IR body asks for the usage chunk (``stream_options.include_usage``)."""
     options = body.get("stream_options")

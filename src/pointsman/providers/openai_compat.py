@@ -26,6 +26,7 @@ from pointsman.providers.http import (
     Deadline,
     HttpAdapter,
     SseEvent,
+    bearer_auth,
     decode_event,
     drain,
     kept_headers,
@@ -109,12 +110,7 @@ class OpenAICompatProvider(HttpAdapter):
                  api_key: str | None = None, headers: Mapping[str, str] | None = None,
                  api_key_header: str | None = None) -> None:
         super().__init__(name, base_url, client, api_key=api_key, headers=headers)
-        self._auth: dict[str, str] = {}
-        if api_key:
-            header = api_key_header or "Authorization"
-            value = f"Bearer {api_key}" if header.lower() == "authorization" else api_key
-            self._auth = {header: value}
-        self._headers = self.call_headers(self._auth)
+        self._headers = self.call_headers(bearer_auth(api_key, api_key_header))
 
     @property
     def url(self) -> str:

@@ -19,6 +19,7 @@ from pointsman.providers.http import (
     Chunk,
     Deadline,
     HttpAdapter,
+    bearer_auth,
     kept_headers,
     wants_usage,
 )
@@ -42,11 +43,7 @@ class OpenAIResponsesProvider(HttpAdapter):
                  reasoning_summary: str | None = None) -> None:
         super().__init__(name, base_url, client, api_key=api_key, headers=headers)
         self.reasoning_summary = reasoning_summary
-        auth: dict[str, str] = {}
-        if api_key:
-            header = api_key_header or "Authorization"
-            auth[header] = f"Bearer {api_key}" if header.lower() == "authorization" else api_key
-        self._headers = self.call_headers(auth)
+        self._headers = self.call_headers(bearer_auth(api_key, api_key_header))
 
     @property
     def url(self) -> str:
