@@ -274,7 +274,7 @@ class BertEncoder:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            ids, mask = _pad([encodings[i].ids for i in chunk])
+            ids, mask = pad([encodings[i].ids for i in chunk])
             out[chunk] = self.encode_ids(ids, mask)
         return out
 
@@ -284,7 +284,8 @@ class BertEncoder:
         return l2_normalise(pool(hidden, mask, self.pooling))
 
 
-def _pad(rows: list[list[int]]) -> tuple[IntMatrix, IntMatrix]:
+def pad(rows: Sequence[Sequence[int]]) -> tuple[IntMatrix, IntMatrix]:
+    """Token ids padded with 0 to the longest row, and the attention mask."""
     length = max(len(r) for r in rows)
     ids = np.zeros((len(rows), length), dtype=np.int64)
     mask = np.zeros((len(rows), length), dtype=np.int64)

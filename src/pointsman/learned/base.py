@@ -19,6 +19,18 @@ DEFAULT_ENCODER = "minilm-static"
 DEFAULT_FOCUS = "question"
 
 
+def table_facts(name: str, table: OutcomeTable, focus_mode: str
+                ) -> tuple[tuple[str, ...], FloatArray, FloatArray, TextFocus]:
+    """What every learner keeps of its training table: the models, their mean quality
+    (the prior) and cost, and the prompts' shared prefixes (``focus: question``)."""
+    if len(table) == 0:
+        raise DataError(f"router {name}: cannot fit on an empty outcome table")
+    mean_cost = (np.full(len(table.models), np.nan) if table.cost is None
+                 else column_means(table.cost, np.nan))
+    focus = TextFocus.fit(table.prompts) if focus_mode == "question" else TextFocus()
+    return table.models, column_means(table.quality, 0.5), mean_cost, focus
+
+
 class EmbeddingLearner:
     """Base of the embedding learners: fits on an :class:`OutcomeTable`, stores to artifacts.
 
@@ -42,15 +54,12 @@ class EmbeddingLearner:
 
     # -- Learner ------------------------------------------------------------------------
     def fit(self, table: OutcomeTable) -> None:
-        if len(table) == 0:
-            raise DataError(f"router {self.name}: cannot fit on an empty outcome table")
-        self.models = table.models
-        self.prior = column_means(table.quality, 0.5)
-        self.mean_cost = (np.full(len(table.models), np.nan) if table.cost is None
-                          else column_means(table.cost, np.nan))
-        self.text_focus = (TextFocus.fit(table.prompts) if self.focus_mode == "question"
-                           else TextFocus())
+        self._learn_table(table)
         self._fit(self.vectors(table.prompts), table)
+
+    def _learn_table(self, table: OutcomeTable) -> None:
+        self.models, self.prior, self.mean_cost, self.text_focus = table_facts(
+            self.name, table, self.focus_mode)
 
     def predict_quality(self, prompts: Sequence[str]) -> FloatArray:
         if not self.models:

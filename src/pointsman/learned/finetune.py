@@ -30,10 +30,17 @@ import numpy.typing as npt
 
 from pointsman.artifacts import Arrays, require
 from pointsman.embeddings.base import Matrix, empty_matrix
-from pointsman.embeddings.bert import BertConfig, Weights, forward, pool, weights_from_tensors
+from pointsman.embeddings.bert import (
+    BertConfig,
+    Weights,
+    forward,
+    pad,
+    pool,
+    weights_from_tensors,
+)
 from pointsman.embeddings.cache import CachedEncoder
 from pointsman.errors import ConfigError, DataError
-from pointsman.learned.base import DEFAULT_FOCUS, column_means
+from pointsman.learned.base import DEFAULT_FOCUS, table_facts
 from pointsman.learned.focus import MODES, TextFocus
 from pointsman.learned.options import Options
 from pointsman.learning import FloatArray, OutcomeTable
@@ -81,12 +88,8 @@ class FineTuneLearner:
             from pointsman.learned.finetune_torch import TrainSettings, train_encoder
         except ImportError:
             raise ConfigError(f"router finetune: training needs torch; {INSTALL_HINT}") from None
-        self.models = table.models
-        self.prior = column_means(table.quality, 0.5)
-        self.mean_cost = (np.full(len(table.models), np.nan) if table.cost is None
-                          else column_means(table.cost, np.nan))
-        self.text_focus = (TextFocus.fit(table.prompts) if self.focus_mode == "question"
-                           else TextFocus())
+        self.models, self.prior, self.mean_cost, self.text_focus = table_facts(
+            self.name, table, self.focus_mode)
         settings = TrainSettings(self.epochs, self.max_tokens, self.batch_size,
                                  self.learning_rate, self.weight_decay, self.seed, self.device)
         tensors, self.head_w, self.head_b = train_encoder(
@@ -179,14 +182,3 @@ class PooledEncoder:
             ids, mask = pad([rows[i] for i in chunk])
             out[chunk] = pool(forward(self.weights, self.config, ids, mask), mask, "mean")
         return out
-
-
-def pad(rows: Sequence[Sequence[int]]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Token ids padded with 0 to the longest row, and the attention mask."""
-    length = max(len(r) for r in rows)
-    ids = np.zeros((len(rows), length), dtype=np.int64)
-    mask = np.zeros((len(rows), length), dtype=np.int64)
-    for i, row in enumerate(rows):
-        ids[i, :len(row)] = row
-        mask[i, :len(row)] = 1
-    return ids, mask

@@ -156,7 +156,7 @@ def train_encoder(texts: Sequence[str], quality: FloatArray, prior: FloatArray,
 
 def _batch(rows: Sequence[Sequence[int]], device: torch.device
            ) -> tuple[torch.Tensor, torch.Tensor]:
-    from pointsman.learned.finetune import pad
+    from pointsman.embeddings.bert import pad
 
     ids, mask = pad(rows)
     return torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
