@@ -11,7 +11,7 @@ from psycopg import sql
 
 from pointsman.errors import StoreUnavailableError
 from pointsman.stores.labels import Label, Owner
-from pointsman.stores.requestlog_postgres import migrate
+from pointsman.stores.requestlog_postgres import connect_migrated
 
 OWNER = "SELECT key FROM {}.requests WHERE id = %s"
 PUT = ("INSERT INTO {}.labels AS l (request_id, source, score, model, comment, key, ts) "
@@ -34,17 +34,7 @@ class PostgresLabelStore:
     @classmethod
     async def open(cls, dsn: str, schema: str = "pointsman",
                    connect_timeout_s: float = 5.0) -> PostgresLabelStore:
-        try:
-            conn = await psycopg.AsyncConnection.connect(
-                dsn, autocommit=True, connect_timeout=max(1, int(connect_timeout_s)))
-        except psycopg.Error as exc:
-            raise StoreUnavailableError(f"label store PostgreSQL unreachable: {exc}") from None
-        try:
-            await migrate(conn, schema)
-        except psycopg.Error as exc:
-            await conn.close()
-            raise StoreUnavailableError(f"label store PostgreSQL migration: {exc}") from None
-        return cls(conn, schema)
+        return cls(await connect_migrated(dsn, schema, "label store", connect_timeout_s), schema)
 
     async def _rows(self, name: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         try:

@@ -99,16 +99,7 @@ class PostgresRequestLog(BatchingRequestLog):
     @classmethod
     async def open(cls, dsn: str, schema: str = "pointsman", batch_size: int = 500,
                    connect_timeout_s: float = 5.0) -> PostgresRequestLog:
-        try:
-            conn = await psycopg.AsyncConnection.connect(
-                dsn, autocommit=True, connect_timeout=max(1, int(connect_timeout_s)))
-        except psycopg.Error as exc:
-            raise StoreUnavailableError(f"request log PostgreSQL unreachable: {exc}") from None
-        try:
-            await migrate(conn, schema)
-        except psycopg.Error as exc:
-            await conn.close()
-            raise StoreUnavailableError(f"request log PostgreSQL migration: {exc}") from None
+        conn = await connect_migrated(dsn, schema, "request log", connect_timeout_s)
         return cls(conn, schema, batch_size)
 
     async def _write_batch(self, batch: Sequence[RequestRecord]) -> None:
@@ -151,3 +142,20 @@ class PostgresRequestLog(BatchingRequestLog):
                             tuple(ModelSpend(m, int(n), float(c), float(b))
                                   for m, n, c, b in models),
                             TokenTotals(*(int(t) for t in total[3:])))
+
+
+async def connect_migrated(dsn: str, schema: str, what: str,
+                           connect_timeout_s: float = 5.0) -> psycopg.AsyncConnection[Any]:
+    """A connection to the request log's database with its migrations applied, for the
+    stores that live beside the log (``what`` names the store in errors)."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(
+            dsn, autocommit=True, connect_timeout=max(1, int(connect_timeout_s)))
+    except psycopg.Error as exc:
+        raise StoreUnavailableError(f"{what} PostgreSQL unreachable: {exc}") from None
+    try:
+        await migrate(conn, schema)
+    except psycopg.Error as exc:
+        await conn.close()
+        raise StoreUnavailableError(f"{what} PostgreSQL migration: {exc}") from None
+    return conn

@@ -12,7 +12,7 @@ from psycopg import sql
 from psycopg.types.json import Json
 
 from pointsman.errors import PointsmanError, StoreUnavailableError
-from pointsman.stores.requestlog_postgres import migrate
+from pointsman.stores.requestlog_postgres import connect_migrated
 from pointsman.stores.responses import StoredResponse, taken
 
 PUT = ("INSERT INTO {}.responses AS r (id, key, created, expires_at, items, response) "
@@ -39,17 +39,7 @@ class PostgresResponseStore:
     @classmethod
     async def open(cls, dsn: str, schema: str = "pointsman",
                    connect_timeout_s: float = 5.0) -> PostgresResponseStore:
-        try:
-            conn = await psycopg.AsyncConnection.connect(
-                dsn, autocommit=True, connect_timeout=max(1, int(connect_timeout_s)))
-        except psycopg.Error as exc:
-            raise StoreUnavailableError(f"response store PostgreSQL unreachable: {exc}") from None
-        try:
-            await migrate(conn, schema)
-        except psycopg.Error as exc:
-            await conn.close()
-            raise StoreUnavailableError(f"response store PostgreSQL migration: {exc}") from None
-        return cls(conn, schema)
+        return cls(await connect_migrated(dsn, schema, "response store", connect_timeout_s), schema)
 
     async def _execute(self, name: str, params: tuple[Any, ...]) -> psycopg.AsyncCursor[Any]:
         try:
