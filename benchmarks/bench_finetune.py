@@ -27,7 +27,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 from safetensors.numpy import load_file  # noqa: E402
 
-from pointsman.artifacts import save_learner  # noqa: E402
+from pointsman.artifacts import read_artifact, save_learner  # noqa: E402
 from pointsman.config import _merge, default_config_data, parse_config  # noqa: E402
 from pointsman.embeddings import packaged_model_dir  # noqa: E402
 from pointsman.learned.finetune import FineTuneLearner  # noqa: E402
@@ -94,7 +94,8 @@ def main() -> None:
         print(f"load {1000 * (time.perf_counter() - started):.0f} ms")
         timed(r, [RouteRequest.from_prompt("warm-up " + prompt(10**6))])
         requests = [RouteRequest((Message("user", prompt(i)),)) for i in range(args.n)]
-        print(f"finetune, prompts truncated at {args.max_tokens} tokens:")
+        tokens = getattr(read_artifact(path).learner, "max_tokens", args.max_tokens)
+        print(f"finetune, prompts truncated at {tokens} tokens:")
         figures("cold", timed(r, requests))
         figures("cached", timed(r, requests))
 

@@ -99,3 +99,18 @@ def test_the_lab_refits_it_per_fold_on_the_first_fold_only() -> None:
     router = lab_router("finetune", QUICK, parse_config(default_config_data()))
     result = evaluate(router, plan, two_model=True)
     assert result["n_test"] == 6 and 0.0 <= result["apgr"] <= 1.0
+
+
+@needs_torch
+def test_the_torch_pooled_encoder_matches_the_numpy_pass() -> None:
+    """After training on CUDA a k-fold run predicts through torch: the same vectors."""
+    from pointsman.learned.finetune_torch import TorchPooledEncoder, base_tensors
+
+    tensors, _ = base_tensors()
+    texts = ["How do I bake bread?", "Prove the Cauchy-Schwarz inequality for sums.", "hi"]
+    ours = TorchPooledEncoder(tensors, 32, "cpu").encode(texts)
+    numpy_pass = PooledEncoder(tensors, 32).encode(texts)
+    assert ours.shape == numpy_pass.shape == (3, 384)
+    cosine = (ours * numpy_pass).sum(1) / (np.linalg.norm(ours, axis=1)
+                                           * np.linalg.norm(numpy_pass, axis=1))
+    assert cosine.min() > 0.9999 and np.abs(ours - numpy_pass).max() < 1e-2

@@ -85,7 +85,12 @@ class FineTuneLearner:
         if len(table) == 0:
             raise DataError("router finetune: cannot fit on an empty outcome table")
         try:
-            from pointsman.learned.finetune_torch import TrainSettings, train_encoder
+            from pointsman.learned.finetune_torch import (
+                TorchPooledEncoder,
+                TrainSettings,
+                cuda_in_use,
+                train_encoder,
+            )
         except ImportError:
             raise ConfigError(f"router finetune: training needs torch; {INSTALL_HINT}") from None
         self.models, self.prior, self.mean_cost, self.text_focus = table_facts(
@@ -95,6 +100,10 @@ class FineTuneLearner:
         tensors, self.head_w, self.head_b = train_encoder(
             self.text_focus.apply(table.prompts), table.quality, self.prior, settings)
         self._install(tensors)
+        if cuda_in_use(self.device) and self._pooled is not None:
+            # predictions in this process run on the GPU too (a k-fold run predicts thousands)
+            self._pooled = CachedEncoder(
+                TorchPooledEncoder(self.tensors, self.max_tokens, self.device), self.cache_size)
 
     def predict_quality(self, prompts: Sequence[str]) -> FloatArray:
         if self._pooled is None:

@@ -4,7 +4,8 @@ The encoder is the packaged all-MiniLM-L6-v2 written functionally over its check
 tensors (the same post-LayerNorm BERT as :func:`pointsman.embeddings.bert.forward`, so the
 trained tensors load straight into the numpy forward pass), mean pooling over the
 attention mask, and a linear head per model initialised at the models' mean success
-(zero weights, bias = logit(prior)) so training starts from the prior, not from noise.
+(BERT's small random weights, bias = logit(prior)) so training starts near the prior;
+dropout 0.1 on the hidden states and attention while training, as BERT was trained.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pointsman.embeddings.bert import BertConfig
 from pointsman.learning import FloatArray
 
 Tensors = dict[str, npt.NDArray[np.float32]]
+DROPOUT = 0.1  # BERT's hidden and attention dropout, during training only
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,9 @@ class RouterNet(torch.nn.Module):
             [torch.nn.Parameter(torch.from_numpy(tensors[n].copy())) for n in self.names])
         self.head = torch.nn.Linear(config.hidden, models)
         with torch.no_grad():
-            self.head.weight.zero_()
+            # BERT's initialiser (normal, std 0.02): a zero head would pass no gradient to
+            # the encoder, which then barely moves at the encoder's learning rate
+            self.head.weight.normal_(0.0, 0.02)
             p = np.clip(prior, 0.02, 0.98)
             self.head.bias.copy_(torch.from_numpy(np.log(p / (1.0 - p)).astype(np.float32)))
 
@@ -65,7 +69,7 @@ class RouterNet(torch.nn.Module):
         x = (F.embedding(ids, self.p("embeddings.word_embeddings.weight"))
              + self.p("embeddings.position_embeddings.weight")[: ids.shape[1]]
              + self.p("embeddings.token_type_embeddings.weight")[0])
-        x = self._norm(x, "embeddings.LayerNorm")
+        x = self._drop(self._norm(x, "embeddings.LayerNorm"))
         keep = mask[:, None, None, :].bool()
         for i in range(self.config.layers):
             x = self._layer(x, keep, f"encoder.layer.{i}")
@@ -81,12 +85,17 @@ class RouterNet(torch.nn.Module):
 
         q, k, v = (split(self._dense(x, f"{p}.attention.self.{n}"))
                    for n in ("query", "key", "value"))
-        context = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+        context = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=keep, dropout_p=DROPOUT if self.training else 0.0)
         context = context.transpose(1, 2).reshape(batch, length, hidden)
-        x = self._norm(x + self._dense(context, f"{p}.attention.output.dense"),
+        x = self._norm(x + self._drop(self._dense(context, f"{p}.attention.output.dense")),
                        f"{p}.attention.output.LayerNorm")
         inner = F.gelu(self._dense(x, f"{p}.intermediate.dense"))
-        return self._norm(x + self._dense(inner, f"{p}.output.dense"), f"{p}.output.LayerNorm")
+        return self._norm(x + self._drop(self._dense(inner, f"{p}.output.dense")),
+                          f"{p}.output.LayerNorm")
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, DROPOUT, self.training)
 
     def _dense(self, x: torch.Tensor, name: str) -> torch.Tensor:
         return F.linear(x, self.p(f"{name}.weight"), self.p(f"{name}.bias"))
@@ -120,11 +129,19 @@ def base_tensors() -> tuple[Tensors, BertConfig]:
 def train_encoder(texts: Sequence[str], quality: FloatArray, prior: FloatArray,
                   settings: TrainSettings) -> tuple[Tensors, FloatArray, FloatArray]:
     """Fine-tune end to end; returns the encoder tensors and the heads (m × hidden, m)."""
+    net = _train(texts, quality, prior, settings)
+    return net.export()
+
+
+def _train(texts: Sequence[str], quality: FloatArray, prior: FloatArray,
+           settings: TrainSettings) -> RouterNet:
     from pointsman.embeddings.loader import packaged_model_dir
     from pointsman.embeddings.tokenizer_file import load_tokenizer
 
     torch.manual_seed(settings.seed)
     device = _device(settings.device)
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 matrix products on the GPU
     tensors, config = base_tensors()
     net = RouterNet(tensors, config, quality.shape[1], prior).to(device)
     tokenizer = load_tokenizer(packaged_model_dir(), settings.max_tokens)
@@ -151,7 +168,46 @@ def train_encoder(texts: Sequence[str], quality: FloatArray, prior: FloatArray,
             loss.backward()  # type: ignore[no-untyped-call]
             optimiser.step()
             schedule.step()
-    return net.export()
+    return net
+
+
+class TorchPooledEncoder:
+    """The fine-tuned encoder's pooled vectors computed by torch on the training device.
+
+    Used in the process that trained the weights when that device is CUDA (a k-fold
+    evaluation predicts thousands of prompts; the numpy pass would dominate the run). The
+    vectors are those of :class:`~pointsman.learned.finetune.PooledEncoder` from the same
+    float weights; an artifact always loads into the numpy pass.
+    """
+
+    def __init__(self, tensors: Tensors, max_tokens: int, device: str) -> None:
+        from pointsman.embeddings.loader import packaged_model_dir
+        from pointsman.embeddings.tokenizer_file import load_tokenizer
+
+        folder = packaged_model_dir()
+        config = BertConfig.from_folder(folder)
+        self.device = _device(device)
+        self.net = RouterNet(tensors, config, 1, np.array([0.5])).to(self.device).eval()
+        self.tokenizer = load_tokenizer(folder, max_tokens)
+        self.dim = config.hidden
+        self.name = f"finetuned-torch:{max_tokens}"
+        self.batch_size = 256
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        rows = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        with torch.no_grad():
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start:start + self.batch_size]
+                ids, mask = _batch([rows[i] for i in chunk], self.device)
+                out[chunk] = self.net.pooled(ids, mask).float().cpu().numpy()
+        return out
+
+
+def cuda_in_use(choice: str) -> bool:
+    """Whether training with this ``device`` option runs on CUDA."""
+    return _device(choice).type == "cuda"
 
 
 def _batch(rows: Sequence[Sequence[int]], device: torch.device
