@@ -266,6 +266,7 @@ PATH_KEYS: tuple[tuple[str, ...], ...] = (
     ("gateway", "keys_db"),
     ("gateway", "request_log", "sqlite_path"),
     ("budgets", "sqlite_path"),
+    ("cascade", "learned", "artifact"),
 )
 
 

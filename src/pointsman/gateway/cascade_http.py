@@ -3,9 +3,12 @@ call through the executor (budget, fallbacks, health apply to each); only the fi
 is sent (by the request's :class:`~pointsman.gateway.exchange.Exchange`), as JSON or, for
 ``stream: true``, replayed as the door's server-sent events.
 
-Headers: ``x-pointsman-attempts`` lists every model asked, ``x-pointsman-cascade`` the
-steps with their scores (``gpt-4o-mini:0.30>gpt-4.1:0.92``), ``x-pointsman-cost-usd`` the
-cost of all steps. The request log records the same (reason, models tried, total cost).
+Headers: ``x-pointsman-attempts`` lists every model asked (the agreement judge's second
+model too), ``x-pointsman-cascade`` the steps with their scores
+(``gpt-4o-mini:0.30>gpt-4.1:0.92``), ``x-pointsman-cascade-policy`` the
+``cascade.policies`` entry that applied (``default`` when none did),
+``x-pointsman-cost-usd`` the cost of every call. The request log records the same
+(reason, models tried, total cost).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pointsman.executor import Answer
 from pointsman.gateway.cascade import (
     asks_confidence,
     cascade_body,
+    explicit_threshold,
     strip_confidence,
     trail,
     with_threshold,
@@ -29,18 +33,30 @@ from pointsman.types import Decision
 
 
 async def run_cascade(gw: Gateway, chat: ChatRequest, decision: Decision, threshold: float
-                      ) -> tuple[Decision, Answer, str]:
-    """(the decision with the cascade's trail in its reason, the final answer costed for
-    every step, the trail for the ``x-pointsman-cascade`` header)."""
+                      ) -> tuple[Decision, Answer, dict[str, str]]:
+    """(the decision with the cascade's policy and trail in its reason, the final answer
+    costed for every call, the ``x-pointsman-cascade*`` headers)."""
     assert gw.cascade is not None
-    cascade = with_threshold(gw.cascade, threshold, gw.cascade_thresholds)
+    policy = gw.cascade.choose(decision, chat.model)
+    cascade, label = gw.cascade.default, "default"
+    if policy is not None:
+        cascade, label = policy.cascade, policy.name
+        if policy.config.threshold is not None and not explicit_threshold(chat.model):
+            threshold = policy.config.threshold
+        if policy.config.chain:
+            chain = policy.config.chain
+            decision = replace(decision, model=chain[0], fallbacks=tuple(chain[1:]))
+    cascade = with_threshold(cascade, threshold, gw.cascade_thresholds)
     result = await cascade.complete(chat.route, decision,
                                     cascade_body(chat.body, gw.config.cascade))
     for step in result.steps:
         gw.metrics.cascade.labels(step.model, _result(step, threshold)).inc()
     steps = trail(result.steps)
-    decision = replace(decision, reason=f"{decision.reason}; cascade@{threshold:g}: {steps}")
-    return decision, _final(result, asks_confidence(gw.config.cascade)), steps
+    named = "" if policy is None else f" policy {label}"
+    decision = replace(decision,
+                       reason=f"{decision.reason}; cascade{named}@{threshold:g}: {steps}")
+    headers = {"x-pointsman-cascade": steps, "x-pointsman-cascade-policy": label}
+    return decision, _final(result, asks_confidence(gw.config.cascade)), headers
 
 
 def _result(step: Step, threshold: float) -> str:
@@ -54,7 +70,7 @@ def _result(step: Step, threshold: float) -> str:
 def _final(result: CascadeAnswer, strip: bool) -> Answer:
     """The final answer, costed and attributed for every step."""
     best = result.answer
-    tried = [*(s.model for s in result.steps), *best.models_tried]
+    tried = [*result.asked, *best.models_tried]
     cost = replace(best.cost, usd=nano_usd(result.total_cost_usd))  # the final's tokens
     body = strip_confidence(best.body) if strip else best.body
     return replace(best, body=body, cost=cost, models_tried=tuple(dict.fromkeys(tried)))

@@ -242,10 +242,10 @@ class Exchange:
         from pointsman.gateway.cascade_http import cascade_chunks, run_cascade
 
         try:
-            decision, answer, steps = await run_cascade(self.gw, self.chat, decision, threshold)
+            decision, answer, found = await run_cascade(self.gw, self.chat, decision, threshold)
         except PointsmanError as exc:  # the first step found no model at all
             return await self.failed(decision, exc)
-        extra = {"x-pointsman-cascade": ascii_header(steps)}
+        extra = {k: ascii_header(v) for k, v in found.items()}
         if not self.chat.stream:
             return await self.answered(decision, answer, extra)
         headers = {**self.headers(decision, answer.model, answer.models_tried,

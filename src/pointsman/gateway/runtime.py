@@ -126,7 +126,7 @@ class Gateway:
         self._notes: dict[str, str] = {}  # passthrough name → what its decisions say
         self._async_scorer = isinstance(self.router.scorer, AsyncComplexityScorer)
         self.cascade = build_cascade(config.cascade, self.executor, self.catalog)
-        self.cascade_thresholds: dict[float, QualityCascade] = {}
+        self.cascade_thresholds: dict[tuple[int, float], QualityCascade] = {}
         self._arm_metrics: ArmMetrics | None = None
         self.experiments = self._experiments(config, self.router)
 

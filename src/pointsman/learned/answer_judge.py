@@ -20,16 +20,21 @@ scikit-learn, applied with numpy: no scikit-learn object is kept or pickled).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from pointsman.errors import ArtifactError, ConfigError, DataError
 from pointsman.learned import answers as an
-from pointsman.learning import FloatArray
+from pointsman.learned.options import Options
+from pointsman.learning import FloatArray, OutcomeTable
 
 KINDS = ("choice", "number", "json", "text")
 LETTERS = ("A", "B", "C", "D", "E")
+FEATURES = len(KINDS) + 1 + len(LETTERS) + 4 + 3  # the length of pair_features
 
 
 def answer_features(text: str) -> list[float]:
@@ -85,3 +90,81 @@ class AnswerScorer:
 
     def score_text(self, text: str, partner: str | None = None) -> float:
         return float(self.score(np.asarray([pair_features(text, partner)]))[0])
+
+
+class AnswerJudgeLearner:
+    """``pointsman train --router answer-judge``: an :class:`AnswerScorer` fitted on every
+    answer of the data (one row per prompt and model: its features, right when its quality
+    is at least 0.5), stored as an artifact that the gateway cascade's judge ``learned``
+    loads. Options: ``models`` (answering models to learn from; default all), ``partner``
+    (a model whose answer is every row's partner: the agreement features; the gateway then
+    asks that judge's ``second_model`` for it), ``c`` (inverse regularisation).
+
+    It scores answers, not prompts: as a prompt router it has nothing to say."""
+
+    name = "answer-judge"
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        opts = Options("router answer-judge", options, {"models", "partner", "c"})
+        models = options.get("models") or []
+        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+            raise ConfigError("router answer-judge: option 'models' must be a list of names")
+        self.options: dict[str, Any] = dict(options)
+        self.models: tuple[str, ...] = tuple(models)
+        self.partner = opts.optional_string("partner")
+        self.c = opts.number("c", 1.0, low=1e-6)
+        self.scorer: AnswerScorer | None = None
+        self.rows = 0
+
+    def fit(self, table: OutcomeTable) -> None:
+        if table.answers is None:
+            raise DataError("router answer-judge learns from answers; this data has none "
+                            "(RouterBench '<model>|model_response' or RouteLLM "
+                            "'<model>_response' columns)")
+        texts, partners, right = self._rows(table, table.answers)
+        if not texts:
+            raise DataError("router answer-judge: no answer with a known quality to learn from")
+        self.scorer = AnswerScorer.fit(
+            feature_matrix(texts, partners if self.partner else None), np.asarray(right),
+            self.c)
+        self.rows = len(texts)
+
+    def _rows(self, table: OutcomeTable, answers: npt.NDArray[np.object_]
+              ) -> tuple[list[str], list[str], list[float]]:
+        for name in [*self.models, *([self.partner] if self.partner else [])]:
+            if name not in table.models:
+                raise DataError(f"router answer-judge: model {name!r} is not in the data; "
+                                f"it has {list(table.models)}")
+        p = table.models.index(self.partner) if self.partner else None
+        columns = [table.models.index(m) for m in self.models] or [
+            j for j in range(len(table.models)) if j != p]
+        texts, partners, right = [], [], []
+        for i in range(len(table)):
+            for j in columns:
+                text, q = str(answers[i, j] or ""), float(table.quality[i, j])
+                if text and not np.isnan(q):
+                    texts.append(text)
+                    partners.append("" if p is None else str(answers[i, p] or ""))
+                    right.append(q)
+        return texts, partners, right
+
+    def predict_quality(self, prompts: Sequence[str]) -> FloatArray:
+        raise DataError("router answer-judge scores answers, not prompts: serve its artifact "
+                        "as the gateway cascade's judge 'learned', or replay it offline "
+                        "with the router cascade-learned")
+
+    def export_state(self) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
+        if self.scorer is None:
+            raise ArtifactError("router answer-judge was not fitted")
+        return ({"bias": self.scorer.bias, "rows": self.rows, "partner": self.partner},
+                {"weights": self.scorer.weights})
+
+    def import_state(self, state: Mapping[str, Any],
+                     arrays: Mapping[str, npt.NDArray[Any]]) -> None:
+        from pointsman.artifacts import require
+
+        weights = require(arrays, "weights", 1)
+        if len(weights) != FEATURES:
+            raise ValueError(f"{len(weights)} weights, expected {FEATURES}")
+        self.scorer = AnswerScorer(weights, float(state["bias"]))
+        self.rows = int(state.get("rows", 0))

@@ -38,6 +38,9 @@ _HEDGES: Final = ("not sure", "i think", "maybe", "perhaps", "probably", "might 
                   "it seems", "unclear", "cannot be determined", "i'm not certain",
                   "it is possible", "likely", "could be", "either")
 _ANNOTATION = re.compile(r"<<([^<>=]+)=([^<>]+)>>")
+_CONFIDENCE_LINE = re.compile(
+    r"\n?[ \t]*[*_]*confidence[*_]*\s*[:=]\s*[*_]*\d{1,3}(?:\.\d+)?\s*%?[*_]*[ \t.]*\Z",
+    re.IGNORECASE)
 
 
 def choice(text: str) -> str | None:
@@ -110,6 +113,12 @@ def normaliser(name: str) -> Callable[[str], str | None]:
     except KeyError:
         raise ValueError(f"unknown answer normaliser {name!r}; known: "
                          f"{', '.join(NORMALISERS)}") from None
+
+
+def without_confidence(text: str) -> str:
+    """The answer without a trailing ``Confidence: x`` line (the gateway's cascade may ask
+    for one: it is no part of the answer to normalise, score or send)."""
+    return _CONFIDENCE_LINE.sub("", text)
 
 
 def agree(first: str | None, second: str | None) -> bool:

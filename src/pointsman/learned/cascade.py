@@ -12,9 +12,17 @@ Judges: :class:`LogprobJudge` (the mean token probability, when the provider ret
 ``logprobs``), :class:`SelfReportedJudge` (a ``confidence`` the model states in its
 answer, e.g. ``Confidence: 0.8`` or JSON ``{"confidence": 0.8}``), :class:`ModelJudge`
 (a judge model asked for a 0-10 grade as JSON, called through the executor: the caller's
-budget pays for it and its cost is the step's) and :class:`FirstJudge` (the first that
-can judge). A judge gives a :class:`Verdict`; one that cannot judge gives a ``None`` score,
-which accepts the answer.
+budget pays for it and its cost is the step's), the answer-aware judges of
+:mod:`pointsman.learned.cascade_judges` (``agreement``: a second cheap model's answer;
+``learned``: a trained answer scorer) and :class:`FirstJudge` (the first that can judge).
+A judge gives a :class:`Verdict`; one that cannot judge gives a ``None`` score, which
+accepts the answer.
+
+A judge sees the :class:`Question` (the request and the upstream body every step is
+sent); answers of other models that judges ask for (the agreement judge's second cheap
+model) are fetched once per request through it and paid like a step. A judge with a
+``start(question)`` method is told before the first step (to ask its second model in
+parallel).
 
 Streaming: intermediate answers are never streamed; :func:`answer_chunks` turns the final
 answer into ``chat.completion.chunk`` dicts for the gateway's SSE writer.
@@ -22,18 +30,19 @@ answer into ``chat.completion.chunk`` dicts for the gateway's SSE writer.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol
 
 from pointsman.catalog import Catalog
 from pointsman.errors import PointsmanError
 from pointsman.executor import Answer, Executor
 from pointsman.learned.llm_router import parse_label
-from pointsman.learned.model_call import ModelCall
+from pointsman.learned.model_call import ModelCall, Reply
 from pointsman.types import Decision, RouteRequest
 
 _CONFIDENCE = re.compile(r"confidence\W{0,3}\s*([01](?:\.\d+)?|\d{1,3}\s*%)", re.IGNORECASE)
@@ -41,19 +50,66 @@ _CONFIDENCE = re.compile(r"confidence\W{0,3}\s*([01](?:\.\d+)?|\d{1,3}\s*%)", re
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """A judge's score in [0, 1] (None: could not judge) and what judging cost."""
+    """A judge's score in [0, 1] (None: could not judge), what judging cost and the models
+    it asked to answer too (the agreement judge's second model)."""
 
     score: float | None
     cost_usd: float = 0.0
+    asked: tuple[str, ...] = ()
+
+
+@dataclass
+class Question:
+    """What every step of one request is asked, and the other models' answers the judges
+    fetched for it: each asked once (in parallel when a judge starts it early), each paid
+    once (:meth:`partner` hands its cost to the first judge that reads it;
+    :meth:`unread_cost` is what was asked and never read)."""
+
+    request: RouteRequest
+    body: Mapping[str, Any]
+    _asked: dict[str, asyncio.Task[Reply | None]] = field(default_factory=dict)
+    _charged: set[str] = field(default_factory=set)
+
+    def start(self, model: str, call: ModelCall, timeout_s: float) -> None:
+        if model not in self._asked:
+            self._asked[model] = asyncio.ensure_future(self._ask(call, timeout_s))
+
+    async def partner(self, model: str, call: ModelCall, timeout_s: float
+                      ) -> tuple[Reply | None, float]:
+        """(``model``'s answer or None when it could not answer, the cost to charge now)."""
+        self.start(model, call, timeout_s)
+        reply = await self._asked[model]
+        if reply is None or model in self._charged:
+            return reply, 0.0
+        self._charged.add(model)
+        return reply, reply.cost_usd
+
+    async def _ask(self, call: ModelCall, timeout_s: float) -> Reply | None:
+        try:
+            return await call(self.request, self.body, timeout_s)
+        except (TimeoutError, PointsmanError):
+            return None
+
+    async def unread_cost(self) -> tuple[float, tuple[str, ...]]:
+        """Wait for every answer asked; (the cost of those no judge read, their models)."""
+        cost, models = 0.0, []
+        for model, task in self._asked.items():
+            reply = await task
+            if reply is not None and model not in self._charged:
+                self._charged.add(model)
+                cost += reply.cost_usd
+                models.append(model)
+        return cost, tuple(models)
 
 
 class AnswerJudge(Protocol):
     name: str
 
-    async def judge(self, request: RouteRequest, answer: Answer) -> Verdict: ...
+    async def judge(self, request: RouteRequest, answer: Answer,
+                    question: Question | None = None) -> Verdict: ...
 
 
-def answer_text(answer: Answer) -> str:
+def answer_text(answer: Answer | Reply) -> str:
     choices = answer.body.get("choices") or [{}]
     return str((choices[0].get("message") or {}).get("content") or "")
 
@@ -61,7 +117,8 @@ def answer_text(answer: Answer) -> str:
 class LogprobJudge:
     name = "logprobs"
 
-    async def judge(self, request: RouteRequest, answer: Answer) -> Verdict:
+    async def judge(self, request: RouteRequest, answer: Answer,
+                    question: Question | None = None) -> Verdict:
         choices = answer.body.get("choices") or [{}]
         content = (choices[0].get("logprobs") or {}).get("content") or []
         values = [t["logprob"] for t in content
@@ -72,7 +129,8 @@ class LogprobJudge:
 class SelfReportedJudge:
     name = "self-reported"
 
-    async def judge(self, request: RouteRequest, answer: Answer) -> Verdict:
+    async def judge(self, request: RouteRequest, answer: Answer,
+                    question: Question | None = None) -> Verdict:
         match = _CONFIDENCE.search(answer_text(answer))
         if match is None:
             return Verdict(None)
@@ -94,7 +152,8 @@ class ModelJudge:
         self.call = call
         self.timeout_s = timeout_s
 
-    async def judge(self, request: RouteRequest, answer: Answer) -> Verdict:
+    async def judge(self, request: RouteRequest, answer: Answer,
+                    question: Question | None = None) -> Verdict:
         body = {"temperature": 0, "max_tokens": 16, "response_format": {"type": "json_object"},
                 "messages": [
                     {"role": "system", "content": "Grade how well the answer serves the "
@@ -118,14 +177,28 @@ class FirstJudge:
     def __init__(self, judges: Sequence[AnswerJudge]) -> None:
         self.judges = tuple(judges)
 
-    async def judge(self, request: RouteRequest, answer: Answer) -> Verdict:
-        spent = 0.0
+    def start(self, question: Question) -> None:
         for judge in self.judges:
-            verdict = await judge.judge(request, answer)
+            start_judge(judge, question)
+
+    async def judge(self, request: RouteRequest, answer: Answer,
+                    question: Question | None = None) -> Verdict:
+        spent = 0.0
+        asked_all: list[str] = []
+        for judge in self.judges:
+            verdict = await judge.judge(request, answer, question)
             spent += verdict.cost_usd
+            asked_all += verdict.asked
             if verdict.score is not None:
-                return Verdict(verdict.score, spent)
-        return Verdict(None, spent)
+                return Verdict(verdict.score, spent, tuple(asked_all))
+        return Verdict(None, spent, tuple(asked_all))
+
+
+def start_judge(judge: AnswerJudge, question: Question) -> None:
+    """Tell a judge a request's steps are about to start (see :class:`Question`)."""
+    start = getattr(judge, "start", None)
+    if start is not None:
+        start(question)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,16 +208,26 @@ class Step:
     cost_usd: float
     error: str | None = None
     judge_cost_usd: float = 0.0
+    asked: tuple[str, ...] = ()  # models the judge asked to answer too
 
 
 @dataclass(frozen=True, slots=True)
 class CascadeAnswer:
     answer: Answer
     steps: tuple[Step, ...]
+    unread_cost_usd: float = 0.0  # answers asked for the judges and never read
+    unread: tuple[str, ...] = ()
 
     @property
     def total_cost_usd(self) -> float:
-        return sum(step.cost_usd + step.judge_cost_usd for step in self.steps)
+        return self.unread_cost_usd + sum(step.cost_usd + step.judge_cost_usd
+                                          for step in self.steps)
+
+    @property
+    def asked(self) -> tuple[str, ...]:
+        """Every model called, in order: the steps' and those the judges asked."""
+        out = [m for s in self.steps for m in (s.model, *s.asked)]
+        return tuple(dict.fromkeys([*out, *self.unread]))
 
 
 class QualityCascade:
@@ -158,11 +241,23 @@ class QualityCascade:
 
     async def complete(self, request: RouteRequest, decision: Decision,
                        body: Mapping[str, Any]) -> CascadeAnswer:
+        question = Question(request, body)
+        start_judge(self.judge, question)
+        try:
+            best, steps = await self._steps(question, decision)
+        finally:  # answers asked in parallel are waited for and paid, whatever happened
+            unread, models = await question.unread_cost()
+        return CascadeAnswer(best, tuple(steps), unread, models)
+
+    async def _steps(self, question: Question, decision: Decision
+                     ) -> tuple[Answer, list[Step]]:
+        request, body = question.request, question.body
         chain = [decision.model, *decision.fallbacks]
         best = await self.executor.complete(request, decision, body)
-        steps = [await self._judged(request, best)]
+        steps = [await self._judged(question, best)]
         while len(steps) < self.max_steps and self._weak(steps[-1].score):
-            stronger = self._stronger(chain, best.model, {s.model for s in steps})
+            tried = {m for s in steps for m in (s.model, *s.asked)}
+            stronger = self._stronger(chain, best.model, tried)
             if not stronger:
                 break
             sub = replace(decision, model=stronger[0], fallbacks=tuple(stronger[1:]))
@@ -171,14 +266,14 @@ class QualityCascade:
             except PointsmanError as exc:
                 steps.append(Step(stronger[0], None, 0.0, exc.code))
                 break
-            steps.append(await self._judged(request, answer))
+            steps.append(await self._judged(question, answer))
             best = answer
-        return CascadeAnswer(best, tuple(steps))
+        return best, steps
 
-    async def _judged(self, request: RouteRequest, answer: Answer) -> Step:
-        verdict = await self.judge.judge(request, answer)
+    async def _judged(self, question: Question, answer: Answer) -> Step:
+        verdict = await self.judge.judge(question.request, answer, question)
         return Step(answer.model, verdict.score, answer.cost.usd,
-                    judge_cost_usd=verdict.cost_usd)
+                    judge_cost_usd=verdict.cost_usd, asked=verdict.asked)
 
     def _weak(self, score: float | None) -> bool:
         return score is not None and score < self.threshold

@@ -9,6 +9,7 @@ from typing import Any
 from pointsman.catalog import Catalog
 from pointsman.config import PointsmanConfig
 from pointsman.errors import ConfigError
+from pointsman.learned.answer_judge import AnswerJudgeLearner
 from pointsman.learned.base import EmbeddingLearner
 from pointsman.learned.classifier import LogisticLearner
 from pointsman.learned.ensemble import EnsembleLearner
@@ -85,6 +86,7 @@ def _direct_call(config: PointsmanConfig, catalog: Catalog, model: str) -> Model
 for _name, _cls in LEARNERS.items():
     learners.register(_name, _learner_factory(_cls))
     scorers.register(_name, _scorer_factory(_name))
+learners.register("answer-judge", lambda options: AnswerJudgeLearner(options))
 scorers.register("semantic", semantic_scorer)
 scorers.register("llm", llm_scorer)
 scorers.register("hybrid", hybrid_scorer)
