@@ -8,9 +8,10 @@ answer reaches ``paired``; otherwise it calls ``escalate`` and serves that answe
 call a policy makes is paid (the cost of each model called, not only the one served), and
 calls per request are counted. Single models are policies too.
 
-Judges: ``agreement`` (accept exactly when the normalised answers agree; no model is
-trained) and ``learned`` (:class:`~pointsman.learned.answer_judge.AnswerScorer`, fitted
-on the training part; the scores it gives the training rows, used to choose a policy,
+Judges: ``agreement`` (accept exactly when the normalised answers agree, by the option
+``normaliser``: ``auto`` by default, as the gateway's judge; no model is trained) and
+``learned`` (:class:`~pointsman.learned.answer_judge.AnswerScorer`, fitted on the training
+part; the scores it gives the training rows, used to choose a policy,
 are cross-fitted on inner folds so the choice sees the scores of unseen answers).
 
 Policy choice, on the training part only: for each task (the table's groups with at least
@@ -114,7 +115,7 @@ class CascadeRouter:
     trainable = True
 
     def __init__(self, judge: str, options: Mapping[str, Any]) -> None:
-        known = {"cheap_models", "per_task", "min_group", "inner_folds"}
+        known = {"cheap_models", "per_task", "min_group", "inner_folds", "normaliser"}
         unknown = set(options) - known
         if unknown:
             raise ConfigError(f"router cascade-{judge}: unknown options {sorted(unknown)}; "
@@ -125,6 +126,10 @@ class CascadeRouter:
         self.per_task = bool(options.get("per_task", True))
         self.min_group = int(options.get("min_group", MIN_GROUP))
         self.inner = int(options.get("inner_folds", 5))
+        try:  # how answers are compared: the gateway's agreement judge uses the same
+            self.normalise = an.normaliser(str(options.get("normaliser", "auto")))
+        except ValueError as exc:
+            raise ConfigError(f"router cascade-{judge}: {exc}") from None
         self._train: OutcomeTable | None = None
 
     def fit(self, train: OutcomeTable) -> None:
@@ -205,7 +210,7 @@ class CascadeRouter:
     def _signals(self, train: OutcomeTable, table: OutcomeTable, cheap: list[int],
                  inner: bool) -> Signals:
         assert train.answers is not None and table.answers is not None
-        norms = {j: [an.auto(str(x)) for x in table.answers[:, j]] for j in cheap}
+        norms = {j: [self.normalise(str(x)) for x in table.answers[:, j]] for j in cheap}
         agree = {(a, b): np.array([an.agree(x, y) for x, y in zip(norms[a], norms[b],
                                                                     strict=True)])
                  for a, b in permutations(cheap, 2)}
