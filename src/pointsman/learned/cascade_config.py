@@ -76,7 +76,7 @@ class PolicyWhen(_Strict):
     rule: list[str] | None = Field(default=None, description="names of the routing rules "
                                    "that decided")
     requested_model: list[str] | None = Field(default=None, description="model names the "
-                                              "caller asked for (cascade-0.8, an alias)")
+                                              "caller asked for (cascade, cascade-0.8)")
 
 
 class CascadePolicy(_Strict):
@@ -89,8 +89,8 @@ class CascadePolicy(_Strict):
                                     "models, cheap first (default: the routing decision's)")
     judge: JudgeName | list[JudgeName] | None = Field(default=None, description="default: "
                                                       "cascade.judge")
-    threshold: float | None = Field(default=None, ge=0, le=1, description="default: the "
-                                    "request's (cascade.threshold or cascade-<t>)")
+    threshold: float | None = Field(default=None, ge=0, le=1, description="replaces "
+                                    "cascade.threshold (a cascade-<t> request keeps its own)")
     max_steps: int | None = Field(default=None, ge=1, le=10, description="default: "
                                   "cascade.max_steps")
 
