@@ -55,7 +55,7 @@ CATALOG = resolve_catalog(CONFIG)
 def scorer(provider: FakeProvider, timeout_s: float = 5.0) -> LlmRouterScorer:
     assert isinstance(provider, Provider)
     return llm_scorer(CONFIG, {"model": "gpt-4o-mini", "timeout_s": timeout_s},
-                      lambda model: ProviderCall(provider, model, CATALOG.get(model)))
+                      lambda model, purpose: ProviderCall(provider, model, CATALOG.get(model)))
 
 
 def test_asks_once_then_answers_from_the_cache() -> None:

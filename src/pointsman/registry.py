@@ -1,9 +1,12 @@
 """Registries: strategies and other pluggable parts are found by name.
 
-A scorer registers a factory ``(config, options) -> ComplexityScorer``. Built-in
-scorers register when their module is imported by :func:`load_builtins`; third-party
-packages register through the ``pointsman.plugins`` entry-point group, whose entry
-points name a callable ``register(scorers, learners)``.
+A scorer registers a factory ``(config, options, call_model) -> ComplexityScorer``;
+``call_model`` is the :class:`~pointsman.learned.model_call.CallModel` service through
+which a scorer that asks a model asks it (the gateway's goes through its executor), or
+None where the caller has none to give (the scorer then calls the model directly or
+refuses). Built-in scorers register when their module is imported by
+:func:`load_builtins`; third-party packages register through the ``pointsman.plugins``
+entry-point group, whose entry points name a callable ``register(scorers, learners)``.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from pointsman.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from pointsman.config import PointsmanConfig
+    from pointsman.learned.model_call import CallModel
     from pointsman.learning import Learner
     from pointsman.signals.base import ComplexityScorer
 
 T = TypeVar("T")
 
-ScorerFactory = Callable[["PointsmanConfig", Mapping[str, Any]], "ComplexityScorer"]
+ScorerFactory = Callable[["PointsmanConfig", Mapping[str, Any], "CallModel | None"],
+                         "ComplexityScorer"]
 # A learner factory takes its options (for example ``{"k": 20}``) and returns an unfitted
 # learner for the evaluation lab and ``pointsman train``.
 LearnerFactory = Callable[[Mapping[str, Any]], "Learner"]
@@ -82,8 +87,10 @@ def load_builtins() -> None:
 
 
 def create_scorer(config: PointsmanConfig, name: str | None = None,
-                  options: Mapping[str, Any] | None = None) -> ComplexityScorer:
-    """Build the named scorer (the config's by default) with its options."""
+                  options: Mapping[str, Any] | None = None,
+                  call_model: CallModel | None = None) -> ComplexityScorer:
+    """Build the named scorer (the config's by default) with its options and the model
+    call service (see the module docstring)."""
     chosen = name or config.router.scorer
     opts = config.router.scorer_options if options is None else options
-    return scorers.get(chosen)(config, opts)
+    return scorers.get(chosen)(config, opts, call_model)

@@ -9,7 +9,7 @@
 3. a registered learner (``learners.get(name)(options)``): a fresh one is fitted on the
    training part of every fold; its two-model score is
    :func:`~pointsman.learning.strong_win_score` of its predicted qualities;
-4. a registered scorer (``scorers.get(name)(config, options)``): its two-model score is
+4. a registered scorer (``create_scorer(config, name, options)``): its two-model score is
    ``signal.score / 100``, the scale of the gateway's threshold mode.
 
 A router's :class:`Prediction` for a test table is one of: hard ``choice`` (one column
@@ -32,7 +32,7 @@ from pointsman.config import PointsmanConfig
 from pointsman.errors import ArtifactError, ConfigError, DataError
 from pointsman.evaluation.pareto import column_means
 from pointsman.learning import FloatArray, Learner, OutcomeTable, strong_win_score
-from pointsman.registry import learners, scorers
+from pointsman.registry import create_scorer, learners, scorers
 from pointsman.suggest import did_you_mean
 from pointsman.types import RouteRequest
 
@@ -119,7 +119,7 @@ class ScorerRouter:
 
     def __init__(self, name: str, config: PointsmanConfig, options: Mapping[str, Any]) -> None:
         self.name = name
-        self.scorer = scorers.get(name)(config, options)
+        self.scorer = create_scorer(config, name, options)
 
     def fit(self, train: OutcomeTable) -> None:
         return None

@@ -1,7 +1,8 @@
-"""The gateway's side of the learned features that call models: the quality-check cascade
-(``cascade`` config, virtual models ``cascade`` and ``cascade-<threshold>``) and the
-LLM-as-router scorers (``router.scorer: llm | hybrid``), both asking models through the
-gateway's executor on the caller's behalf (its budget pays; fallbacks and health apply).
+"""The gateway's quality-check cascade (``cascade`` config, virtual models ``cascade`` and
+``cascade-<threshold>``, ``cascade.policies``). Its judges ask models through the
+:class:`~pointsman.learned.model_call.CallModel` service the gateway builds over its
+executor (on the caller's behalf: its budget pays; fallbacks and health apply), the same
+service its scorers are handed.
 
 Nothing here runs on the plain hot path: with ``cascade.enabled: false`` the gateway keeps
 ``cascade = None`` and never looks at it again.
@@ -9,12 +10,11 @@ Nothing here runs on the plain hot path: with ``cascade.enabled: false`` the gat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pointsman.catalog import Catalog
-from pointsman.config import PointsmanConfig
 from pointsman.errors import ConfigError, InputError
 from pointsman.executor import Executor
 from pointsman.learned.answers import without_confidence
@@ -24,8 +24,7 @@ from pointsman.learned.cascade_config import (
     LearnedJudgeConfig,
     judge_names,
 )
-from pointsman.learned.model_call import ExecutorCall, ModelCall
-from pointsman.signals.base import ComplexityScorer
+from pointsman.learned.model_call import CallModel
 from pointsman.types import Decision
 
 if TYPE_CHECKING:  # the cascade module pulls numpy: imported only when it is switched on
@@ -36,32 +35,6 @@ CASCADE_MODEL = "cascade"
 MAX_THRESHOLDS = 32
 CONFIDENCE_PROMPT = ("After your answer, add one last line 'Confidence: <0 to 1>' saying how "
                      "sure you are that the answer is correct and complete.")
-
-
-def gateway_scorer(config: PointsmanConfig, executor: Executor, name: str | None = None,
-                   options: Mapping[str, Any] | None = None) -> ComplexityScorer | None:
-    """The ``llm`` or ``hybrid`` scorer, its model asked through the gateway's executor
-    (the caller's budget pays for it); None for the others (the router then builds its
-    scorer itself)."""
-    name = name or config.router.scorer
-    opts = config.router.scorer_options if options is None else options
-    caller = executor_caller(executor, "llm-as-router")
-    if name == "llm":
-        from pointsman.learned.register import llm_scorer
-
-        return llm_scorer(config, opts, caller=caller)
-    if name == "hybrid":
-        from pointsman.learned.hybrid import hybrid_scorer
-
-        return hybrid_scorer(config, opts, caller=caller)
-    return None
-
-
-def executor_caller(executor: Executor, reason: str) -> Callable[[str], ModelCall]:
-    """Catalog model name → a call through ``executor`` (see learned.model_call)."""
-    def make(model: str) -> ModelCall:
-        return ExecutorCall(executor, executor.catalog.get(model), reason)
-    return make
 
 
 @dataclass(frozen=True)
@@ -91,7 +64,7 @@ class CascadeSet:
         return next((p for p in self.policies if p.matches(decision, requested)), None)
 
 
-def build_cascade(cfg: CascadeConfig, executor: Executor,
+def build_cascade(cfg: CascadeConfig, call_model: CallModel, executor: Executor,
                   catalog: Catalog) -> CascadeSet | None:
     """The configured cascades, or None when ``cascade.enabled`` is false."""
     if not cfg.enabled:
@@ -100,7 +73,7 @@ def build_cascade(cfg: CascadeConfig, executor: Executor,
 
     if cfg.judge_model is not None and cfg.judge_model not in catalog:
         raise ConfigError(f"cascade.judge_model: unknown model {cfg.judge_model!r}")
-    judges = _Judges(cfg, catalog, executor)
+    judges = _Judges(cfg, catalog, call_model)
     default = QualityCascade(executor, catalog, judges.build(cfg.judge),
                              threshold=cfg.threshold, max_steps=cfg.max_steps)
     policies = []
@@ -120,8 +93,8 @@ def build_cascade(cfg: CascadeConfig, executor: Executor,
 class _Judges:
     """Builds the judges a cascade names (an artifact is read once for all)."""
 
-    def __init__(self, cfg: CascadeConfig, catalog: Catalog, executor: Executor) -> None:
-        self.cfg, self.catalog, self.executor = cfg, catalog, executor
+    def __init__(self, cfg: CascadeConfig, catalog: Catalog, call_model: CallModel) -> None:
+        self.cfg, self.catalog, self.call_model = cfg, catalog, call_model
         self._scorer: Any = None
 
     def build(self, judge: str | Sequence[str]) -> AnswerJudge:
@@ -154,7 +127,7 @@ class _Judges:
         from pointsman.learned.cascade import ModelJudge
 
         assert self.cfg.judge_model is not None
-        call = executor_caller(self.executor, "cascade judge")(self.cfg.judge_model)
+        call = self.call_model(self.cfg.judge_model, "cascade.judge_model")
         return ModelJudge(call, self.cfg.judge_timeout_s)
 
     def _partner(self, section: str, model: str, parallel: bool) -> Partner:
@@ -162,7 +135,7 @@ class _Judges:
 
         if model not in self.catalog:
             raise ConfigError(f"cascade.{section}.second_model: unknown model {model!r}")
-        call = executor_caller(self.executor, f"cascade {section} judge")(model)
+        call = self.call_model(model, f"cascade.{section}.second_model")
         return Partner(model, call, self.catalog, self.cfg.judge_timeout_s, parallel)
 
     def _agreement(self) -> AnswerJudge:

@@ -24,7 +24,6 @@ from pointsman.gateway.cascade import (
     build_cascade,
     cascade_names,
     cascade_threshold,
-    gateway_scorer,
 )
 from pointsman.gateway.config import HealthConfig
 from pointsman.gateway.drain import Drain
@@ -32,12 +31,13 @@ from pointsman.gateway.metrics import Metrics
 from pointsman.gateway.parse import ChatRequest
 from pointsman.health import CooldownSource, HealthRecorder, HealthStore, MemoryHealth
 from pointsman.latency.wiring import build_latency
+from pointsman.learned.model_call import executor_calls
 from pointsman.redis_config import RedisConfig
 from pointsman.registry import create_scorer, scorers
 from pointsman.requestlog import Outcome, RequestLog, RequestRecord
 from pointsman.router import Router, resolve_catalog
 from pointsman.shares.source import ScoreQuantiles, build_shares
-from pointsman.signals.base import AsyncComplexityScorer
+from pointsman.signals.base import AsyncComplexityScorer, ComplexityScorer
 from pointsman.state import AttemptOutcome, BudgetGuard, OutcomeRecorder, StateSource
 from pointsman.stores.labels import LabelStore
 from pointsman.stores.responses import ResponseStore
@@ -109,7 +109,9 @@ class Gateway:
             recorders=[HealthRecorder(self.health), self.latency.recorder,
                        MetricsRecorder(self.metrics), *recorders])
         self.guard = guard
-        self.router = Router(config, gateway_scorer(config, self.executor))
+        # what scorers and judges that ask a model are handed: calls through the executor
+        self.call_model = executor_calls(self.executor)
+        self.router = Router(config, self._scorer(config))
         self.candidate_names = frozenset(s.name for s in self.router.candidates)
         self.log: RequestLog | None = None
         self.drain = lasting.drain if lasting is not None else Drain(config.gateway.drain_timeout_s)
@@ -125,7 +127,8 @@ class Gateway:
         self._adopted: set[str] = set()
         self._notes: dict[str, str] = {}  # passthrough name → what its decisions say
         self._async_scorer = isinstance(self.router.scorer, AsyncComplexityScorer)
-        self.cascade = build_cascade(config.cascade, self.executor, self.catalog)
+        self.cascade = build_cascade(config.cascade, self.call_model, self.executor,
+                                     self.catalog)
         self.cascade_thresholds: dict[tuple[int, float], QualityCascade] = {}
         self._arm_metrics: ArmMetrics | None = None
         self.experiments = self._experiments(config, self.router)
@@ -155,6 +158,10 @@ class Gateway:
         self.metrics.decision(decision)
         return decision
 
+    def _scorer(self, config: PointsmanConfig) -> ComplexityScorer:
+        """The config's scorer, handed the gateway's model call service."""
+        return create_scorer(config, call_model=self.call_model)
+
     def _experiments(self, config: PointsmanConfig, base: Router) -> Experiments | None:
         if not config.experiments:
             return None
@@ -163,7 +170,7 @@ class Gateway:
         if self._arm_metrics is None:
             self._arm_metrics = ArmMetrics(self.metrics.registry)
         return Experiments(config, config.experiments,
-                           lambda cfg: Router(cfg, gateway_scorer(cfg, self.executor)), base,
+                           lambda cfg: Router(cfg, self._scorer(cfg)), base,
                            self._arm_metrics)
 
     def reload_router(self, config: PointsmanConfig) -> None:
@@ -171,7 +178,7 @@ class Gateway:
         threshold, a retrained artifact, new arms) without a restart: everything is built
         first, then swapped in one step between two requests (the hook a config reload,
         such as SIGHUP, calls). A config that does not build raises and changes nothing."""
-        router = Router(config, gateway_scorer(config, self.executor))
+        router = Router(config, self._scorer(config))
         experiments = self._experiments(config, router) if config.experiments else None
         if experiments is not None and self.experiments is not None:
             experiments.carry_over(self.experiments)
@@ -266,7 +273,7 @@ class Gateway:
             "mode": "threshold", "threshold": threshold, "scorer": scorer_name,
             "scorer_options": options})})
         try:
-            router = Router(cfg, gateway_scorer(cfg, self.executor) or create_scorer(cfg))
+            router = Router(cfg, self._scorer(cfg))
         except ConfigError as exc:
             raise InputError(f"virtual model {name!r}: {exc.message}", "model") from None
         if len(self._virtual) >= MAX_VIRTUAL_ROUTERS:

@@ -34,7 +34,7 @@ class Partner:
 
     model: str
     call: ModelCall
-    catalog: Catalog
+    catalog: Catalog | None  # None (the lab): every other model's answer is judged
     timeout_s: float = 5.0
     parallel: bool = False
 
@@ -44,7 +44,11 @@ class Partner:
 
     def judges(self, answer: Answer) -> bool:
         """Whether an answer from ``answer.model`` is one to compare with the partner's."""
-        if answer.model == self.model or answer.model not in self.catalog:
+        if answer.model == self.model:
+            return False
+        if self.catalog is None:
+            return True
+        if answer.model not in self.catalog:
             return False
         return self.catalog.get(answer.model).quality <= self.catalog.get(self.model).quality
 

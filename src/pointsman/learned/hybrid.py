@@ -15,13 +15,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from pointsman.config import PointsmanConfig
 from pointsman.errors import ConfigError
-from pointsman.learned.model_call import ModelCall
+from pointsman.learned.model_call import CallModel
 from pointsman.learned.options import Options
 from pointsman.registry import create_scorer
 from pointsman.signals.base import AsyncComplexityScorer, ComplexityScorer, Signal
@@ -70,9 +70,10 @@ class HybridScorer:
 
 
 def hybrid_scorer(config: PointsmanConfig, options: Mapping[str, Any],
-                  caller: Callable[[str], ModelCall] | None = None) -> HybridScorer:
-    """``router.scorer: hybrid``; see the module docstring for the options. ``caller``
-    (e.g. the gateway's, through its executor) carries the LLM stage's calls."""
+                  call_model: CallModel | None = None) -> HybridScorer:
+    """``router.scorer: hybrid``; see the module docstring for the options. ``call_model``
+    (the gateway's goes through its executor) carries the LLM stage's calls: its scorer
+    is built through the registry like any other, handed the same service."""
     known = {"low", "high", "margin", "heuristic", "embedding", "embedding_options",
              "llm_options"}
     opts = Options("router.scorer_options (hybrid)", options, known)
@@ -81,9 +82,11 @@ def hybrid_scorer(config: PointsmanConfig, options: Mapping[str, Any],
                               _sub(options, "embedding_options"))
     llm = None
     if options.get("llm_options") is not None:
-        from pointsman.learned.register import llm_scorer
-
-        llm = llm_scorer(config, _sub(options, "llm_options"), caller=caller)
+        built = create_scorer(config, "llm", _sub(options, "llm_options"), call_model)
+        if not isinstance(built, AsyncComplexityScorer):
+            raise ConfigError("router.scorer_options.llm_options: the 'llm' scorer "
+                              "registered does not score asynchronously")
+        llm = built
     rc = config.router
     center = rc.threshold * 100.0 if rc.mode == "threshold" else 50.0
     return HybridScorer(heuristic, embedding, llm, low=opts.number("low", 20.0),

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pointsman.catalog import Catalog
 from pointsman.config import PointsmanConfig
 from pointsman.errors import ConfigError
 from pointsman.learned.answer_judge import AnswerJudgeLearner
@@ -18,13 +17,12 @@ from pointsman.learned.hybrid import hybrid_scorer
 from pointsman.learned.knn import KnnLearner
 from pointsman.learned.llm_router import DEFAULT_CLASSES, LlmRouterScorer
 from pointsman.learned.mf import MatrixFactorisationLearner
-from pointsman.learned.model_call import ModelCall, ProviderCall
+from pointsman.learned.model_call import CallModel, direct_calls
 from pointsman.learned.options import Options
 from pointsman.learned.scorer import learned_scorer
 from pointsman.learned.semantic import semantic_scorer
-from pointsman.registry import create_scorer, learners, scorers
+from pointsman.registry import ScorerFactory, create_scorer, learners, scorers
 from pointsman.router import resolve_catalog
-from pointsman.signals.base import ComplexityScorer
 
 LearnerClass = type[EmbeddingLearner] | type[EnsembleLearner] | type[FineTuneLearner]
 LEARNERS: dict[str, LearnerClass] = {
@@ -36,19 +34,17 @@ def _learner_factory(cls: LearnerClass) -> Callable[[Mapping[str, Any]], Any]:
     return lambda options: cls(options)
 
 
-def _scorer_factory(kind: str) -> Callable[[PointsmanConfig, Mapping[str, Any]],
-                                          ComplexityScorer]:
-    return lambda config, options: learned_scorer(config, options, kind)
+def _scorer_factory(kind: str) -> ScorerFactory:
+    return lambda config, options, call_model: learned_scorer(config, options, kind)
 
 
 def llm_scorer(config: PointsmanConfig, options: Mapping[str, Any],
-               caller: Callable[[str], ModelCall] | None = None) -> LlmRouterScorer:
+               call_model: CallModel | None = None) -> LlmRouterScorer:
     """``router.scorer: llm``: options ``model`` (catalog name), ``timeout_s``,
     ``cache_size``, ``classes`` ({name: complexity}), ``base`` (fallback scorer).
 
-    ``caller`` turns the model's name into the call that asks it (the gateway's goes
-    through its executor); by default the model's first usable deployment is called
-    directly (``providers`` config).
+    ``call_model`` asks the model (the gateway's goes through its executor); without one
+    the model's first usable deployment is called directly (``providers`` config).
     """
     opts = Options("router.scorer_options (llm)", options,
                    {"model", "timeout_s", "cache_size", "classes", "base"})
@@ -61,26 +57,13 @@ def llm_scorer(config: PointsmanConfig, options: Mapping[str, Any],
     if base in ("llm", "hybrid"):
         raise ConfigError(f"router.scorer_options.base: {base!r} cannot be the LLM's fallback")
     fallback = create_scorer(config, base, {})
-    catalog = resolve_catalog(config)
-    if model not in catalog:
+    if model not in resolve_catalog(config):
         raise ConfigError(f"router.scorer_options.model: unknown model {model!r}")
-    call = caller(model) if caller is not None else _direct_call(config, catalog, model)
-    return LlmRouterScorer(call, fallback,
+    calls = call_model or direct_calls(config)
+    return LlmRouterScorer(calls(model, "router.scorer_options.model"), fallback,
                            timeout_s=opts.number("timeout_s", 2.0, low=0.01),
                            classes={str(k): float(v) for k, v in classes.items()},
                            cache_size=opts.integer("cache_size", 10_000))
-
-
-def _direct_call(config: PointsmanConfig, catalog: Catalog, model: str) -> ModelCall:
-    """A call to ``model``'s first usable deployment."""
-    from pointsman.providers.config import build_providers
-
-    deployments = build_providers(config, catalog).deployments(model)
-    if not deployments:
-        raise ConfigError(f"router.scorer_options.model: {model!r} has no usable deployment "
-                          "(is its endpoint's API key set?)")
-    first = deployments[0]
-    return ProviderCall(first.provider, first.upstream_model, catalog.get(model))
 
 
 for _name, _cls in LEARNERS.items():

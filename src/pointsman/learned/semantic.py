@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from pointsman.learning import FloatArray
 from pointsman.registry import create_scorer
 from pointsman.signals.base import ComplexityScorer, RouteTarget, Signal
 from pointsman.types import RouteRequest
+
+if TYPE_CHECKING:
+    from pointsman.learned.model_call import CallModel
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,8 @@ class SemanticScorer:
         return Signal(base.score, signals, base.task_type, stage="semantic", target=target)
 
 
-def semantic_scorer(config: PointsmanConfig, options: Mapping[str, Any]) -> SemanticScorer:
+def semantic_scorer(config: PointsmanConfig, options: Mapping[str, Any],
+                    call_model: CallModel | None = None) -> SemanticScorer:
     """``router.scorer: semantic``; option ``base`` names the complexity scorer."""
     opts = Options("router.scorer_options (semantic)", options, {"base", "base_options"})
     base_name = opts.string("base", "heuristic")
@@ -119,7 +123,8 @@ def semantic_scorer(config: PointsmanConfig, options: Mapping[str, Any]) -> Sema
         raise ConfigError("router.scorer_options.base_options must be a mapping")
     routes = _routes(config)
     _check_targets(config, routes)
-    return SemanticScorer(routes, create_scorer(config, base_name, base_options))
+    return SemanticScorer(routes, create_scorer(config, base_name, base_options,
+                                                  call_model))
 
 
 def _routes(config: PointsmanConfig) -> SemanticRoutesConfig:

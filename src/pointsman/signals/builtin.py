@@ -12,7 +12,8 @@ from pointsman.signals.base import ComplexityScorer
 from pointsman.signals.heuristic import HeuristicScorer
 
 
-def _heuristic(config: PointsmanConfig, options: Mapping[str, Any]) -> ComplexityScorer:
+def _heuristic(config: PointsmanConfig, options: Mapping[str, Any],
+               call_model: object = None) -> ComplexityScorer:
     if options:
         raise ConfigError(
             f"router.scorer_options: heuristic takes no options, got {sorted(options)}")
