@@ -71,3 +71,18 @@ def test_policy_config_errors_name_the_field(upstream: UpstreamStub, tmp_path: P
     with pytest.raises(ConfigError, match=r"agreement: required"):
         load_config(write_config(tmp_path, upstream, cascade(
             {"when": {"rule": ["x"]}, "judge": ["agreement", "self_reported"]})))
+
+
+def test_a_rule_policy_applies_when_that_rule_decided(upstream: UpstreamStub,
+                                                      tmp_path: Path) -> None:
+    upstream.behave("gpt-4.1-mini", text="Paris.\nConfidence: 0.9")
+    rules = [{"name": "lookups", "when": {"task_type": ["lookup"]},
+              "then": {"model": "gpt-4o-mini"}}]
+    cascade = {"enabled": True, "policies": [
+        {"name": "by-rule", "when": {"rule": ["lookups"]}, "chain": ["gpt-4.1-mini"]}]}
+    with served(tmp_path, upstream, cascade, rules=rules) as client:
+        raw = client.chat.completions.with_raw_response.create(model="cascade",
+                                                               messages=QUESTION)
+    assert raw.headers["x-pointsman-cascade-policy"] == "by-rule"
+    assert raw.headers["x-pointsman-cascade"] == "gpt-4.1-mini:0.90"
+    assert upstream.requests("gpt-4o-mini") == 0

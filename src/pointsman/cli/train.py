@@ -64,7 +64,9 @@ def train(
     data: Annotated[str, typer.Option(
         "--data", help="Outcome data (file, folder or glob; a request log database).")],
     fmt: Annotated[str, typer.Option("--format", help="routellm | routerbench | log.")],
-    router: Annotated[str, typer.Option("--router", help="Learner name (knn, logreg, mf).")],
+    router: Annotated[str, typer.Option("--router", help="Learner name (knn, logreg, mf, "
+                                        "ensemble, finetune, answer-judge: `pointsman "
+                                        "routers`).")],
     out: Annotated[Path, typer.Option("--out", help="Artifact file to write (.npz).")],
     router_option: Annotated[list[str] | None, typer.Option(
         "--router-option", help="Learner option key=value (repeatable).")] = None,
