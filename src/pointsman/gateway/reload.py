@@ -191,6 +191,7 @@ class Reloader:
             raise
         new = built.gateway
         new.log, new.responses, new.labels = old.log, old.responses, old.labels
+        new.judging = old.judging  # restart-only, like the request log
         if new.experiments is not None and old.experiments is not None:
             new.experiments.carry_over(old.experiments)  # guardrail stops stand
         spare = new.keep_shares(old.shares)  # the score window of tier-share targets

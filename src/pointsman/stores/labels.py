@@ -22,6 +22,7 @@ class Label:
     comment: str | None = None
     key: str | None = None  # the API key that gave it
     ts: float = field(default_factory=time.time)
+    cost_usd: float = 0.0  # what making it cost (a judged sample's reference and judge calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,10 @@ class LabelStore(Protocol):
 
     async def labels(self, request_id: str) -> list[Label]:
         """Every label of one request, by source."""
+        ...
+
+    async def spend(self, source: str, since: float, until: float) -> tuple[int, float]:
+        """How many labels of ``source`` were made in ``[since, until)`` and their cost."""
         ...
 
     async def aclose(self) -> None:
