@@ -161,7 +161,8 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
               Route("/metrics", gw.metrics.endpoint, methods=["GET"]),
               spend_route(config.budgets, gw, guard.ledger if guard else ledger, admin,
                           admin_caller=lambda request: _keyring_admin(
-                              request.app.state.gateway, request)),
+                              request.app.state.gateway, request),
+                          labels=lambda request: request.app.state.gateway.labels),
               Route("/openapi.json", openapi_endpoint, methods=["GET"]),
               Route("/v1/feedback", feedback_endpoint, methods=["POST"]),
               Route("/v1/experiments/{name}", experiment_endpoint, methods=["GET"]),

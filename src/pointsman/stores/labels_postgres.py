@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from pointsman.budget.spend import Scope
 from pointsman.errors import StoreUnavailableError
 from pointsman.stores.labels import Label, Owner
 from pointsman.stores.requestlog_postgres import connect_migrated
@@ -21,6 +22,10 @@ PUT = ("INSERT INTO {}.labels AS l (request_id, source, score, model, comment, k
        "cost_usd = excluded.cost_usd RETURNING (xmax <> 0)")
 SELECT = ("SELECT request_id, source, score, model, comment, key, ts, cost_usd FROM {}.labels "
           "WHERE request_id = %s ORDER BY source")
+QUALITY = ("SELECT CASE WHEN l.source = 'judge' THEN 'judge' ELSE 'feedback' END AS kind, "
+           "COUNT(*), AVG(l.score) FROM {s}.labels l JOIN {s}.requests r ON r.id = l.request_id "
+           "WHERE r.ts >= %s AND r.ts < %s AND (l.model IS NULL OR l.model = r.model)")
+SCOPES = {"key": " AND r.key = %s", "user": ' AND r."user" = %s', "team": " AND r.team = %s"}
 SPEND = ("SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM {}.labels "
          "WHERE source = %s AND ts >= %s AND ts < %s")
 
@@ -31,6 +36,7 @@ class PostgresLabelStore:
     def __init__(self, conn: psycopg.AsyncConnection[Any], schema: str) -> None:
         self._conn = conn
         ident = sql.Identifier(schema)
+        self._ident = ident
         self._sql = {name: sql.SQL(text).format(ident) for name, text in
                      (("owner", OWNER), ("put", PUT), ("select", SELECT),
                                                   ("spend", SPEND))}
@@ -65,6 +71,18 @@ class PostgresLabelStore:
     async def spend(self, source: str, since: float, until: float) -> tuple[int, float]:
         [row] = await self._rows("spend", (source, since, until))
         return int(row[0]), float(row[1])
+
+    async def quality(self, scope: Scope | None, subject: str | None, since: float,
+                      until: float) -> dict[str, tuple[int, float | None]]:
+        text = QUALITY + (SCOPES[scope] if scope else "") + " GROUP BY kind"
+        query = sql.SQL(text).format(s=self._ident)
+        params = (since, until, subject) if scope else (since, until)
+        try:
+            cur = await self._conn.execute(query, params)
+            rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise StoreUnavailableError(f"label store PostgreSQL: {exc}") from None
+        return {k: (int(n), None if m is None else float(m)) for k, n, m in rows}
 
     async def aclose(self) -> None:
         await self._conn.close()
