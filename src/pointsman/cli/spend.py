@@ -66,8 +66,8 @@ def _render(report: dict[str, Any]) -> None:
     if "quality" in report:
         console.print(f"quality    {_quality(report['quality'])}")
         judging = report["judging"]
-        console.print(f"judging    ${judging['cost_usd']:.6f} over {judging['samples']} judged "
-                      "samples (its own budget: not in the spend above)")
+        console.print(f"judging    ${judging['cost_usd']:.6f} over {judging['samples']} "
+                      "samples (own budget, not in spent)")
     tokens = report.get("tokens") or {}
     if tokens.get("cache_read") or tokens.get("cache_write") or tokens.get("reasoning"):
         console.print(f"tokens     {tokens['prompt']} in ({tokens['cache_read']} cache reads, "
