@@ -227,3 +227,29 @@ def test_judge_labels_are_the_experiment_reports_quality(stub: UpstreamStub,
     assert result.exit_code == 0, result.output
     out = {a["arm"]: a for a in json.loads(result.stdout)["arms"]}
     assert out["B"]["quality"]["n"] == arms["B"]["requests"]
+
+
+def test_pointsman_judge_replays_a_logged_day(stub: UpstreamStub, tmp_path: Path) -> None:
+    gateway = {"request_log": {"sqlite_path": str(tmp_path / "requests.db"),
+                               "log_messages": True}, "retry": {"max_retries": 0}}
+    path = write_config(tmp_path, stub, {"enabled": False, "mode": "absolute"})
+    data = yaml.safe_load(path.read_text())
+    data["gateway"] = gateway
+    path.write_text(yaml.safe_dump(data))
+    db = tmp_path / "requests.db"
+    with running(create_app(load_config(path))) as url, \
+            openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as client:
+        rids = [ask(client, WEAK, HARD), ask(client, WEAK, EASY), ask(client, STRONG, HARD)]
+    assert stub.requests(JUDGE) == 0  # judging is off in the gateway
+    result = CliRunner().invoke(app, ["judge", "--config", str(path), "--data",
+                                      f"sqlite:///{db}", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["records"] == 3 and summary["judged"] == 3 and summary["spent_usd"] > 0
+    labels = judge_labels(db, rids)
+    assert [labels[r].score for r in rids] == [0.2, 0.9, 0.9]
+    assert all(lb.cost_usd > 0 and lb.source == "judge" for lb in labels.values())
+    assert summary["spent_usd"] == pytest.approx(sum(lb.cost_usd for lb in labels.values()))
+    again = CliRunner().invoke(app, ["judge", "--config", str(path), "--data", str(db)])
+    assert again.exit_code == 0, again.output
+    assert "judged 0 of 3 records" in again.stdout and "skipped 3" in again.stdout

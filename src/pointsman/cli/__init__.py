@@ -19,7 +19,8 @@ COMMAND_MODULES: list[str] = ["pointsman.cli.route", "pointsman.cli.spend",
                               "pointsman.cli.train", "pointsman.cli.serve",
                               "pointsman.cli.keys",
                               "pointsman.cli.eval", "pointsman.cli.calibrate",
-                              "pointsman.cli.shadow", "pointsman.cli.experiment"]
+                              "pointsman.cli.shadow", "pointsman.cli.experiment",
+                              "pointsman.cli.judge"]
 
 app = typer.Typer(
     name="pointsman",

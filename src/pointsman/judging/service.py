@@ -113,6 +113,12 @@ class Judging:
 
     async def start(self, labels: LabelStore | None) -> None:
         """Start the workers (from the gateway's lifespan) and read today's spend back."""
+        await self.attach(labels)
+        loop = asyncio.get_running_loop()
+        self.workers = [loop.create_task(self._work()) for _ in range(self.cfg.max_concurrency)]
+
+    async def attach(self, labels: LabelStore | None) -> None:
+        """Store labels in ``labels``; count the day's judging spend they hold so far."""
         self.labels = labels
         if labels is not None:
             try:
@@ -121,8 +127,6 @@ class Judging:
                 self.budget.seed(spent)
             except PointsmanError as exc:
                 log.error("judging: today's spend not read back: %s", exc.message)
-        loop = asyncio.get_running_loop()
-        self.workers = [loop.create_task(self._work()) for _ in range(self.cfg.max_concurrency)]
 
     async def aclose(self, grace_s: float = 5.0) -> None:
         """Stop taking samples; let those being judged finish for up to ``grace_s``, then
@@ -186,11 +190,11 @@ class Judging:
             return Judged("refused", why="the judging budget is spent")
         spent = [0.0]
         try:
-            reference = sample.answer if same else await self._call(
+            reference = sample.answer if same else await self.call(
                 self.reference, sample.route, sample.messages, self.cfg.max_tokens, spent)
             question = grading.question_text(sample.messages)
             replies = await asyncio.gather(*(
-                self._call(self.judge_spec, sample.route, [{"role": "user", "content": p}],
+                self.call(self.judge_spec, sample.route, [{"role": "user", "content": p}],
                            self.cfg.judge_max_tokens, spent)
                 for p in grading.judge_prompts(self.cfg, question, sample.answer,
                                                "" if same else reference)))
@@ -221,9 +225,11 @@ class Judging:
         calls = 2 if self.cfg.mode == "pairwise" else 1
         return reference + calls * self.judge_spec.cost(judge_in, self.cfg.judge_max_tokens)
 
-    async def _call(self, spec: ModelSpec, route: RouteRequest,
+    async def call(self, spec: ModelSpec, route: RouteRequest,
                     messages: Sequence[Mapping[str, Any]], max_tokens: int,
                     spent: list[float]) -> str:
+        """Ask ``spec``'s model through the judging executor (its budget reserves first);
+        the answer's text, its cost added to ``spent[0]``."""
         body = {"messages": list(messages), "max_tokens": max_tokens}
         decision = side_decision(spec, body, "judged sample")
         decision = replace(decision, input_tokens=margin(decision.input_tokens))

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from prometheus_client import CollectorRegistry
+
+from pointsman.catalog import Catalog
 from pointsman.errors import ConfigError
-from pointsman.executor import Executor
-from pointsman.health import HealthRecorder
+from pointsman.executor import DeploymentSource, Executor
+from pointsman.gateway.config import RetryConfig
+from pointsman.health import HealthRecorder, HealthStore
 from pointsman.judging.budget import JudgingBudget
+from pointsman.judging.config import JudgingConfig
 from pointsman.judging.service import Judging
 
 if TYPE_CHECKING:
@@ -21,11 +26,22 @@ def build_judging(gw: Gateway) -> Judging | None:
     cfg = gw.config.judging
     if not cfg.enabled:
         return None
+    return make_judging(cfg, gw.catalog, gw.deployments, gw.config.gateway.retry,
+                        gw.metrics.registry, gw.health)
+
+
+def make_judging(cfg: JudgingConfig, catalog: Catalog, deployments: DeploymentSource,
+                 retry: RetryConfig, registry: CollectorRegistry,
+                 health: HealthStore | None = None) -> Judging:
+    """A judging service over these deployments (the gateway's, or ``pointsman judge``'s)."""
     for name in ("reference_model", "judge_model"):
         model = getattr(cfg, name)
-        if model not in gw.catalog:
+        if not model:
+            raise ConfigError(f"judging.{name} is not set")
+        if model not in catalog:
             raise ConfigError(f"judging.{name}: unknown model {model!r}")
     budget = JudgingBudget(cfg.budget_usd)
-    executor = Executor(gw.catalog, gw.deployments, health=gw.health, guard=budget,
-                        retry=gw.config.gateway.retry, recorders=[HealthRecorder(gw.health)])
-    return Judging(cfg, executor, budget, gw.metrics.registry)
+    recorders = [HealthRecorder(health)] if health is not None else []
+    executor = Executor(catalog, deployments, health=health, guard=budget, retry=retry,
+                        recorders=recorders)
+    return Judging(cfg, executor, budget, registry)
