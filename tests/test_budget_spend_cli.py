@@ -20,6 +20,7 @@ from pointsman.cli import app
 from pointsman.errors import InputError
 from pointsman.requestlog import RequestRecord
 from pointsman.router import resolve_catalog
+from pointsman.stores.labels_sqlite import SqliteLabelStore
 from pointsman.stores.requestlog_sqlite import SqliteRequestLog
 
 
@@ -88,7 +89,9 @@ def test_http_spend_matches_the_cli_and_needs_an_admin_key(tmp_path: Path) -> No
     cfg = load_config(config)
     ledger = build_ledger(cfg.budgets)
     log = SqliteRequestLog(log_path)
-    api = Starlette(routes=[spend_route(cfg.budgets, log, ledger, admin_keys=["sk-admin"])])
+    labels = SqliteLabelStore(log_path)  # quality and judging spend, as the CLI shows
+    api = Starlette(routes=[spend_route(cfg.budgets, log, ledger, admin_keys=["sk-admin"],
+                                        labels=lambda request: labels)])
     with TestClient(api) as client:
         ok = client.get("/v1/spend", params={"user": "alice"},
                         headers={"authorization": "Bearer sk-admin"})
@@ -101,4 +104,5 @@ def test_http_spend_matches_the_cli_and_needs_an_admin_key(tmp_path: Path) -> No
     assert missing.status_code == 401
     assert bad.status_code == 400
     asyncio.run(log.aclose())
+    asyncio.run(labels.aclose())
     asyncio.run(ledger.aclose())

@@ -25,6 +25,7 @@ from pointsman.config_errors import format_validation_error
 from pointsman.errors import ConfigError
 from pointsman.experiments.config import ExperimentConfig
 from pointsman.gateway.config import GatewayConfig
+from pointsman.judging.config import JudgingConfig
 from pointsman.latency.config import LatencyConfig
 from pointsman.learned.cascade_config import CascadeConfig
 from pointsman.learned.semantic_config import SemanticRoutesConfig
@@ -195,6 +196,7 @@ class PointsmanConfig(Strict):
                                                 description="Online experiments between router "
                                                             "settings (pointsman.experiments).")
     telemetry: TelemetryConfig = TelemetryConfig()  # OTLP trace export (pointsman.telemetry)
+    judging: JudgingConfig = JudgingConfig()
     _source: str = PrivateAttr(default="<config>")
 
     @property

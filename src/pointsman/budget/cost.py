@@ -126,6 +126,10 @@ class StreamMeter:
         for chunk in chunks:
             self.feed(chunk)
 
+    def text(self) -> str:
+        """The streamed answer's text so far (judged samples read it)."""
+        return "".join(self._parts)
+
     def cost(self) -> Cost:
         if self.usage is not None:
             return cost_of(self.spec, self.usage)

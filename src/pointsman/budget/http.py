@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from pointsman.budget.config import BudgetsConfig
 from pointsman.budget.ledger import SpendLedger
-from pointsman.budget.spend import Scope, SpendQueries, spend_report
+from pointsman.budget.spend import LabelQueries, Scope, SpendQueries, spend_report
 from pointsman.jsonio import tidy_floats
 
 
@@ -35,9 +35,11 @@ def is_admin(request: Request, admin_keys: Sequence[str]) -> bool:
 
 def spend_route(cfg: BudgetsConfig, queries: SpendQueries, ledger: SpendLedger | None,
                 admin_keys: Sequence[str] | None = None,
-                admin_caller: Callable[[Request], bool] | None = None) -> Route:
+                admin_caller: Callable[[Request], bool] | None = None,
+                labels: Callable[[Request], LabelQueries | None] | None = None) -> Route:
     """``admin_caller``: whether a request's key is an admin key besides ``admin_keys``
-    (the gateway's key ring: config keys and keys-database keys made with ``--admin``)."""
+    (the gateway's key ring: config keys and keys-database keys made with ``--admin``);
+    ``labels``: the label store, for quality and judging spend beside the savings."""
     keys = list(admin_keys if admin_keys is not None else cfg.admin_keys)
 
     async def endpoint(request: Request) -> JSONResponse:
@@ -55,7 +57,8 @@ def spend_route(cfg: BudgetsConfig, queries: SpendQueries, ledger: SpendLedger |
         scope: Scope | None = given[0] if given else None  # type: ignore[assignment]
         report = await spend_report(cfg, queries, ledger, scope,
                                     params.get(scope) if scope else None,
-                                    "day" if window == "day" else "month")
+                                    "day" if window == "day" else "month",
+                                    labels=labels(request) if labels is not None else None)
         return JSONResponse(tidy_floats(report))  # the CLI's figures, to the digit
 
     return Route("/v1/spend", endpoint, methods=["GET"])

@@ -78,6 +78,31 @@ class SpendQueries(Protocol):
         ...
 
 
+@runtime_checkable
+class LabelQueries(Protocol):
+    """The label store's figures beside the spend (see :mod:`pointsman.stores.labels`)."""
+
+    async def quality(self, scope: Scope | None, subject: str | None, since: float,
+                      until: float) -> dict[str, tuple[int, float | None]]:
+        """Per kind of label (``feedback``, ``judge``): how many labels the requests of
+        ``[since, until)`` have for the model that answered, and their mean score."""
+        ...
+
+    async def spend(self, source: str, since: float, until: float) -> tuple[int, float]:
+        ...
+
+
+async def label_figures(labels: LabelQueries, scope: Scope | None, subject: str | None,
+                        since: float, until: float) -> dict[str, Any]:
+    """``quality`` (beside the savings) and ``judging`` (judged samples: their own spend,
+    never in the requests' spend above) for the report."""
+    found = await labels.quality(scope, subject, since, until)
+    quality = {kind: {"labels": n, "mean": mean} for kind, (n, mean)
+               in ((k, found.get(k, (0, None))) for k in ("judge", "feedback"))}
+    samples, cost = await labels.spend("judge", since, until)
+    return {"quality": quality, "judging": {"samples": samples, "cost_usd": cost}}
+
+
 def _limit_for(cfg: BudgetsConfig, scope: Scope | None, window: str) -> float | None:
     limits = [lim.limit_usd for lim in cfg.limits if lim.scope == (scope or "global")
               and lim.window == window and lim.limit_usd is not None]
@@ -89,9 +114,10 @@ def _limit_for(cfg: BudgetsConfig, scope: Scope | None, window: str) -> float | 
 
 async def spend_report(cfg: BudgetsConfig, queries: SpendQueries, ledger: SpendLedger | None,
                        scope: Scope | None, subject: str | None,
-                       window: Literal["day", "month"], now: float | None = None
-                       ) -> dict[str, Any]:
-    """The JSON report: window, spend, budget, remaining, top models and savings."""
+                       window: Literal["day", "month"], now: float | None = None,
+                       labels: LabelQueries | None = None) -> dict[str, Any]:
+    """The JSON report: window, spend, budget, remaining, top models and savings (with
+    ``labels``: the quality beside them and the judging spend, on its own)."""
     now = time.time() if now is None else now
     zone = ZoneInfo(cfg.timezone)
     span = windows.calendar(window, now, zone)
@@ -115,6 +141,8 @@ async def spend_report(cfg: BudgetsConfig, queries: SpendQueries, ledger: SpendL
         "top_models": [{"model": m.model, "requests": m.requests, "cost_usd": m.cost_usd,
                         "baseline_cost_usd": m.baseline_cost_usd} for m in summary.by_model],
         "tokens": summary.tokens.to_dict(),
+        **(await label_figures(labels, scope, subject, since, now + 1)
+           if labels is not None else {}),
     }
 
 

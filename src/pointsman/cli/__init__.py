@@ -20,7 +20,7 @@ COMMAND_MODULES: list[str] = ["pointsman.cli.route", "pointsman.cli.spend",
                               "pointsman.cli.keys",
                               "pointsman.cli.eval", "pointsman.cli.calibrate",
                               "pointsman.cli.shadow", "pointsman.cli.experiment",
-                              "pointsman.cli.routers"]
+                              "pointsman.cli.routers", "pointsman.cli.judge"]
 
 app = typer.Typer(
     name="pointsman",

@@ -17,6 +17,7 @@ from pointsman.budget.spend import Scope, spend_report
 from pointsman.cli.common import config_from_option, print_json
 from pointsman.config import PointsmanConfig
 from pointsman.errors import InputError
+from pointsman.stores.labels_sqlite import SqliteLabelStore
 from pointsman.stores.requestlog_sqlite import SqliteRequestLog
 
 
@@ -36,12 +37,15 @@ async def _report(cfg: PointsmanConfig, log_path: Path, scope: Scope | None,
     if not log_path.exists():
         raise InputError(f"request log {log_path} does not exist (give --log)")
     log = SqliteRequestLog(log_path)
+    labels = SqliteLabelStore(log_path)
     store = cfg.budgets.store
     has_ledger = store != "memory" and (store == "redis" or Path(cfg.budgets.sqlite_path).exists())
     ledger = build_ledger(cfg.budgets, redis=cfg.redis) if has_ledger else None
     try:
-        return await spend_report(cfg.budgets, log, ledger, scope, subject, window)
+        return await spend_report(cfg.budgets, log, ledger, scope, subject, window,
+                                  labels=labels)
     finally:
+        await labels.aclose()
         await log.aclose()
         if ledger is not None:
             await ledger.aclose()
@@ -59,6 +63,11 @@ def _render(report: dict[str, Any]) -> None:
     console.print(f"savings    ${report['savings_usd']:.6f} "
                   f"({report['savings_fraction']:.1%}) vs ${report['baseline_cost_usd']:.6f} "
                   "always on the most expensive candidate")
+    if "quality" in report:
+        console.print(f"quality    {_quality(report['quality'])}")
+        judging = report["judging"]
+        console.print(f"judging    ${judging['cost_usd']:.6f} over {judging['samples']} "
+                      "samples (own budget, not in spent)")
     tokens = report.get("tokens") or {}
     if tokens.get("cache_read") or tokens.get("cache_write") or tokens.get("reasoning"):
         console.print(f"tokens     {tokens['prompt']} in ({tokens['cache_read']} cache reads, "
@@ -69,6 +78,13 @@ def _render(report: dict[str, Any]) -> None:
         table.add_row(m["model"], str(m["requests"]), f"{m['cost_usd']:.6f}",
                       f"{m['baseline_cost_usd']:.6f}")
     console.print(table)
+
+
+def _quality(quality: dict[str, Any]) -> str:
+    """``judge 0.620 (40 labels), feedback 0.800 (12 labels)``, for the answering models."""
+    parts = [f"{kind} {q['mean']:.3f} ({q['labels']} labels)" for kind, q in quality.items()
+             if q["labels"]]
+    return ", ".join(parts) if parts else "no feedback or judge labels in this window"
 
 
 def spend(

@@ -63,6 +63,7 @@ CHAT = ChatDoor()
 MESSAGES = MessagesDoor()
 PURGE_EVERY_S = 3600.0
 GUARD_IDLE_S = 30.0  # no guardrail configured: look again after a reload
+JUDGING_GRACE_S = 5.0  # at shutdown, judged samples in flight get this long to finish
 
 
 def door_of(path: str) -> Door:
@@ -143,6 +144,9 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
         owned.append(guard)
     telemetry = telemetry if telemetry is not None else open_telemetry(config.telemetry)
     gw = Gateway(config, deployments, guard=guard, recorders=recorders, telemetry=telemetry)
+    from pointsman.judging.wiring import build_judging
+
+    gw.judging = build_judging(gw)
     owned.append(gw.latency)
     owned.append(gw.health)
     if gw.shares is not None:
@@ -157,7 +161,8 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
               Route("/metrics", gw.metrics.endpoint, methods=["GET"]),
               spend_route(config.budgets, gw, guard.ledger if guard else ledger, admin,
                           admin_caller=lambda request: _keyring_admin(
-                              request.app.state.gateway, request)),
+                              request.app.state.gateway, request),
+                          labels=lambda request: request.app.state.gateway.labels),
               Route("/openapi.json", openapi_endpoint, methods=["GET"]),
               Route("/v1/feedback", feedback_endpoint, methods=["POST"]),
               Route("/v1/experiments/{name}", experiment_endpoint, methods=["GET"]),
@@ -171,11 +176,15 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
         gw.labels = await _open_labels(config) if request_log is None else labels
         purging = asyncio.get_running_loop().create_task(_purge(gw))
         guarding = asyncio.get_running_loop().create_task(_guard(app))
+        if gw.judging is not None:
+            await gw.judging.start(gw.labels)
         try:
             yield
         finally:
             purging.cancel()
             guarding.cancel()
+            if gw.judging is not None:  # before the label store closes
+                await gw.judging.aclose(min(JUDGING_GRACE_S, config.gateway.drain_timeout_s))
             await reloader.aclose()
             for own in (gw.log, gw.responses, gw.labels) if request_log is None else ():
                 if own is not None:

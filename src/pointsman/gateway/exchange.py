@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from starlette.background import BackgroundTask
@@ -35,6 +36,7 @@ from pointsman.gateway.errors import door_error
 from pointsman.gateway.parse import ChatRequest
 from pointsman.gateway.respond import ascii_header, decision_headers, tried_models
 from pointsman.gateway.sse import EventStream
+from pointsman.judging.grading import answer_text
 from pointsman.requestlog import Outcome
 from pointsman.types import Decision
 
@@ -163,7 +165,8 @@ class Exchange:
         if answer.reports is not None:
             await answer.reports()  # a failing recorder is logged, the others still told
         await self.record(decision, "ok", answer.models_tried, model=answer.model,
-                          cost=answer.cost, ttft_ms=total_ms, total_ms=total_ms)
+                          cost=answer.cost, ttft_ms=total_ms, total_ms=total_ms,
+                          text=partial(answer_text, answer.body))
 
     async def _kept(self, body: Mapping[str, Any] | None) -> None:
         if body is None or self.keep is None:
@@ -227,7 +230,7 @@ class Exchange:
                                 else "ok" if ended else "client_left")
             await self.record(decision, outcome, opened.models_tried, model=opened.model,
                               error=opened.broken, cost=opened.cost or NO_COST,
-                              ttft_ms=opened.ttft_ms)
+                              ttft_ms=opened.ttft_ms, text=opened.meter.text)
 
     async def _settle_stream(self, opened: OpenStream) -> None:
         self.finishing = True
@@ -267,14 +270,17 @@ class Exchange:
             yield closing
         finally:
             await self.record(decision, "ok", answer.models_tried, model=answer.model,
-                              cost=answer.cost, ttft_ms=ttft_ms)
+                              cost=answer.cost, ttft_ms=ttft_ms,
+                              text=partial(answer_text, answer.body))
 
     # -- the one place a request's outcome is recorded -----------------------------------
     async def record(self, decision: Decision | None, outcome: Outcome,
                      models_tried: Sequence[str], *, model: str | None = None,
                      error: PointsmanError | None = None, cost: Cost = NO_COST,
-                     ttft_ms: float | None = None, total_ms: float | None = None) -> None:
-        """Metrics and the request log record, once per request whatever happens."""
+                     ttft_ms: float | None = None, total_ms: float | None = None,
+                     text: Callable[[], str] | None = None) -> None:
+        """Metrics and the request log record, once per request whatever happens; an
+        answer (``text``: its text) is then offered to judging, which never waits."""
         if self.recorded:
             return
         self.recorded = True
@@ -298,6 +304,9 @@ class Exchange:
         await gw.write_record(self.request_id, door, self.chat, self.principal, decision,
                               outcome=outcome, models_tried=models_tried, model=model,
                               error=error, cost=cost, ttft_ms=ttft_ms, total_ms=total_ms)
+        if gw.judging is not None and text is not None and outcome == "ok" and model:
+            gw.judging.offer(self.request_id, self.chat.route,
+                             self.chat.body.get("messages") or [], model, text)
 
 
 def shutting_down() -> ShuttingDownError:

@@ -13,7 +13,7 @@ What lives as long as the process is carried over: metrics, the drain, request i
 health store, the request log and stored responses, telemetry, the spend ledger (a new
 budget guard charges the same ledger), and the latency windows and session affinity while
 their sections are unchanged. Sections that only a restart applies (listen address and
-server limits, request log, health store, Redis, telemetry, the ledger's store) keep
+server limits, request log, health store, Redis, telemetry, the ledger's store, judging) keep
 their running values; a reload that changes them says so.
 
 Triggers: SIGHUP under ``pointsman serve``, ``POST /admin/reload`` (admin keys), or a
@@ -191,6 +191,7 @@ class Reloader:
             raise
         new = built.gateway
         new.log, new.responses, new.labels = old.log, old.responses, old.labels
+        new.judging = old.judging  # restart-only, like the request log
         if new.experiments is not None and old.experiments is not None:
             new.experiments.carry_over(old.experiments)  # guardrail stops stand
         spare = new.keep_shares(old.shares)  # the score window of tier-share targets
@@ -294,11 +295,12 @@ def keep_restart_only(old: PointsmanConfig, new: PointsmanConfig
                if getattr(new.gateway, name) != getattr(old.gateway, name)]
     restart += [f"budgets.{name}" for name in LEDGER_FIELDS
                 if getattr(new.budgets, name) != getattr(old.budgets, name)]
-    restart += [name for name in ("redis", "telemetry")
+    restart += [name for name in ("redis", "telemetry", "judging")
                 if getattr(new, name) != getattr(old, name)]
     if not restart:
         return new, []
-    update: dict[str, Any] = {name: getattr(old, name) for name in ("redis", "telemetry")}
+    update: dict[str, Any] = {name: getattr(old, name) for name in ("redis", "telemetry",
+                                                                   "judging")}
     update["gateway"] = new.gateway.model_copy(
         update={name: getattr(old.gateway, name) for name in SERVER_FIELDS})
     update["budgets"] = new.budgets.model_copy(

@@ -46,6 +46,7 @@ from pointsman.types import Decision, LiveState, RouteRequest
 if TYPE_CHECKING:
     from pointsman.experiments.service import ArmMetrics, Experiments
     from pointsman.gateway.reload import Lasting
+    from pointsman.judging.service import Judging
     from pointsman.learned.cascade import QualityCascade
     from pointsman.telemetry.tracing import Telemetry
 
@@ -117,6 +118,7 @@ class Gateway:
         self.drain = lasting.drain if lasting is not None else Drain(config.gateway.drain_timeout_s)
         self.responses: ResponseStore | None = None  # the Responses door's stored answers
         self.labels: LabelStore | None = None  # feedback and judged labels (POST /v1/feedback)
+        self.judging: Judging | None = None  # judged samples (set by create_app)
         # record ids: a random 64-bit prefix per process and a counter (os.urandom per
         # record is a system call on every request)
         self._id_prefix = lasting.id_prefix if lasting is not None else secrets.token_hex(8)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,7 @@ class Label:
     comment: str | None = None
     key: str | None = None  # the API key that gave it
     ts: float = field(default_factory=time.time)
+    cost_usd: float = 0.0  # what making it cost (a judged sample's reference and judge calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,17 @@ class LabelStore(Protocol):
 
     async def labels(self, request_id: str) -> list[Label]:
         """Every label of one request, by source."""
+        ...
+
+    async def spend(self, source: str, since: float, until: float) -> tuple[int, float]:
+        """How many labels of ``source`` were made in ``[since, until)`` and their cost."""
+        ...
+
+    async def quality(self, scope: Literal["key", "user", "team"] | None, subject: str | None,
+                      since: float, until: float) -> dict[str, tuple[int, float | None]]:
+        """Per kind (``feedback``, ``judge``): the labels of the requests made in
+        ``[since, until)`` (of one key, user or team) for the model that answered: how many,
+        and their mean (:class:`pointsman.budget.spend.LabelQueries`)."""
         ...
 
     async def aclose(self) -> None:

@@ -55,6 +55,9 @@ MIGRATIONS: tuple[str, ...] = (
     """ALTER TABLE {schema}.requests ADD COLUMN experiment TEXT;
        ALTER TABLE {schema}.requests ADD COLUMN arm TEXT;
        CREATE INDEX ON {schema}.requests (experiment, ts)""",
+    # 7: what a label cost to make (judged samples: the reference and judge calls)
+    """ALTER TABLE {schema}.labels ADD COLUMN cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0;
+       CREATE INDEX ON {schema}.labels (source, ts)""",
 )
 
 

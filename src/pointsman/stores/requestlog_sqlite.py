@@ -50,6 +50,9 @@ MIGRATIONS: tuple[str, ...] = (
     """ALTER TABLE requests ADD COLUMN experiment TEXT;
        ALTER TABLE requests ADD COLUMN arm TEXT;
        CREATE INDEX requests_experiment_ts ON requests (experiment, ts);""",
+    # 7: what a label cost to make (judged samples: the reference and judge calls)
+    """ALTER TABLE labels ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0;
+       CREATE INDEX labels_source_ts ON labels (source, ts);""",
 )
 
 COLUMNS = ("id", "ts", "key", "user", "team", "session", "requested_model", "model", "outcome",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -54,6 +55,10 @@ class Behavior:
                     ``output_tokens_details`` (and a reasoning item), Anthropic counts them
                     in ``output_tokens`` only. The detail fields are sent only when non-zero
                     (OpenAI, Anthropic), always on Responses
+    judge           act as a judge with scripted grades (see :func:`judge_reply`): the
+                    answer is a verdict for pointsman's judging prompts instead of the echo
+    judge_low       the models whose answers the judge grades low on prompts marked hard
+                    (the word ``hard`` in the question); everything else grades high
     """
 
     delay_ms: float = 0.0
@@ -71,6 +76,8 @@ class Behavior:
     cached_tokens: int = 0
     cache_creation_tokens: int = 0
     reasoning_tokens: int = 0
+    judge: bool = False
+    judge_low: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.cut_mode not in ("reset", "end", "garbage", "error"):
@@ -89,6 +96,8 @@ class Behavior:
             raise ValueError(f"unknown behaviour fields {unknown}; known: {sorted(known)}")
         if "statuses" in changes:
             changes["statuses"] = tuple(int(s) for s in changes["statuses"])
+        if "judge_low" in changes:
+            changes["judge_low"] = tuple(str(m) for m in changes["judge_low"])
         if changes.get("retry_after") is not None:
             changes["retry_after"] = str(changes["retry_after"])
         return replace(self, **changes)
@@ -218,8 +227,42 @@ class Plan:
         return "" if self.tool_name else "".join(self.pieces)
 
 
+LOW_GRADE, HIGH_GRADE = 2, 9
+_ANSWERED_BY = re.compile(r"stub answer from ([^\s:]+):")
+
+
+def _section(prompt: str, start: str, end: str) -> str | None:
+    at = prompt.find(start)
+    if at < 0:
+        return None
+    stop = prompt.find(end, at + len(start))
+    return prompt[at + len(start):stop if stop >= 0 else len(prompt)]
+
+
+def _grade(answer: str, hard: bool, low: Sequence[str]) -> int:
+    """An answer's scripted grade: low when the question is hard and the stub answer came
+    from one of the ``low`` models, high otherwise."""
+    found = _ANSWERED_BY.search(answer)
+    return LOW_GRADE if hard and found is not None and found.group(1) in low else HIGH_GRADE
+
+
+def judge_reply(prompt: str, low: Sequence[str]) -> str:
+    """A judge's verdict on one of pointsman's judging prompts (the default templates'
+    markers): ``Rating: [[n]]`` for an absolute prompt, ``[[A]]`` / ``[[B]]`` / ``[[C]]``
+    (tie) for a pairwise one, by the scripted grades of the answers it shows."""
+    question = _section(prompt, "[Question]", "[End of Question]") or prompt
+    hard = re.search(r"\bhard\b", question, re.IGNORECASE) is not None
+    single = _section(prompt, "[The Answer]", "[End of Answer]")
+    if single is not None:
+        return f"Rating: [[{_grade(single, hard, low)}]]"
+    a = _grade(_section(prompt, "[Answer A]", "[End of Answer A]") or "", hard, low)
+    b = _grade(_section(prompt, "[Answer B]", "[End of Answer B]") or "", hard, low)
+    return "[[A]]" if a > b else "[[B]]" if b > a else "[[C]]"
+
+
 def answer_text(model: str, last_user: str, behavior: Behavior) -> list[str]:
-    text = behavior.text or f"stub answer from {model}: {last_user[:ECHO_CHARS]}"
+    text = (judge_reply(last_user, behavior.judge_low) if behavior.judge else
+            behavior.text or f"stub answer from {model}: {last_user[:ECHO_CHARS]}")
     tokens = text.split() or ["(empty)"]
     if behavior.tokens is not None:
         tokens = [tokens[i % len(tokens)] for i in range(behavior.tokens)]
