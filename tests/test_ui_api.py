@@ -92,7 +92,7 @@ def test_request_browser_filters_and_decision(served: tuple[str, dict[str, Any]]
     record = get(url, f"/ui/api/requests/{hostile[0]['id']}").json()
     assert record["messages"][0]["content"] == HOSTILE
     assert record["decision"]["reason"].startswith("model ")
-    auto = [r for r in alice["requests"] if r["requested_model"] == "auto"][0]
+    auto = next(r for r in alice["requests"] if r["requested_model"] == "auto")
     decision = get(url, f"/ui/api/requests/{auto['id']}").json()["decision"]
     assert decision["candidates"] and "complexity" in decision["scores"]
     assert get(url, "/ui/api/requests/no-such-id").status_code == 404

@@ -42,7 +42,7 @@ HEADERS = {"content-security-policy": CSP, "x-content-type-options": "nosniff",
            "cross-origin-resource-policy": "same-origin", "cache-control": "no-store"}
 STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8",
           "uplot.iife.min.js": "text/javascript; charset=utf-8",
-          "uplot.min.css": "text/css; charset=utf-8"}
+          "uplot.min.css": "text/css; charset=utf-8", "favicon.svg": "image/svg+xml"}
 WINDOWS_S = (900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
 BUCKETS = 60  # points per chart
 Handler = Callable[[Request, Gateway, LogReader], Awaitable[Any]]

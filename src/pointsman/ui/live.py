@@ -6,7 +6,7 @@ alerts, and the online experiments' reports. Read-only: nothing here changes liv
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pointsman.budget.spend import Scope, spend_report
 from pointsman.errors import PointsmanError
@@ -63,16 +63,17 @@ async def budgets(gw: Gateway, reader: LogReader) -> dict[str, Any]:
         scope: Scope | None = None if limit.scope == "global" else limit.scope  # type: ignore[assignment]
         subjects = ([None] if scope is None else [limit.subject] if limit.subject != "*"
                     else await reader.top_subjects(scope, time.time() - DAY_S))
-        window = "day" if limit.window == "day" else "month"
+        window: Literal["day", "month"] = "day" if limit.window == "day" else "month"
         for subject in subjects:
             report = await spend_report(cfg, gw, ledger, scope, subject, window)
             positions.append({**row, "subject": subject or "all", "report": report})
     sent = list(getattr(getattr(gw.guard, "alerter", None), "sent", []))
     day = await spend_report(cfg, gw, ledger, None, None, "day")
     month = await spend_report(cfg, gw, ledger, None, None, "month")
-    return tidy_floats({"enabled": gw.guard is not None, "positions": positions,
+    out: dict[str, Any] = tidy_floats({"enabled": gw.guard is not None, "positions": positions,
                         "alerts": sent, "thresholds": list(cfg.alerts.thresholds),
                         "day": day, "month": month})
+    return out
 
 
 async def experiments(gw: Gateway) -> list[dict[str, Any]]:

@@ -95,7 +95,7 @@ class LogReader:
         assert self.cfg.postgres_dsn is not None
         try:
             with psycopg.connect(self.cfg.postgres_dsn, connect_timeout=5) as conn:
-                return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+                return conn.execute(sql, params).fetchall()
         except psycopg.Error as exc:
             raise StoreUnavailableError(f"request log PostgreSQL: {exc}") from None
 
@@ -163,7 +163,8 @@ class LogReader:
                    limit: int) -> list[dict[str, Any]]:
         """Newest first: the requests matching every filter (exact values)."""
         d = self.d
-        where, params = ["ts >= ?"], [since]
+        where: list[str] = ["ts >= ?"]
+        params: list[Any] = [since]
         if before is not None:
             where.append("ts < ?")
             params.append(before)

@@ -71,11 +71,19 @@
   const ms = (n) => (n === null || n === undefined ? "—" : `${Math.round(n).toLocaleString("en")} ms`);
   const pct = (n) => (n === null || n === undefined || !isFinite(n) ? "—" : `${(100 * n).toFixed(1)}%`);
   const when = (ts) => new Date(ts * 1000).toLocaleString("en-GB", {hour12: false});
+  function clock(ts) {  // today: the time only
+    const d = new Date(ts * 1000);
+    const today = d.toDateString() === new Date().toDateString();
+    return today ? d.toLocaleTimeString("en-GB", {hour12: false})
+      : d.toLocaleString("en-GB", {hour12: false, day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit"});
+  }
+  const shortUsd = (v) => (v === 0 ? "$0" : `$${Number(v.toPrecision(2))}`);
   const pill = (text) => el("span", {class: `pill ${String(text).replace(/[^a-z_]/g, "")}`, text});
-  function bar(fraction) {
+  function bar(fraction, color) {
     const f = Math.max(0, Math.min(1, fraction || 0));
     const fill = el("span");
     fill.style.width = `${(100 * f).toFixed(1)}%`;  // CSSOM, allowed by the CSP
+    if (color) fill.style.background = color;
     return el("div", {class: `bar${fraction >= 1 ? " over" : fraction >= 0.8 ? " warn" : ""}`}, fill);
   }
   function card(stat, label, value, sub, tone) {
@@ -102,24 +110,42 @@
   const windowS = () => $("window").value;
 
   // -- charts (uPlot) --------------------------------------------------------------------
+  // kind "line" (gaps stay gaps, points shown), "bars" (series drawn over each other, the
+  // first at the back) or "stack" (each bucket's shares stacked to 100%).
   function chart(id, xs, series, opts) {
+    const o = opts || {};
     const box = $(id);
     const old = charts.get(id);
     if (old) { old.destroy(); charts.delete(id); }
     clear(box);
-    if (!xs.length || !series.length) {
+    if (!xs.length || !series.length || series.every((s) => s.values.every((v) => !v))) {
       box.append(el("div", {class: "empty", text: "No requests in this window."}));
       return;
     }
+    const fmt = o.y || String;
+    const own = series.map((s) => s.values);
+    let drawn = own;
+    if (o.kind === "stack") {  // cumulative, drawn largest first so every share shows
+      let acc = xs.map(() => 0);
+      drawn = own.map((values) => (acc = acc.map((a, i) => a + (values[i] || 0))));
+      drawn = drawn.map((values) => values.map((v, i) => (own.some((w) => w[i] !== null) ? v : null)));
+    }
+    const order = series.map((s, i) => i);
+    if (o.kind === "stack") order.reverse();
+    const bars = o.kind === "stack" || o.kind === "bars" ? uPlot.paths.bars({size: [0.85, 48]}) : null;
     const width = Math.max(280, box.clientWidth || box.parentElement.clientWidth - 32);
     const plot = new uPlot({
-      width, height: 220,
-      scales: {x: {time: true}, y: {range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1]}},
-      axes: [{}, {size: 60, values: (u, ticks) => ticks.map(opts && opts.y ? opts.y : String)}],
-      series: [{}, ...series.map((s, i) => ({label: s.label, stroke: s.color || PALETTE[i % PALETTE.length],
-        width: 2, fill: s.fill, points: {show: xs.length < 3},
-        value: (u, v) => (v === null || v === undefined ? "—" : (opts && opts.y ? opts.y(v) : String(v)))}))],
-    }, [xs, ...series.map((s) => s.values)], box);
+      width, height: 220, legend: {live: true},
+      scales: {x: {time: true}, y: {range: (u, min, max) => [0, o.kind === "stack" ? 100 : max > 0 ? max * 1.1 : 1]}},
+      axes: [{}, {size: 70, values: (u, ticks) => ticks.map(o.axis || fmt)}],
+      series: [{}, ...order.map((i) => {
+        const color = series[i].color || PALETTE[i % PALETTE.length];
+        return {label: series[i].label, stroke: color, width: bars ? 1 : 2, paths: bars || undefined,
+          fill: bars ? color : series[i].fill, points: {show: !bars, size: 5},
+          value: (u, v, si, idx) => (idx === null || own[i][idx] === null || own[i][idx] === undefined
+            ? "—" : fmt(own[i][idx]))};
+      })],
+    }, [xs, ...order.map((i) => drawn[i])], box);
     charts.set(id, plot);
   }
   function axis(since, step, buckets) {
@@ -147,10 +173,10 @@
     const byT = new Map(data.series.map((b) => [b.t, b]));
     const xs = axis(data.since, data.step, data.series.map((b) => b.t));
     const pick = (k) => xs.map((x) => (byT.has(x) ? byT.get(x)[k] : 0));
-    chart("chart-requests", xs, [{label: "requests", values: pick("requests"), fill: "rgba(47,111,222,.12)"},
-      {label: "failed", values: pick("failed"), color: "#d14343"}]);
-    chart("chart-spend", xs, [{label: "spend", values: pick("cost_usd"), fill: "rgba(47,111,222,.12)"},
-      {label: "always-strongest", values: pick("baseline_cost_usd"), color: "#e8743b"}], {y: usd});
+    chart("chart-requests", xs, [{label: "requests", values: pick("requests")},
+      {label: "failed", values: pick("failed"), color: "#d14343"}], {kind: "bars"});
+    chart("chart-spend", xs, [{label: "always-strongest", values: pick("baseline_cost_usd"), color: "#e8743b"},
+      {label: "spend", values: pick("cost_usd"), color: "#2f6fde"}], {kind: "bars", y: usd, axis: shortUsd});
   }
 
   // -- routing ---------------------------------------------------------------------------
@@ -169,13 +195,14 @@
         return {label: name, color: PALETTE[i % PALETTE.length],
           values: xs.map((x) => (totals.get(x) ? (100 * (cells.get(x) || 0)) / totals.get(x) : null))};
       });
-      chart(`chart-${group}`, xs, series, {y: (v) => `${Math.round(v)}%`});
+      chart(`chart-${group}`, xs, series, {kind: "stack", y: (v) => `${v.toFixed(1)}%`,
+        axis: (v) => `${Math.round(v)}%`});
       const rows = names.map((name, i) => {
         const n = data.by[group][name].reduce((a, [, c]) => a + c, 0);
         return el("tr", {"data-name": name},
           el("td", {}, el("span", {class: "swatch", "data-color": i}), name),
           el("td", {class: "num", text: count(n)}), el("td", {class: "num", text: pct(all ? n / all : 0)}),
-          el("td", {}, bar(all ? n / all : 0)));
+          el("td", {}, bar(all ? n / all : 0, PALETTE[i % PALETTE.length])));
       }).sort((a, b) => Number(b.children[1].textContent.replace(/,/g, "")) -
         Number(a.children[1].textContent.replace(/,/g, "")));
       table(`share-${group}`, [group, "#requests", "#share", ""], rows, "No requests in this window.");
@@ -218,12 +245,12 @@
     const rows = data.positions.map((p) => {
       const r = p.report;
       const used = r && p.limit_usd ? r.spent_usd / p.limit_usd : null;
-      return [p.scope, p.subject, p.window, r ? usd(r.spent_usd) : "—",
+      return [p.scope, p.subject, p.window, num(r ? usd(r.spent_usd) : "—"),
         num(p.limit_usd === null ? "—" : usd(p.limit_usd)), num(r ? usd(r.remaining_usd) : "—"),
         used === null ? "—" : el("div", {}, bar(used), el("span", {class: "hint", text: pct(used)})),
         r ? r.resets_at : "—"];
     });
-    table("budget-positions", ["scope", "subject", "window", "spent", "#limit", "#remaining", "used", "resets"],
+    table("budget-positions", ["scope", "subject", "window", "#spent", "#limit", "#remaining", "used", "resets"],
       rows, "No budgets configured (budgets.limits).");
     table("budget-alerts", ["budget", "#threshold", "#spent", "#limit", "resets"], data.alerts.map((a) =>
       [a.budget, num(pct(a.threshold)), num(usd(a.spent_usd)), num(usd(a.limit_usd)), a.resets_at]),
@@ -268,7 +295,7 @@
     }
     const rows = data.requests.map((r) => {
       const tr = el("tr", {"data-id": r.id, class: r.id === selected ? "selected" : null},
-        ...[when(r.ts), r.key, r.user, r.model || r.requested_model, pill(r.outcome), num(usd(r.cost_usd)),
+        ...[clock(r.ts), r.key, r.user, r.model || r.requested_model, pill(r.outcome), num(usd(r.cost_usd)),
           num(ms(r.total_ms)), el("span", {class: "prompt", text: r.prompt === null ? "" : r.prompt})].map(cell));
       tr.addEventListener("click", () => openRequest(r.id));
       return tr;
