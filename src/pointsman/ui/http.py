@@ -185,7 +185,6 @@ def ui_routes() -> list[Route]:
     """The dashboard's routes (mounted by the app when ``gateway.ui.enabled``)."""
     get = ["GET"]
     return [Route("/ui", page, methods=get),
-            Route("/ui/", page, methods=get),
             Route("/ui/static/{name}", asset, methods=get),
             Route("/ui/api/overview", api(overview), methods=get),
             Route("/ui/api/routing", api(routing), methods=get),
