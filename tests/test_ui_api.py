@@ -109,7 +109,12 @@ def test_latency_budgets_experiments(served: tuple[str, dict[str, Any]]) -> None
     assert ("global", "all") in scopes and ("user", "alice") in scopes
     assert budgets["day"]["requests"] == 7
     body = get(url, "/ui/api/experiments").json()
-    assert body == {"experiments": [], "labels": []}
+    [experiment] = body["experiments"]
+    assert experiment["name"] == "stricter"
+    arms = {a["arm"]: a["requests"] for a in experiment["report"]["arms"]}
+    assert sum(arms.values()) == 3  # alice's three auto requests
+    assert body["labels"] == [{"source": "user", "model": "gpt-4o-mini", "labels": 1,
+                               "mean_score": 1.0}]
 
 
 def test_dashboard_off_mounts_nothing(tmp_path: Path) -> None:

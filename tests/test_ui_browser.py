@@ -138,7 +138,10 @@ def test_routing_latency_budgets_pages(session: Session) -> None:
     expect(stat(page, "day")).to_have_text(usd(session.log["cost_usd"]))
     shot(page, "budgets")
     page.click("a[data-tab=experiments]")
-    expect(page.locator("#experiments-list")).to_contain_text("No experiments configured")
+    experiment = page.locator("[data-experiment=stricter]")
+    expect(experiment).to_contain_text("control A")
+    expect(experiment.locator("tbody tr")).to_have_count(2)
+    expect(page.locator("#labels")).to_contain_text("gpt-4o-mini")
     shot(page, "experiments")
 
 
@@ -180,6 +183,8 @@ def test_decision_shows_scores_and_candidates(session: Session) -> None:
     expect(detail).to_contain_text("complexity")
     expect(detail.locator("tr.chosen")).to_contain_text("gpt-4o-mini")
     expect(detail).to_contain_text("gpt-4.1")
+    expect(detail).to_contain_text("<i>great</i>")  # the label's comment, as text
+    assert detail.locator("i").count() == 0
     shot(page, "decision")
 
 

@@ -41,6 +41,9 @@ def write_config(tmp_path: Path, stub: UpstreamStub, ui: bool = True) -> Path:
                              {"name": "alice", "key": ALICE, "user": "alice", "team": "red"},
                              {"name": "bob", "key": BOB, "user": "bob", "team": "blue"}],
                     "ui": {"enabled": ui}},
+        "experiments": [{"name": "stricter", "unit": "user", "control": "A",
+                         "arms": [{"name": "A", "share": 0.5},
+                                  {"name": "B", "share": 0.5, "router": {"threshold": 0.9}}]}],
         "budgets": {"store": "memory",
                     "limits": [{"scope": "global", "window": "day", "limit_usd": 5.0},
                                {"scope": "user", "window": "day", "limit_usd": 1.0}]},
@@ -58,7 +61,13 @@ def chat(url: str, key: str, model: str, text: str) -> httpx.Response:
 
 def send_traffic(url: str, stub: UpstreamStub) -> None:
     for i in range(3):
-        assert chat(url, ALICE, "auto", f"What is the capital of France? ({i})").status_code == 200
+        answer = chat(url, ALICE, "auto", f"What is the capital of France? ({i})")
+        assert answer.status_code == 200
+    labelled = httpx.post(f"{url}/v1/feedback", timeout=30,
+                          headers={"authorization": f"Bearer {ALICE}"},
+                          json={"request_id": answer.headers["x-pointsman-request-id"],
+                                "thumbs": "up", "comment": "<i>great</i>"})
+    assert labelled.status_code == 200, labelled.text
     for i in range(2):
         assert chat(url, BOB, "gpt-4.1", f"Prove the theorem number {i}.").status_code == 200
     assert chat(url, ALICE, "claude-haiku-4-5", HOSTILE).status_code == 200

@@ -12,6 +12,8 @@
   const charts = new Map();
   const filters = {};
   let selected = null;
+  let before = null;  // the request browser's page: rows older than this time (null: newest)
+  let oldest = null;
   let timer = null;
   let busy = false;
 
@@ -272,17 +274,30 @@
       [l.source, l.model, num(count(l.labels)), num(l.mean_score.toFixed(3))]), "No labels in this window.");
   }
   function reportTable(report) {
-    const arms = report && report.arms ? report.arms : [];
-    if (!Array.isArray(arms) || !arms.length) return el("pre", {text: JSON.stringify(report, null, 2)});
-    const keys = [...new Set(arms.flatMap((a) => Object.keys(a)))].filter((k) => typeof arms[0][k] !== "object");
-    return table(el("table"), keys, arms.map((a) => keys.map((k) => (typeof a[k] === "number" ? num(
-      Number.isInteger(a[k]) ? count(a[k]) : a[k].toPrecision(4)) : a[k]))));
+    const arms = report && Array.isArray(report.arms) ? report.arms : [];
+    const box = el("div");
+    const est = (m, f) => (m && m.value !== null && m.value !== undefined
+      ? `${f(m.value)}${m.ci95 && m.ci95[0] !== null ? ` (${f(m.ci95[0])}–${f(m.ci95[1])})` : ""}` : "—");
+    const fixed = (v) => Number(v).toFixed(3);
+    box.append(el("p", {class: "hint", text: `unit ${report.unit}, control ${report.control}, ` +
+      `margin ${report.margin}${report.enabled ? "" : " (disabled: reports only)"}`}));
+    box.append(table(el("table"), ["arm", "#share", "#requests", "#errors", "cost / request (95% CI)",
+      "strong share", "quality (labels)", "p95 latency", "#saved vs strongest", "stopped"],
+    arms.map((a) => [a.arm, num(pct(a.share)), num(count(a.requests)), num(count(a.errors)),
+      est(a.cost_per_request_usd, usd), est(a.strong_share, pct),
+      `${est(a.quality, fixed)} n=${a.quality ? a.quality.n : 0}`, est(a.p95_latency_ms, ms),
+      num(pct(a.savings_vs_strongest)), (report.stopped || {})[a.arm] || ""]), "No arms."));
+    const verdicts = el("ul");
+    for (const v of report.verdicts || []) verdicts.append(el("li", {text: v}));
+    box.append(verdicts);
+    return box;
   }
 
   // -- the request log browser -----------------------------------------------------------
   async function requests() {
     const query = new URLSearchParams({window: windowS(), limit: "100"});
     for (const [k, v] of Object.entries(filters)) if (v) query.set(k, v);
+    if (before !== null) query.set("before", String(before));
     const data = await api(`/ui/api/requests?${query}`);
     for (const select of document.querySelectorAll("#filters select")) {
       const name = select.dataset.filter;
@@ -302,7 +317,11 @@
     });
     table("requests-table", ["time", "key", "user", "model", "outcome", "#cost", "#latency", "prompt"], rows,
       "No request matches.");
-    $("requests-count").textContent = `${data.requests.length} shown (newest first, at most 100)` +
+    oldest = data.requests.length ? data.requests[data.requests.length - 1].ts : null;
+    $("older").disabled = data.requests.length < 100;
+    $("newest").disabled = before === null;
+    $("requests-count").textContent = `${data.requests.length} shown (${before === null ? "newest" :
+      "older than " + when(before)} first, at most 100)` +
       (data.log_messages ? "" : "; prompts are not logged (gateway.request_log.log_messages)");
   }
 
@@ -442,9 +461,12 @@
     document.addEventListener("visibilitychange", refresh);
     $("filters").addEventListener("change", (event) => {
       const name = event.target.dataset.filter;
-      if (name) { filters[name] = event.target.value; refresh(); }
+      if (name) { filters[name] = event.target.value; before = null; refresh(); }
     });
+    $("older").addEventListener("click", () => { if (oldest !== null) { before = oldest; refresh(); } });
+    $("newest").addEventListener("click", () => { before = null; refresh(); });
     $("filters").addEventListener("reset", () => {
+      before = null;
       for (const k of Object.keys(filters)) delete filters[k];
       setTimeout(refresh, 0);
     });
