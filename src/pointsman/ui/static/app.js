@@ -5,7 +5,8 @@
 "use strict";
 (() => {
   const KEY = "pointsman.adminKey";
-  const POLL_MS = 5000;
+  const POLL_MS = 5000;  // live updates; windows over 6 hours poll every 30 s (heavier queries)
+  const pollMs = () => (Number($("window").value) > 21600 ? 30000 : POLL_MS);
   const PALETTE = ["#2f6fde", "#e8743b", "#19a979", "#945ecf", "#d14343", "#13a4b4",
                    "#c98a00", "#6c8893", "#ee6868", "#2f4b7c"];
   const PAGES = ["overview", "routing", "latency", "budgets", "experiments", "requests"];
@@ -15,6 +16,7 @@
   let before = null;  // the request browser's page: rows older than this time (null: newest)
   let oldest = null;
   let timer = null;
+  let generation = 0;  // a sign-out ends the polling chain that was running
   let busy = false;
 
   const $ = (id) => document.getElementById(id);
@@ -427,7 +429,8 @@
     refresh();
   }
   function signIn(message) {
-    if (timer !== null) { clearInterval(timer); timer = null; }
+    generation += 1;
+    if (timer !== null) { clearTimeout(timer); timer = null; }
     sessionStorage.removeItem(KEY);
     $("main").hidden = true;
     $("logout").hidden = true;
@@ -438,11 +441,18 @@
     $("live").className = "live";
     $("key").focus();
   }
+  function poll() {
+    const mine = generation;
+    timer = setTimeout(async () => {
+      await refresh();
+      if (mine === generation) poll();
+    }, pollMs());
+  }
   function enter() {
     $("login").hidden = true;
     $("main").hidden = false;
     $("logout").hidden = false;
-    if (timer === null) timer = setInterval(refresh, POLL_MS);
+    if (timer === null) poll();
     navigate();
   }
 
