@@ -117,9 +117,20 @@ def test_latency_budgets_experiments(served: tuple[str, dict[str, Any]]) -> None
                                "mean_score": 1.0}]
 
 
+def test_odd_parameters_are_tamed(served: tuple[str, dict[str, Any]]) -> None:
+    url, _ = served
+    for query in ("window=abc", "window=-5", "window=99999999999", "limit=-3&before=x",
+                  "limit=100000", "user=%00%27%22;--"):
+        response = get(url, f"/ui/api/requests?{query}")
+        assert response.status_code == 200, query
+        assert len(response.json()["requests"]) <= 200
+    assert get(url, "/ui/api/overview?window=1").json()["step"] == 15  # 15 minutes / 60
+
+
 def test_dashboard_off_mounts_nothing(tmp_path: Path) -> None:
-    with UpstreamStub() as stub, running(create_app(load_config(
-            write_config(tmp_path, stub, ui=False)))) as url:
-        assert get(url, "/ui").status_code == 404
-        assert get(url, "/ui/api/overview").status_code == 404
-        assert get(url, "/ui/static/app.js").status_code == 404
+    with UpstreamStub() as stub:
+        app = create_app(load_config(write_config(tmp_path, stub, ui=False)))
+        assert not [r for r in app.routes if getattr(r, "path", "").startswith("/ui")]
+        with running(app) as url:
+            for path in ("/ui", "/ui/api/overview", "/ui/static/app.js"):
+                assert get(url, path).status_code == 404
