@@ -178,7 +178,8 @@ def _serve_on(cfg: PointsmanConfig, path: Path | None, sock: socket.socket, log_
     gw = app.state.gateway
     out = sys.stdout
     if banner:
-        out.write(f"pointsman: endpoints: {', '.join(ENDPOINTS)}\n")
+        ui = ("GET /ui (dashboard, admin keys)",) if cfg.gateway.ui.enabled else ()
+        out.write(f"pointsman: endpoints: {', '.join((*ENDPOINTS, *ui))}\n")
         served = {m: [d.name for d in gw.deployments.deployments(m)] for m in gw.catalog.models}
         with_deps = {m: d for m, d in served.items() if d}
         out.write(f"pointsman: {len(with_deps)} of {len(served)} catalog models have "

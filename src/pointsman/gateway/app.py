@@ -167,6 +167,10 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
               Route("/v1/feedback", feedback_endpoint, methods=["POST"]),
               Route("/v1/experiments/{name}", experiment_endpoint, methods=["GET"]),
               Route("/admin/reload", reload_endpoint, methods=["POST"])]
+    if config.gateway.ui.enabled:
+        from pointsman.ui import ui_routes
+
+        routes.extend(ui_routes())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

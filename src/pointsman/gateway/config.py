@@ -95,6 +95,14 @@ class ResponsesConfig(_Strict):
                          description="Seconds a stored response is kept.")
 
 
+class UiConfig(_Strict):
+    """The web dashboard at ``/ui`` (pointsman.ui): admin keys only, read-only."""
+
+    enabled: bool = Field(default=True,
+                          description="Serve the web dashboard at /ui (admin keys only; off: "
+                                      "its routes are not mounted).")
+
+
 class GatewayConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -124,6 +132,7 @@ class GatewayConfig(_Strict):
     retry: RetryConfig = RetryConfig()
     health: HealthConfig = HealthConfig()
     responses: ResponsesConfig = ResponsesConfig()
+    ui: UiConfig = UiConfig()
     drain_timeout_s: float = Field(default=30.0, gt=0)
     # worker processes of ``pointsman serve`` (None: the number of cores; see
     # pointsman.gateway.workers for what they share)

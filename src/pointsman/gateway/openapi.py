@@ -196,6 +196,31 @@ def _get(summary: str, params: tuple[str, ...] = (), query: tuple[str, ...] = ()
     return op
 
 
+def _dashboard() -> Schema:
+    """The web dashboard (``gateway.ui.enabled``): its page, static files and read-only
+    JSON API (admin keys; ``window``: seconds of history)."""
+    window = ("window",)
+    page = {**_get("The dashboard's page (it asks for an admin key)", media="text/html"),
+            "security": []}
+    return {
+        "/ui": {"get": page},
+        "/ui/static/{name}": {"get": {**_get("A static file of the dashboard", ("name",),
+                                              media="text/plain"), "security": []}},
+        "/ui/api/overview": {"get": _get("Dashboard: requests, spend, savings over time",
+                                         (), window)},
+        "/ui/api/routing": {"get": _get("Dashboard: share by model, tier, reason", (), window)},
+        "/ui/api/latency": {"get": _get("Dashboard: latency windows and cooldowns", (),
+                                        window)},
+        "/ui/api/budgets": {"get": _get("Dashboard: budget positions and alerts")},
+        "/ui/api/experiments": {"get": _get("Dashboard: experiments and labels", (), window)},
+        "/ui/api/requests": {"get": _get("Dashboard: the request log, filtered", (), (
+            "window", "before", "limit", "model", "outcome", "key", "user", "team", "door",
+            "experiment"))},
+        "/ui/api/requests/{request_id}": {"get": _get("Dashboard: one logged request",
+                                                      ("request_id",))},
+    }
+
+
 def document() -> Schema:
     """The OpenAPI 3.1 document (built once per process: see :func:`openapi_endpoint`)."""
     chat = _post("OpenAI Chat Completions", CHAT_REQUEST, "a chat.completion or its chunks")
@@ -222,6 +247,7 @@ def document() -> Schema:
                                                ("name",))},
         "/admin/reload": _post("Reload the config file (admin keys)", OBJ,
                                "what changed, or why the new config was refused", False),
+        **_dashboard(),
     }
     return {"openapi": "3.1.0",
             "info": {"title": "pointsman gateway", "version": "1"},

@@ -57,7 +57,7 @@ RETIRE_POLL_S = 0.5
 # gateway settings the running server was started with (uvicorn's limits, the drain)
 SERVER_FIELDS = ("host", "port", "max_connections", "max_header_bytes", "header_timeout_s",
                  "keepalive_timeout_s", "drain_timeout_s", "request_log", "responses",
-                 "health")
+                 "health", "ui")
 LEDGER_FIELDS = ("enabled", "store", "sqlite_path", "redis_url", "redis_prefix",
                  "socket_timeout_s", "connect_timeout_s", "redis_max_connections",
                  "circuit_open_s")
