@@ -16,6 +16,7 @@ from typing import Any
 
 import openai
 import pytest
+import redis
 import yaml
 
 from gateway_harness import running
@@ -53,6 +54,15 @@ def write_config(tmp_path: Path, stub: UpstreamStub, name: str, targets: dict[st
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def shared_scores(prefix: str) -> int:
+    """How many scores the replicas' shared window in Redis holds."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        return int(client.llen(prefix + "{q}:scores"))
+    finally:
+        client.close()
 
 
 def logged(db: Path, n: int) -> list[dict[str, Any]]:
@@ -134,9 +144,12 @@ def test_two_gateways_share_the_threshold_through_redis(stub: UpstreamStub,
         with running(first) as url_a, running(second) as url_b, \
                 openai.OpenAI(base_url=f"{url_a}/v1", api_key="u", max_retries=0) as a, \
                 openai.OpenAI(base_url=f"{url_b}/v1", api_key="u", max_retries=0) as b:
-            for text in prompts(15):  # every decision pushes the scores before it
-                a.chat.completions.create(model="auto",
-                                          messages=[{"role": "user", "content": text}])
+            for text in prompts(200):  # each decision pushes the scores before it, in a
+                a.chat.completions.create(  # background sync: until 15 are in Redis
+                    model="auto", messages=[{"role": "user", "content": text}])
+                if shared_scores(prefix) >= 15:
+                    break
+            assert shared_scores(prefix) >= 15
             for text in prompts(5):  # fewer than min_samples of its own
                 b.chat.completions.create(model="auto",
                                           messages=[{"role": "user", "content": text}])
