@@ -54,6 +54,9 @@ def judge(
           f"{'-' if mean is None else format(mean, '.3f')}; skipped {result['skipped']}, "
           f"refused {result['refused']}, failed {result['failed']}; "
           f"spent ${result['spent_usd']:.6f}")
+    if result["without_prompt"]:
+        print(f"{result['without_prompt']} answered records have no prompt to replay "
+              f"(logged without gateway.request_log.log_messages: true)")
 
 
 def register(app: typer.Typer) -> None:
