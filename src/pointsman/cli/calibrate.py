@@ -21,9 +21,9 @@ from pointsman.cli.eval import (
     StrongOpt,
     WeakOpt,
 )
-from pointsman.errors import ConfigError, DataError
+from pointsman.errors import ConfigError, DataError, InputError
 from pointsman.evaluation.calibrate import calibrate, write_threshold
-from pointsman.evaluation.routers import is_artifact_path, lab_router
+from pointsman.evaluation.routers import CASCADES, is_artifact_path, lab_router
 from pointsman.evaluation.runner import DataSpec, finite, parse_options, prepare
 from pointsman.registry import learners, scorers
 
@@ -66,10 +66,34 @@ def calibrate_command(
         "--gateway-strong", help="router.strong_model to write (a catalog model).")] = None,
     gateway_weak: Annotated[str | None, typer.Option(
         "--gateway-weak", help="router.weak_model to write (a catalog model).")] = None,
+    min_quality: Annotated[float | None, typer.Option(
+        "--min-quality", min=0.0, max=1.0, help="Cascades: a quality floor, as a fraction "
+        "of the best single model's quality (e.g. 0.95).")] = None,
+    gateway_model: Annotated[list[str] | None, typer.Option(
+        "--gateway-model", help="Cascades: DATA_MODEL=CATALOG_MODEL, the gateway model "
+        "playing a data model's part (repeat).")] = None,
+    judge_artifact: Annotated[Path | None, typer.Option(
+        "--judge-artifact", help="cascade-learned: where to write the answer-judge "
+        "artifact (default <config>-answer-judge.npz beside the config).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Print the threshold that gives a share of strong calls (or a cost cap) on the data."""
+    """Print the threshold that gives a share of strong calls (or a cost cap) on the data;
+    for a cascade router, the cascade policy for a cost cap or a quality floor."""
     options = parse_options(router_option or [], [router])[router]
+    if router in CASCADES:
+        from pointsman.cli import calibrate_cascade as cc
+
+        if strong_share is not None:
+            raise InputError("--strong-share is for threshold routers; a cascade takes "
+                             "--max-cost-per-request or --min-quality")
+        gateway = None if write_config is None else cc.Gateway(
+            write_config, config, cc.parse_models(gateway_model), judge_artifact)
+        spec = DataSpec(format, data, None, None, folds, seed, weak, strong, None, sample)
+        cc.run(router, options, spec, cc.Target(max_cost, min_quality), gateway, as_json)
+        return
+    if min_quality is not None or gateway_model or judge_artifact is not None:
+        raise InputError("--min-quality, --gateway-model and --judge-artifact are for the "
+                         "cascade routers (cascade-learned, cascade-agreement)")
     plan, two = prepare(DataSpec(format, data, None, None, folds, seed, weak, strong, sample))
     if not two:
         raise DataError("calibration sets the two-model threshold; for data with more than "

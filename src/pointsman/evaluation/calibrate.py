@@ -88,9 +88,7 @@ def write_threshold(file: str | Path, threshold: float, scorer: str,
     the file, so a config that would not load is never written.
     """
     path = Path(file).expanduser()
-    if path.suffix.lower() == ".toml":
-        raise ConfigError(f"{path}: --write-config writes YAML; give a .yaml file")
-    data = _read_yaml(path)
+    data = _read_yaml(_yaml_path(path))
     router = data.setdefault("router", {})
     if not isinstance(router, dict):
         raise ConfigError(f"{path}: router: expected a mapping")
@@ -101,6 +99,39 @@ def write_threshold(file: str | Path, threshold: float, scorer: str,
         router["strong_model"] = strong_model
     if weak_model:
         router["weak_model"] = weak_model
+    return _write_validated(path, data)
+
+
+def write_cascade(file: str | Path, settings: dict[str, Any], policy: dict[str, Any]) -> Path:
+    """Merge ``settings`` into the ``cascade`` section of a YAML config file and put
+    ``policy`` among ``cascade.policies`` (replacing the entry of the same name, else
+    last: the policies written by hand before it still match first). Validated as
+    :func:`write_threshold`."""
+    path = Path(file).expanduser()
+    data = _read_yaml(_yaml_path(path))
+    cascade = data.setdefault("cascade", {})
+    if not isinstance(cascade, dict):
+        raise ConfigError(f"{path}: cascade: expected a mapping")
+    cascade.update(settings)  # a judge's section is replaced whole: no stale partner
+    policies = cascade.get("policies") or []
+    if not isinstance(policies, list):
+        raise ConfigError(f"{path}: cascade.policies: expected a list")
+    names = [p.get("name") if isinstance(p, dict) else None for p in policies]
+    if policy["name"] in names:
+        policies[names.index(policy["name"])] = policy
+    else:
+        policies.append(policy)
+    cascade["policies"] = policies
+    return _write_validated(path, data)
+
+
+def _yaml_path(path: Path) -> Path:
+    if path.suffix.lower() == ".toml":
+        raise ConfigError(f"{path}: --write-config writes YAML; give a .yaml file")
+    return path
+
+
+def _write_validated(path: Path, data: dict[str, Any]) -> Path:
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=path.parent, delete=False,
