@@ -9,15 +9,21 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import openai
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from gateway_harness import running
 from pointsman.cli import app
 from pointsman.config import load_config
 from pointsman.evaluation.cascade_calibrate import Target, expressible
 from pointsman.evaluation.cascade_replay import AGREE, NEVER, Policy
+from pointsman.gateway.app import create_app
 from pointsman.gateway.cascade import load_answer_judge
+from pointsman.testing.upstream import UpstreamStub
+from test_gateway_cascade import QUESTION, write_config
+from test_gateway_cascade_answers import BROKEN, GOOD
 
 GSM8K = Path(__file__).parent / "fixtures" / "routellm_gsm8k"
 WEAK, STRONG = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
@@ -146,3 +152,26 @@ def test_only_policies_the_gateway_runs_are_candidates() -> None:
     assert not expressible(Policy(0, 1, 2, 0.7, AGREE))
     with pytest.raises(Exception, match="exactly one"):
         Target(0.1, 0.9)
+
+
+def test_the_written_cascade_serves_through_the_gateway(upstream: UpstreamStub,
+                                                        tmp_path: Path) -> None:
+    config = write_config(tmp_path, upstream, None)
+    code, out = invoke("--router", "cascade-learned", "--data", str(GSM8K), "--format",
+                       "routellm", "--min-quality", "0.85", "--folds", "2", "--write-config",
+                       str(config), "--gateway-model", f"{WEAK}=gpt-4o-mini",
+                       "--gateway-model", f"{STRONG}=gpt-4.1")
+    assert code == 0, out
+    upstream.behave("gpt-4.1", text="The answer is 105.")
+    with running(create_app(load_config(config))) as url, \
+            openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0) as client:
+        upstream.behave("gpt-4o-mini", text=BROKEN)
+        broken = client.chat.completions.with_raw_response.create(model="cascade",
+                                                                  messages=QUESTION)
+        upstream.behave("gpt-4o-mini", text=GOOD)
+        good = client.chat.completions.with_raw_response.create(model="cascade",
+                                                                messages=QUESTION)
+    assert broken.headers["x-pointsman-cascade-policy"] == "calibrated"
+    assert broken.headers["x-pointsman-model"] == "gpt-4.1"
+    assert good.headers["x-pointsman-model"] == "gpt-4o-mini"
+    assert upstream.requests("gpt-4.1-mini") == 0  # not in the calibrated chain
