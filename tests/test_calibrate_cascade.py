@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from gateway_harness import running
 from pointsman.cli import app
+from pointsman.cli.calibrate_cascade import Gateway, writable
 from pointsman.config import load_config
 from pointsman.evaluation.cascade_calibrate import Target, expressible
 from pointsman.evaluation.cascade_replay import AGREE, NEVER, Policy
@@ -141,8 +142,22 @@ def test_errors_name_what_is_missing(tmp_path: Path) -> None:
     assert not (tmp_path / "gw.yaml").exists()
     single = run("--router", "cascade-learned", "--data", str(GSM8K), "--format", "routellm",
                  "--min-quality", "1.0", "--folds", "2", "--write-config",
-                 str(tmp_path / "gw.yaml"))
+                 str(tmp_path / "gw.yaml"), "--gateway-model", f"{WEAK}=gpt-4o-mini",
+                 "--gateway-model", f"{STRONG}=gpt-4.1")
     assert single.returncode == 2 and "one model alone" in single.stderr
+
+
+def test_when_writing_only_policies_the_catalog_can_run_are_chosen(tmp_path: Path) -> None:
+    """With --write-config the choice is among the policies these mappings can express."""
+    allowed = writable(Gateway(tmp_path / "gw.yaml", None,
+                               {"y": "gpt-4o-mini", "m": "gpt-4.1-mini", "g": "gpt-4.1"}, None))
+    models = ("y", "m", "g", "unmapped")
+    assert allowed(Policy(0, None, 2, 0.7), models)               # y -> g
+    assert allowed(Policy(0, 1, 2, NEVER, AGREE), models)         # partner m above y
+    assert not allowed(Policy(1, 0, 2, NEVER, AGREE), models)     # partner y below m
+    assert not allowed(Policy(2, None, 0, 0.7), models)           # escalates downwards
+    assert not allowed(Policy(0, None, 3, 0.7), models)           # no catalog model
+    assert allowed(Policy(1), models) and not allowed(Policy(3), models)
 
 
 def test_only_policies_the_gateway_runs_are_candidates() -> None:

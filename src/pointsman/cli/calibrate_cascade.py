@@ -4,6 +4,7 @@ for a cost cap or a quality floor, cross-validated, and its gateway ``cascade`` 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,15 @@ from rich.console import Console
 
 from pointsman.cli.common import config_from_option, print_json
 from pointsman.errors import ConfigError, DataError
-from pointsman.evaluation.cascade_calibrate import Target, calibrate_cascade, with_costs
+from pointsman.evaluation.cascade_calibrate import (
+    UNWRITABLE,
+    Target,
+    calibrate_cascade,
+    with_costs,
+)
 
 __all__ = ["Gateway", "Target", "parse_models", "run"]
-from pointsman.evaluation.cascade_replay import CascadeRouter
+from pointsman.evaluation.cascade_replay import CascadeRouter, Policy
 from pointsman.evaluation.lab import Part, Plan
 from pointsman.evaluation.runner import DataSpec, finite, prepare
 from pointsman.learning import OutcomeTable
@@ -41,7 +47,14 @@ def run(router: str, options: dict[str, Any], spec: DataSpec, target: Target,
     if unit != "usd" and target.max_cost is not None:
         raise DataError("--max-cost-per-request needs per-call costs (RouterBench data); "
                         "this data has none: give --min-quality instead")
-    result = calibrate_cascade(lab, plan, target)
+    allowed = writable(gateway) if gateway is not None else None
+    try:
+        result = calibrate_cascade(lab, plan, target, allowed)
+    except DataError as exc:
+        if gateway is None or not exc.message.startswith(UNWRITABLE):
+            raise
+        _catalog_names(gateway, list(plan.pooled.models))  # names the unmapped models
+        raise
     result["cost_unit"] = unit
     if gateway is not None:
         result["written"] = write(gateway, result["policy"], plan.pooled, lab)
@@ -117,6 +130,30 @@ def _train_judge(gateway: Gateway, table: OutcomeTable, policy: dict[str, Any]) 
     file = gateway.config_file
     path = gateway.judge_artifact or file.with_name(f"{file.stem}-answer-judge.npz")
     return save_learner(learner, path, {"calibrated_for": policy["describe"]})
+
+
+def writable(gateway: Gateway) -> Callable[[Policy, tuple[str, ...]], bool]:
+    """Which policies the gateway can be given with these ``--gateway-model`` mappings:
+    models that are all catalog models, escalating to a higher catalog quality, with a
+    partner no weaker than the first model."""
+    from pointsman.router import resolve_catalog
+
+    existing = gateway.config_file if gateway.config_file.is_file() else gateway.base_config
+    catalog = resolve_catalog(config_from_option(existing))
+
+    def quality(model: str) -> float | None:
+        name = gateway.models.get(model, model)
+        return catalog.get(name).quality if name in catalog else None
+
+    def allowed(policy: Policy, models: tuple[str, ...]) -> bool:
+        if policy.escalate is None:  # one model alone: said so when writing
+            return quality(models[policy.first]) is not None
+        first, up = quality(models[policy.first]), quality(models[policy.escalate])
+        partner = None if policy.second is None else quality(models[policy.second])
+        if first is None or up is None or up <= first:
+            return False
+        return policy.second is None or (partner is not None and partner >= first)
+    return allowed
 
 
 def _catalog_names(gateway: Gateway, models: list[str]) -> dict[str, str]:

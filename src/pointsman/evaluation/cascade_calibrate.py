@@ -22,6 +22,7 @@ whether it reached the strong model (the strong-call share).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -39,6 +40,9 @@ from pointsman.evaluation.cascade_replay import (
 from pointsman.evaluation.lab import Plan
 from pointsman.evaluation.pareto import column_means, filled
 from pointsman.learning import OutcomeTable
+
+UNWRITABLE = "no cascade policy on this data can be written for the gateway"
+Allowed = Callable[[Policy, tuple[str, ...]], bool] | None
 
 
 @dataclass(frozen=True)
@@ -85,11 +89,17 @@ def with_costs(table: OutcomeTable) -> tuple[OutcomeTable, str]:
     return replace(table, cost=cost), "strong_share"
 
 
-def choose(router: CascadeRouter, train: OutcomeTable, target: Target
-           ) -> tuple[Choice, list[int]]:
-    """The policy for ``target`` on ``train`` (and the cheap models its signals need)."""
+def choose(router: CascadeRouter, train: OutcomeTable, target: Target,
+           allowed: Allowed = None) -> tuple[Choice, list[int]]:
+    """The policy for ``target`` on ``train`` (and the cheap models its signals need);
+    ``allowed``: which policies may be chosen (those the gateway can be given)."""
     cheap, ladder = router._models(train)
-    candidates = [p for p in router._candidates(cheap, ladder) if expressible(p)]
+    candidates = [p for p in router._candidates(cheap, ladder) if expressible(p)
+                  and (allowed is None or allowed(p, train.models))]
+    if not candidates:
+        raise DataError(f"{UNWRITABLE}: map the data's models to catalog models with "
+                        "--gateway-model DATA=CATALOG (a cheap first model, a stronger "
+                        "escalation, a partner no weaker than the first)")
     sig = router._signals(train, train, cheap, inner=True)
     table = _candidate_table(candidates, sig, train, np.zeros(len(train), np.int64), 1)
     q, c = table.pooled_quality, table.pooled_cost
@@ -111,11 +121,12 @@ def _best(q: Any, c: Any, ok: Any) -> int:
     return int(np.lexsort((c, keys))[0])
 
 
-def cross_validate(router: CascadeRouter, plan: Plan, target: Target) -> dict[str, Any]:
+def cross_validate(router: CascadeRouter, plan: Plan, target: Target,
+                   allowed: Allowed = None) -> dict[str, Any]:
     """Each fold's policy chosen on its training part, replayed on its held-out part."""
     quality, cost, calls, folds = [], [], [], []
     for part in plan.parts:
-        choice, cheap = choose(router, part.train, target)
+        choice, cheap = choose(router, part.train, target, allowed)
         test = part.test
         sig = router._signals(part.train, test, cheap, inner=False)
         served, called = execute(choice.policy, sig, len(test), len(test.models))
@@ -131,8 +142,10 @@ def cross_validate(router: CascadeRouter, plan: Plan, target: Target) -> dict[st
             "calls_mean": float(k.mean()), "calls_max": int(k.max()), "folds": folds}
 
 
-def calibrate_cascade(router: CascadeRouter, plan: Plan, target: Target) -> dict[str, Any]:
-    """The policy to deploy (chosen on every row) and its cross-validated figures."""
+def calibrate_cascade(router: CascadeRouter, plan: Plan, target: Target,
+                      allowed: Allowed = None) -> dict[str, Any]:
+    """The policy to deploy (chosen on every row) and its cross-validated figures; with
+    ``allowed`` only among those policies (the ones the gateway can be given)."""
     full = plan.pooled
     if full.answers is None:
         raise DataError(f"router {router.name} calibrates on answers; this data has none "
@@ -144,10 +157,10 @@ def calibrate_cascade(router: CascadeRouter, plan: Plan, target: Target) -> dict
     assert full.cost is not None  # with_costs
     s_cost, s_quality = column_means(full.cost), column_means(full.quality)
     best = int(np.nanargmax(s_quality))
-    choice, _ = choose(router, full, target)
+    choice, _ = choose(router, full, target, allowed)
     if not choice.reached:
         raise DataError(_unreachable(target, choice, float(s_quality[best]), full.models))
-    cv = cross_validate(router, plan, target)
+    cv = cross_validate(router, plan, target, allowed)
     return {
         "router": router.name, "protocol": plan.name, "n": len(full),
         "models": list(full.models),
