@@ -119,7 +119,8 @@ def as_httpx(exc: BaseException) -> httpx.TransportError:
 FAILURES = (TimeoutError, aiohttp.ClientError, OSError)
 
 
-def _proxy_env() -> bool:
+def proxy_env() -> bool:
+    """Whether the environment names a proxy or a netrc file."""
     names = {"http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy", "netrc"}
     return any(k.lower() in names and v for k, v in os.environ.items())
 
@@ -158,7 +159,7 @@ class AiohttpWire:
         self.keepalive_expiry = keepalive_expiry
         # aiohttp's trust_env looks up proxies and .netrc in a worker thread on every call:
         # only pay for that when the environment names a proxy or a netrc file
-        self.trust_env = trust_env and _proxy_env()
+        self.trust_env = trust_env and proxy_env()
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
 
