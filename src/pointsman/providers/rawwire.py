@@ -359,6 +359,7 @@ class RawWire:
         for connection in list(self._open):
             self._drop(connection)
         self._idle.clear()
+        await asyncio.sleep(0)  # the transports close their sockets in the next iteration
 
 
 def _request_head(target: bytes, headers: Mapping[str, str], length: int) -> bytes:
