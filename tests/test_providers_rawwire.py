@@ -67,9 +67,10 @@ async def _call(wire: RawWire, url: str) -> tuple[int, str, bytes]:
         await response.aclose()
 
 
-def test_sized_chunked_and_gzip_bodies_on_one_kept_connection() -> None:
+def test_interim_sized_chunked_and_gzip_answers_on_one_kept_connection() -> None:
     packed = gzip.compress(b"hello gzip")
-    answers = [b"HTTP/1.1 200 OK\r\nx-test: sized\r\ncontent-length: 5\r\n\r\nhello",
+    answers = [b"HTTP/1.1 100 Continue\r\nx-test: interim\r\n\r\n"
+               b"HTTP/1.1 200 OK\r\nx-test: sized\r\ncontent-length: 5\r\n\r\nhello",
                b"HTTP/1.1 201 Created\r\nX-Test: chunked\r\ntransfer-encoding: chunked"
                b"\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
                b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: %d"

@@ -54,6 +54,7 @@ class _Connection(asyncio.Protocol):
         self.response: RawResponse | None = None
         self.idle_since = 0.0
         self.lost = False
+        self.interim = False
 
     # -- asyncio.Protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -84,17 +85,23 @@ class _Connection(asyncio.Protocol):
             self.response.fields[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
         if self.response is None:  # an answer nobody asked for: the connection is unusable
             self.close()
+        elif 100 <= status < 200:  # an interim answer (100 Continue...): the real one follows
+            self.interim = True
+            self.response.fields.clear()
         else:
-            self.response.headed(self.parser.get_status_code(), self.parser.should_keep_alive())
+            self.response.headed(status, self.parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
         if self.response is not None:
             self.response.received(body)
 
     def on_message_complete(self) -> None:
-        if self.response is not None:
+        if self.interim:
+            self.interim = False
+        elif self.response is not None:
             self.response.finished()
             self.response = None  # what follows on this connection is not its
 
