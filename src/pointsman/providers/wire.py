@@ -6,7 +6,8 @@ against the local stub on one core (``benchmarks/bench_providers.py``, CPU of th
 thread per call): a bare POST costs ~680 µs over httpx and ~170 µs over aiohttp one call at
 a time, ~1,200 µs and ~100 µs with 16 in flight (httpcore's pool polls every connection on
 each call). The gateway, which closes its providers in the loop that used them, takes
-aiohttp (``providers.pool.transport: auto``).
+a third, leaner one (:mod:`pointsman.providers.rawwire`, ``providers.pool.transport:
+auto``), or aiohttp when the environment names a proxy.
 
 Both raise failures as httpx exceptions (``httpx.ConnectError``, ``httpx.ReadTimeout``…),
 which :func:`pointsman.providers.http.transport_error` maps to pointsman's errors, so the
