@@ -33,6 +33,7 @@ def guarded_http(max_header_bytes: int, header_timeout_s: float) -> type[asyncio
         head_timeout_s = header_timeout_s
         head_bytes = 0
         in_head = True
+        served = False  # a head came whole: from now on only a started head is timed
         refused = False
         head_started = 0.0
         head_timer: asyncio.TimerHandle | None = None
@@ -53,8 +54,8 @@ def guarded_http(max_header_bytes: int, header_timeout_s: float) -> type[asyncio
 
         def _check(self) -> None:
             self.head_timer = None
-            if not self.in_head:
-                return
+            if not self.in_head or (self.served and not self.head_bytes):
+                return  # a request in hand, or waiting for the next (keep-alive's to time)
             if self.loop.time() - self.head_started >= self.head_timeout_s:
                 self._refuse(408, "request headers not received in time")
             else:
@@ -72,7 +73,7 @@ def guarded_http(max_header_bytes: int, header_timeout_s: float) -> type[asyncio
                 self._arm()  # a head is on its way but incomplete: time it
 
         def on_headers_complete(self) -> None:
-            self.in_head, self.head_bytes = False, 0
+            self.in_head, self.head_bytes, self.served = False, 0, True
             super().on_headers_complete()
             if self.cycle is not None:
                 self.cycle.transport = self.joined  # type: ignore[assignment]
