@@ -19,12 +19,14 @@ from pointsman.errors import StreamBrokenError, UpstreamConnectionError, Upstrea
 from pointsman.providers.anthropic import AnthropicProvider
 from pointsman.providers.base import ChatCall, Provider
 from pointsman.providers.openai_compat import OpenAICompatProvider
+from pointsman.providers.rawwire import RawWire
 from pointsman.providers.wire import AiohttpWire, HttpxWire, Wire
 from pointsman.testing import UpstreamStub
 
 ROUNDS = 12
 USER = {"role": "user", "content": "Name three rivers in Europe."}
-CLIENTS: dict[str, Callable[[], Wire]] = {"httpx": HttpxWire, "aiohttp": AiohttpWire}
+CLIENTS: dict[str, Callable[[], Wire]] = {"httpx": HttpxWire, "aiohttp": AiohttpWire,
+                                          "raw": RawWire}
 HEAVY = ("sklearn", "scipy", "matplotlib", "torch", "tokenizers", "safetensors", "pandas")
 
 
@@ -113,9 +115,10 @@ def _closed_port() -> int:
         return port
 
 
-def test_aiohttp_wire_failures_map_like_httpx(upstream: UpstreamStub) -> None:
+@pytest.mark.parametrize("kind", ["aiohttp", "raw"])
+def test_wire_failures_map_like_httpx(upstream: UpstreamStub, kind: str) -> None:
     async def call(url: str, model: str, stream: bool) -> None:
-        async with _wire("aiohttp") as client:
+        async with _wire(kind) as client:
             provider = OpenAICompatProvider("stub", url, client)
             body = {"model": model, "messages": [USER]}
             if stream:

@@ -79,3 +79,22 @@ def test_trickled_request_head_is_408(gateway: tuple[str, int]) -> None:
         assert _status(sock) == 408
     with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:  # says nothing
         assert _status(sock) == 408
+
+
+def test_a_request_slower_than_the_head_timeout_is_answered() -> None:
+    """The head timer runs from a new connection's start, but only the head is timed: a
+    request whose answer takes longer than ``header_timeout_s`` is answered, not 408."""
+    with UpstreamStub() as stub:
+        base = fuzz.gateway_config(stub.url, stub.base_url)
+        cfg = PointsmanConfig.model_validate({
+            **base.model_dump(), "gateway": {**base.gateway.model_dump(),
+                                             "header_timeout_s": 0.5}})
+        stub.behave("*", delay_ms=1500)
+        app = create_app(cfg)
+        with running(app, uvicorn_config(app, cfg.gateway, "error")) as url, \
+                httpx.Client(base_url=url, timeout=30) as client:
+            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+            for _ in range(2):  # the first on a new connection, the next on the kept one
+                answer = client.post("/v1/chat/completions", json=body,
+                                     headers={"authorization": f"Bearer {fuzz.KEY}"})
+                assert answer.status_code == 200

@@ -47,9 +47,9 @@ class CookieSettingUpstream:
             await writer.drain()
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["auto", "aiohttp", "httpx"])
 def test_upstream_cookies_never_reach_the_next_request(
-        transport: Literal["aiohttp", "httpx"], tmp_path: Path) -> None:
+        transport: Literal["auto", "aiohttp", "httpx"], tmp_path: Path) -> None:
     async def scenario() -> list[str]:
         upstream = CookieSettingUpstream()
         server = await asyncio.start_server(upstream.handle, "127.0.0.1", 0)

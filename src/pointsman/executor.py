@@ -301,6 +301,8 @@ class Executor:
 
     # -- one call -----------------------------------------------------------------------
     async def _complete_once(self, dep: Deployment, call: ChatCall) -> ChatResult:
+        if getattr(dep.provider, "bounds_calls", False):  # its own Deadline, the same limit
+            return await dep.provider.complete(call)
         try:
             async with asyncio.timeout(dep.timeouts.total):
                 return await dep.provider.complete(call)

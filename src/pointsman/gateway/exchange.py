@@ -35,7 +35,7 @@ from pointsman.gateway.auth import Principal
 from pointsman.gateway.errors import door_error
 from pointsman.gateway.parse import ChatRequest
 from pointsman.gateway.respond import ascii_header, decision_headers, tried_models
-from pointsman.gateway.sse import EventStream
+from pointsman.gateway.sse import EventStream, Last
 from pointsman.judging.grading import answer_text
 from pointsman.requestlog import Outcome
 from pointsman.types import Decision
@@ -222,7 +222,7 @@ class Exchange:
             if self.keep is not None:
                 await self._kept(final_answer(encoder))
             ended = True
-            yield closing
+            yield Last(closing)
         finally:  # also when the client left (its cancellation is spent by now)
             await self._settle_stream(opened)
             outcome: Outcome = ("interrupted" if self.interrupted

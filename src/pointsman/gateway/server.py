@@ -33,6 +33,7 @@ def guarded_http(max_header_bytes: int, header_timeout_s: float) -> type[asyncio
         head_timeout_s = header_timeout_s
         head_bytes = 0
         in_head = True
+        served = False  # a head came whole: from now on only a started head is timed
         refused = False
         head_started = 0.0
         head_timer: asyncio.TimerHandle | None = None
@@ -40,6 +41,7 @@ def guarded_http(max_header_bytes: int, header_timeout_s: float) -> type[asyncio
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self.head_started = self.loop.time()
+            self.joined = HeadJoiner(transport, self.loop)
             self._arm()
 
         def _arm(self) -> None:
@@ -52,8 +54,8 @@ def guarded_http(max_header_bytes: int, header_timeout_s: float) -> type[asyncio
 
         def _check(self) -> None:
             self.head_timer = None
-            if not self.in_head:
-                return
+            if not self.in_head or (self.served and not self.head_bytes):
+                return  # a request in hand, or waiting for the next (keep-alive's to time)
             if self.loop.time() - self.head_started >= self.head_timeout_s:
                 self._refuse(408, "request headers not received in time")
             else:
@@ -71,8 +73,10 @@ def guarded_http(max_header_bytes: int, header_timeout_s: float) -> type[asyncio
                 self._arm()  # a head is on its way but incomplete: time it
 
         def on_headers_complete(self) -> None:
-            self.in_head, self.head_bytes = False, 0
+            self.in_head, self.head_bytes, self.served = False, 0, True
             super().on_headers_complete()
+            if self.cycle is not None:
+                self.cycle.transport = self.joined  # type: ignore[assignment]
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
@@ -100,3 +104,39 @@ def guarded_http(max_header_bytes: int, header_timeout_s: float) -> type[asyncio
             self.transport.close()
 
     return GuardedHttpToolsProtocol
+
+
+class HeadJoiner:
+    """The transport as uvicorn's response cycle sees it: a response's head is held until
+    the body's first write, so the two leave in one write (one send, one segment, one
+    wake-up of the reader) instead of two; a head with no body write in the same loop
+    iteration goes out alone. The bytes and their order are unchanged."""
+
+    __slots__ = ("held", "loop", "transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self.transport = transport
+        self.loop = loop
+        self.held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.held is not None:
+            data, self.held = self.held + data, None
+            self.transport.write(data)
+        elif data.startswith(b"HTTP/1.1 "):
+            self.held = data
+            self.loop.call_soon(self.flush)
+        else:
+            self.transport.write(data)
+
+    def flush(self) -> None:
+        if self.held is not None:
+            data, self.held = self.held, None
+            self.transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()

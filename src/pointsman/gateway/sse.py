@@ -12,6 +12,11 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 
+class Last(bytes):
+    """A body's last bytes, said by its generator before it ends (it may still settle and
+    record after): sent with the response's end, in one write instead of two."""
+
+
 class EventStream(Response):
     """``text/event-stream`` from an async iterator of bytes, as Starlette's
     ``StreamingResponse`` does it (the body is sent while the client's disconnect is
@@ -54,12 +59,15 @@ class EventStream(Response):
             first = await anext(body, None)
             await send({"type": "http.response.start", "status": self.status_code,
                         "headers": self.raw_headers})
-            if first is not None:
-                await send({"type": "http.response.body", "body": first, "more_body": True})
-                async for chunk in body:
-                    await send({"type": "http.response.body", "body": chunk,
-                                "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            chunk = first
+            while chunk is not None and not isinstance(chunk, Last):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                chunk = await anext(body, None)
+            await send({"type": "http.response.body", "body": chunk or b"",
+                        "more_body": False})
+            self.sending = False  # what the generator still does is not the client's
+            if chunk is not None:
+                await anext(body, None)  # its end: the settle and record after ``Last``
 
     async def _watch(self, receive: Receive, task: asyncio.Task[Any]) -> None:
         while (await receive())["type"] != "http.disconnect":

@@ -126,8 +126,9 @@ class PoolConfig(_Strict):
     keepalive_expiry_s: float = Field(default=30.0, ge=0)
     trust_env: bool = True  # honour HTTP(S)_PROXY / NO_PROXY / SSL_CERT_FILE
     # aiohttp: aiohttp's pool (several times less CPU per call, see providers/wire.py);
-    # httpx: httpx's own pool (httpcore; CA bundles from SSL_CERT_FILE); auto: aiohttp
-    # when the owner closes the providers (the gateway does), httpx otherwise
+    # httpx: httpx's own pool (httpcore; CA bundles from SSL_CERT_FILE); auto: when the
+    # owner closes the providers (the gateway does), pointsman's own lean HTTP/1.1 pool
+    # (providers/rawwire.py) or aiohttp's when the environment names a proxy; else httpx
     transport: Literal["auto", "aiohttp", "httpx"] = "auto"
 
 
@@ -261,9 +262,14 @@ def _check_names(config: ProvidersConfig, catalog: Catalog) -> None:
 def _wire(config: ProvidersConfig, closed: bool = False) -> Wire:
     import httpx
 
-    from pointsman.providers.wire import AiohttpWire, HttpxWire, no_cookies
+    from pointsman.providers.wire import AiohttpWire, HttpxWire, no_cookies, proxy_env
 
     pool = config.pool
+    if pool.transport == "auto" and closed and not (pool.trust_env and proxy_env()):
+        from pointsman.providers.rawwire import RawWire
+
+        return RawWire(max_connections=pool.max_connections,
+                       keepalive_expiry=pool.keepalive_expiry_s)
     if pool.transport == "aiohttp" or (pool.transport == "auto" and closed):
         return AiohttpWire(max_connections=pool.max_connections,
                            keepalive_expiry=pool.keepalive_expiry_s, trust_env=pool.trust_env)

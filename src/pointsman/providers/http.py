@@ -24,7 +24,7 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
 
 import httpx
 
@@ -195,7 +195,11 @@ def wire_of(client: httpx.AsyncClient | Wire | None) -> tuple[Wire, bool]:
 
 
 class HttpAdapter:
-    """The HTTP half of an adapter: opens calls, maps failures, reads JSON and SSE."""
+    """The HTTP half of an adapter: opens calls, maps failures, reads JSON and SSE.
+    Each call runs under its own :class:`Deadline` (``bounds_calls``: the executor sets
+    no second timer around it)."""
+
+    bounds_calls: ClassVar[bool] = True
 
     def __init__(self, name: str, base_url: str,
                  client: httpx.AsyncClient | Wire | None = None, *,

@@ -6,7 +6,8 @@ against the local stub on one core (``benchmarks/bench_providers.py``, CPU of th
 thread per call): a bare POST costs ~680 µs over httpx and ~170 µs over aiohttp one call at
 a time, ~1,200 µs and ~100 µs with 16 in flight (httpcore's pool polls every connection on
 each call). The gateway, which closes its providers in the loop that used them, takes
-aiohttp (``providers.pool.transport: auto``).
+a third, leaner one (:mod:`pointsman.providers.rawwire`, ``providers.pool.transport:
+auto``), or aiohttp when the environment names a proxy.
 
 Both raise failures as httpx exceptions (``httpx.ConnectError``, ``httpx.ReadTimeout``…),
 which :func:`pointsman.providers.http.transport_error` maps to pointsman's errors, so the
@@ -119,7 +120,8 @@ def as_httpx(exc: BaseException) -> httpx.TransportError:
 FAILURES = (TimeoutError, aiohttp.ClientError, OSError)
 
 
-def _proxy_env() -> bool:
+def proxy_env() -> bool:
+    """Whether the environment names a proxy or a netrc file."""
     names = {"http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy", "netrc"}
     return any(k.lower() in names and v for k, v in os.environ.items())
 
@@ -158,7 +160,7 @@ class AiohttpWire:
         self.keepalive_expiry = keepalive_expiry
         # aiohttp's trust_env looks up proxies and .netrc in a worker thread on every call:
         # only pay for that when the environment names a proxy or a netrc file
-        self.trust_env = trust_env and _proxy_env()
+        self.trust_env = trust_env and proxy_env()
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
 
