@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+import trustme
 
 from pointsman.providers.base import Timeouts
 from pointsman.providers.rawwire import RawWire
@@ -26,7 +28,8 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
 
 
 @asynccontextmanager
-async def _upstream(answer: Answer) -> AsyncIterator[tuple[str, list[int]]]:
+async def _upstream(answer: Answer, tls: ssl.SSLContext | None = None
+                    ) -> AsyncIterator[tuple[str, list[int]]]:
     """A server answering each request with ``answer`` (which says whether the connection
     stays open); yields its URL and the number of requests per connection."""
     per_connection: list[int] = []
@@ -48,10 +51,10 @@ async def _upstream(answer: Answer) -> AsyncIterator[tuple[str, list[int]]]:
         writer.close()
         await writer.wait_closed()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
     port = server.sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}/v1/x?y=1", per_connection
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}/v1/x?y=1", per_connection
     finally:
         server.close()
         await server.wait_closed()
@@ -162,3 +165,36 @@ def test_header_line_breaks_and_other_schemes_are_refused() -> None:
         await wire.aclose()
 
     asyncio.run(scenario())
+
+
+async def _ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-test: tls\r\n\r\nok")
+    await writer.drain()
+    return True
+
+
+def test_https_upstreams_are_verified_and_kept_alive() -> None:
+    """Every real provider is HTTPS: the certificate is checked against the trusted CAs
+    (a test CA here; httpx's certifi bundle or SSL_CERT_FILE by default) for the host."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+
+    async def run() -> None:
+        async with _upstream(_ok, server) as (url, per_connection):
+            trusting = RawWire(tls=client)
+            try:
+                assert await _call(trusting, url) == (200, "tls", b"ok")
+                assert await _call(trusting, url) == (200, "tls", b"ok")
+            finally:
+                await trusting.aclose()
+            assert per_connection[0] == 2  # one TLS connection kept for both
+            default = RawWire()  # does not trust the test CA
+            try:
+                with pytest.raises(httpx.ConnectError):
+                    await _call(default, url)
+            finally:
+                await default.aclose()
+    asyncio.run(run())

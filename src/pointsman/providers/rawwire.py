@@ -233,7 +233,8 @@ class RawWire:
     bounds the connections open at once (callers beyond it wait for one, as aiohttp's
     pool does); an idle connection lives ``keepalive_expiry`` seconds."""
 
-    def __init__(self, *, max_connections: int = 100, keepalive_expiry: float = 5.0) -> None:
+    def __init__(self, *, max_connections: int = 100, keepalive_expiry: float = 5.0,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.keepalive_expiry = keepalive_expiry
         self.max_connections = max_connections
         self._count = 0  # connections open (in use or idle)
@@ -241,7 +242,7 @@ class RawWire:
         self._idle: dict[Origin, list[_Connection]] = {}
         self._open: set[_Connection] = set()
         self._targets: dict[str, tuple[Origin, bytes]] = {}
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls  # None: httpx's (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), at first use
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str],
                    timeouts: Timeouts) -> RawResponse:
@@ -343,8 +344,8 @@ class RawWire:
         return connection
 
     def _context(self) -> ssl.SSLContext:
-        if self._tls is None:
-            self._tls = ssl.create_default_context()
+        if self._tls is None:  # the same trust as the httpx clients elsewhere
+            self._tls = httpx.create_ssl_context(verify=True, trust_env=True)
         return self._tls
 
     def release(self, connection: _Connection) -> None:
