@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,27 +27,11 @@ from typing import Any
 import httpx
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_gateway import free_port, wait_ready  # a sibling script
+
 PYTHON = sys.executable
 WEAK, STRONG, JUDGE = "gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_ready(url: str, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def gateway_config(work: Path, name: str, stub: str, share: float | None) -> Path:
@@ -139,10 +122,13 @@ def run(urls: dict[str, str], args: argparse.Namespace) -> None:
     for url in urls.values():  # warm up both
         asyncio.run(phase(url, 50, args.concurrency, 10_000_000))
     seen: dict[str, list[float]] = {"off": [], "on": []}
+    p99s: dict[str, list[float]] = {"off": [], "on": []}
     for k in range(args.phases):
         for name in ("off", "on"):
-            seen[name] += asyncio.run(phase(urls[name], per_phase, args.concurrency,
-                                            k * per_phase))
+            latencies = asyncio.run(phase(urls[name], per_phase, args.concurrency,
+                                          k * per_phase))
+            seen[name] += latencies
+            p99s[name].append(pct(latencies, 0.99))
     time.sleep(2)  # let the last samples finish before counting them
     print(f"caller latency through the gateway, upstream delay {args.delay_ms:g} ms, "
           f"c={args.concurrency}, {per_phase * args.phases} requests per mode in "
@@ -151,6 +137,13 @@ def run(urls: dict[str, str], args: argparse.Namespace) -> None:
         values = seen[name]
         print(f"  {label:12s} p50 {pct(values, 0.5):7.2f} ms   p99 {pct(values, 0.99):7.2f} ms"
               f"   mean {sum(values) / len(values) * 1000:7.2f} ms")
+    for name in ("off", "on"):
+        print(f"  {name:3s} p99 per phase: "
+              + ", ".join(f"{v:.2f}" for v in p99s[name]) + " ms")
+    low, high = min(p99s["off"]), max(p99s["off"])
+    inside = low <= pct(seen["on"], 0.99) <= high
+    print(f"  judging 10% p99 within the spread of the off phases' p99 "
+          f"({low:.2f}-{high:.2f} ms): {'yes' if inside else 'no'}")
     print(f"  judged samples (judging 10%): {judged_counts(urls['on'])}")
     print(f"  p99 difference: {pct(seen['on'], 0.99) - pct(seen['off'], 0.99):+.2f} ms, "
           f"p50 difference: {pct(seen['on'], 0.5) - pct(seen['off'], 0.5):+.2f} ms")
