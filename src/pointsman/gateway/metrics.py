@@ -55,6 +55,7 @@ class Metrics:
                               "of streams.", ["model"], buckets=LATENCY_BUCKETS, registry=r)
         self._per_model: dict[str, tuple[Any, ...]] = {}
         self._requests: dict[tuple[str, str, str], Any] = {}
+        self._routed: dict[tuple[str, str], Any] = {}
         self.attempts = Counter("pointsman_upstream_failures", "Failed upstream attempts.",
                                 ["model", "code"], registry=r)
         self.cascade = Counter("pointsman_cascade_steps", "Quality-cascade steps by model and "
@@ -62,7 +63,11 @@ class Metrics:
                                registry=r)
 
     def decision(self, decision: Decision) -> None:
-        self.routed.labels(decision.model, reason_kind(decision)).inc()
+        key = (decision.model, reason_kind(decision))
+        counter = self._routed.get(key)
+        if counter is None:  # ``labels`` is slow-ish: each label pair's child looked up once
+            counter = self._routed[key] = self.routed.labels(*key)
+        counter.inc()
         if decision.routing_cost_usd:  # paid whether or not the request is then answered
             self.routing_cost.labels(decision.strategy).inc(decision.routing_cost_usd)
 
