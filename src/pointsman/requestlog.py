@@ -9,7 +9,7 @@ flushed on shutdown, so nothing accepted is lost.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pointsman import jsonio
@@ -55,9 +55,9 @@ class RequestRecord:
     arm: str | None = None
 
     def to_json(self) -> str:
-        # Field by field, not ``asdict``: asdict deep-copies the nested decision (~0.5 ms).
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        return jsonio.dumps_str(data)
+        # orjson writes a dataclass as its fields in order (not ``asdict``, which deep-copies
+        # the nested decision, ~0.5 ms): the same JSON as a dict of the fields, at half the cost
+        return jsonio.dumps_str(self)
 
     @staticmethod
     def from_mapping(data: Mapping[str, Any]) -> RequestRecord:
