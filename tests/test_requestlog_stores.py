@@ -211,3 +211,19 @@ async def test_a_migration_1_database_upgrades_on_open_and_keeps_its_rows(
     reopened = await backend.open()  # and opening the upgraded database again is a no-op
     assert len(await reopened.records()) == 21
     await reopened.aclose()
+
+
+def test_record_json_is_every_field_in_order() -> None:
+    """``to_json`` (orjson writing the dataclass) is the fields, in declaration order, as
+    a dict of them would be written; mappings and sequences of other types as objects and
+    arrays."""
+    from dataclasses import fields
+    from types import MappingProxyType
+
+    r = replace(record(1, 5.0), decision=MappingProxyType({"reason": "x"}),
+                models_tried=("a", "b"), prompt_hash="ab", experiment="e", arm="1")
+    data = json.loads(r.to_json())
+    assert list(data) == [f.name for f in fields(RequestRecord)]
+    assert data == {**{f.name: getattr(r, f.name) for f in fields(RequestRecord)},
+                    "decision": {"reason": "x"}, "models_tried": ["a", "b"]}
+    assert RequestRecord.from_mapping(data).decision == {"reason": "x"}
