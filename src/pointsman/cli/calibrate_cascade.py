@@ -4,13 +4,14 @@ for a cost cap or a quality floor, cross-validated, and its gateway ``cascade`` 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from pointsman.catalog import Catalog
 from pointsman.cli.common import config_from_option, print_json
 from pointsman.errors import ConfigError, DataError
 from pointsman.evaluation.cascade_calibrate import (
@@ -19,13 +20,12 @@ from pointsman.evaluation.cascade_calibrate import (
     calibrate_cascade,
     with_costs,
 )
-
-__all__ = ["Gateway", "Target", "parse_models", "run"]
 from pointsman.evaluation.cascade_replay import CascadeRouter, Policy
 from pointsman.evaluation.lab import Part, Plan
 from pointsman.evaluation.runner import DataSpec, finite, prepare
 from pointsman.learning import OutcomeTable
 
+__all__ = ["Gateway", "Target", "parse_models", "run"]
 POLICY_NAME = "calibrated"
 
 
@@ -51,9 +51,10 @@ def run(router: str, options: dict[str, Any], spec: DataSpec, target: Target,
     try:
         result = calibrate_cascade(lab, plan, target, allowed)
     except DataError as exc:
-        if gateway is None or not exc.message.startswith(UNWRITABLE):
-            raise
-        _catalog_names(gateway, list(plan.pooled.models))  # names the unmapped models
+        unmapped = (unmapped_error(gateway, plan.pooled.models)
+                    if gateway is not None and exc.message.startswith(UNWRITABLE) else None)
+        if unmapped is not None:
+            raise unmapped from None
         raise
     result["cost_unit"] = unit
     if gateway is not None:
@@ -92,7 +93,9 @@ def write(gateway: Gateway, policy: dict[str, Any], table: OutcomeTable,
         raise DataError(f"not written: at this target one model alone, "
                         f"{policy['chain'][0]}, does best on this data (no cascade to write); "
                         f"route to it, or ask for another target")
-    names = _catalog_names(gateway, [*policy["chain"], *filter(None, [policy["partner"]])])
+    # the policy was chosen among those these mappings let the gateway run (writable)
+    names = {m: gateway.models.get(m, m)
+             for m in [*policy["chain"], *filter(None, [policy["partner"]])]}
     settings: dict[str, Any] = {"enabled": True, "judge": policy["judge"],
                                 "threshold": round(policy["threshold"], 6), "max_steps": 2}
     partner = names.get(policy["partner"]) if policy["partner"] else None
@@ -136,10 +139,7 @@ def writable(gateway: Gateway) -> Callable[[Policy, tuple[str, ...]], bool]:
     """Which policies the gateway can be given with these ``--gateway-model`` mappings:
     models that are all catalog models, escalating to a higher catalog quality, with a
     partner no weaker than the first model."""
-    from pointsman.router import resolve_catalog
-
-    existing = gateway.config_file if gateway.config_file.is_file() else gateway.base_config
-    catalog = resolve_catalog(config_from_option(existing))
+    catalog = _catalog(gateway)
 
     def quality(model: str) -> float | None:
         name = gateway.models.get(model, model)
@@ -156,31 +156,23 @@ def writable(gateway: Gateway) -> Callable[[Policy, tuple[str, ...]], bool]:
     return allowed
 
 
-def _catalog_names(gateway: Gateway, models: list[str]) -> dict[str, str]:
-    """Each data model's catalog name (``--gateway-model``, else its own name), checked:
-    the gateway escalates only to a model of higher catalog quality, and its partner
-    judges only answers of models no better than itself."""
+def _catalog(gateway: Gateway) -> Catalog:
+    """The catalog of the config written to (or of ``--config`` while it does not exist)."""
     from pointsman.router import resolve_catalog
 
     existing = gateway.config_file if gateway.config_file.is_file() else gateway.base_config
-    catalog = resolve_catalog(config_from_option(existing))
-    names = {m: gateway.models.get(m, m) for m in models}
-    missing = [m for m, c in names.items() if c not in catalog]
-    if missing:
-        raise ConfigError("not written: name the catalog model of "
-                          + ", ".join(f"--gateway-model '{m}=<catalog model>'" for m in missing)
-                          + f" (catalog models: {', '.join(sorted(catalog.models))})")
-    quality = {m: catalog.get(c).quality for m, c in names.items()}
-    first, escalate = models[0], models[1]
-    if quality[escalate] <= quality[first]:
-        raise ConfigError(f"not written: the gateway escalates only to a model of higher "
-                          f"catalog quality; {names[escalate]} ({quality[escalate]:g}) is not "
-                          f"above {names[first]} ({quality[first]:g})")
-    if len(models) > 2 and quality[models[2]] < quality[first]:
-        raise ConfigError(f"not written: the judge's second model {names[models[2]]} has a "
-                          f"lower catalog quality than {names[first]}; the gateway would not "
-                          f"compare their answers")
-    return names
+    return resolve_catalog(config_from_option(existing))
+
+
+def unmapped_error(gateway: Gateway, models: Sequence[str]) -> ConfigError | None:
+    """The error naming the data models that map to no catalog model, if any."""
+    catalog = _catalog(gateway)
+    missing = [m for m in models if gateway.models.get(m, m) not in catalog]
+    if not missing:
+        return None
+    return ConfigError("not written: name the catalog model of "
+                       + ", ".join(f"--gateway-model '{m}=<catalog model>'" for m in missing)
+                       + f" (catalog models: {', '.join(sorted(catalog.models))})")
 
 
 def _render(result: dict[str, Any]) -> None:
