@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,11 +28,12 @@ import numpy as np  # noqa: E402
 from safetensors.numpy import load_file  # noqa: E402
 
 from pointsman.artifacts import read_artifact, save_learner  # noqa: E402
-from pointsman.config import _merge, default_config_data, parse_config  # noqa: E402
 from pointsman.embeddings import packaged_model_dir  # noqa: E402
 from pointsman.learned.finetune import FineTuneLearner  # noqa: E402
-from pointsman.router import Router  # noqa: E402
 from pointsman.types import Message, RouteRequest  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_learned import figures, router, timed  # noqa: E402  (a sibling script)
 
 TEXT = ("the quick brown fox jumps over lazy dogs while analysing distributed systems "
         "latency budgets proofs integrals refactoring python functions and contracts")
@@ -58,28 +59,6 @@ def untrained_artifact(folder: Path, max_tokens: int) -> Path:
     return save_learner(learner, folder / "finetune.npz")
 
 
-def router(path: Path) -> Router:
-    data = _merge(default_config_data(), {"router": {
-        "scorer": "finetune", "scorer_options": {"artifact": str(path)}, "mode": "threshold",
-        "strong_model": "gpt-4.1", "weak_model": "gpt-4o-mini"}})
-    return Router(parse_config(data, "bench"))
-
-
-def timed(r: Router, requests: list[RouteRequest]) -> list[float]:
-    out = []
-    for request in requests:
-        start = time.perf_counter()
-        r.decide(request)
-        out.append((time.perf_counter() - start) * 1000)
-    return out
-
-
-def figures(label: str, ms: list[float]) -> None:
-    ms = sorted(ms)
-    p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))]
-    print(f"  {label:<7} p50 {statistics.median(ms):7.3f} ms   p95 {p95:7.3f} ms   (n={len(ms)})")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifact", type=Path)
@@ -90,7 +69,7 @@ def main() -> None:
         path = args.artifact or untrained_artifact(Path(tmp), args.max_tokens)
         print(f"artifact {path} ({path.stat().st_size / 2**20:.1f} MiB)")
         started = time.perf_counter()
-        r = router(path)
+        r = router("finetune", path)
         print(f"load {1000 * (time.perf_counter() - started):.0f} ms")
         timed(r, [RouteRequest.from_prompt("warm-up " + prompt(10**6))])
         requests = [RouteRequest((Message("user", prompt(i)),)) for i in range(args.n)]

@@ -123,14 +123,16 @@ def _wrk_ms(text: str) -> float:
 
 def run_wrk(base_url: str, model: str, concurrency: int, duration: float,
             tmp: Path, stream: bool = False) -> dict[str, float]:
-    """wrk's figures; for streams, the time to the whole stream (wrk has no TTFT)."""
+    """wrk's figures; for streams, the time to the whole stream (wrk has no TTFT). A 30 s
+    request timeout (the machine may be loaded); errors are refused, since a failed request
+    costs less than a served one."""
     body = json.dumps({"model": model, "stream": stream,
                        "messages": [{"role": "user", "content": PROMPT}]})
     script = tmp / f"wrk-{model}-{stream}.lua"
     script.write_text(WRK_SCRIPT % body)
     out = subprocess.run(
         [*taskset(1), "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s",
-         "--latency", "-s", str(script), f"{base_url}/chat/completions"],
+         "--latency", "--timeout", "30s", "-s", str(script), f"{base_url}/chat/completions"],
         capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"wrk saw errors against {base_url}:\n{out}")

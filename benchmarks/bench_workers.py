@@ -15,7 +15,6 @@ N > 1, CPU per request and throughput against one worker's.
 from __future__ import annotations
 
 import argparse
-import json
 import sqlite3
 import statistics
 import subprocess
@@ -27,40 +26,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_gateway import (  # a sibling script, not a package
-    PROMPT,
     PYTHON,
-    WRK_SCRIPT,
     Proc,
     free_port,
     gateway_config,
+    run_wrk,
     start_stub,
-    taskset,
     wait_ready,
 )
-
-
-def run_wrk(base_url: str, concurrency: int, duration: float, tmp: Path,
-            stream: bool) -> dict[str, float]:
-    """wrk's requests and requests/s (a 30 s timeout: the machine may be loaded; errors
-    are refused, since a failed request costs less than a served one)."""
-    body = json.dumps({"model": "auto", "stream": stream,
-                       "messages": [{"role": "user", "content": PROMPT}]})
-    script = tmp / f"wrk-{stream}.lua"
-    script.write_text(WRK_SCRIPT % body)
-    out = subprocess.run(
-        [*taskset(1), "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s",
-         "--timeout", "30s", "-s", str(script), f"{base_url}/chat/completions"],
-        capture_output=True, text=True, check=True).stdout
-    if "Non-2xx" in out or "Socket errors" in out:
-        raise RuntimeError(f"wrk saw errors against {base_url}:\n{out}")
-    result = {"n": 0.0, "rps": 0.0}
-    for line in out.splitlines():
-        words = line.split()
-        if line.startswith("Requests/sec:"):
-            result["rps"] = float(words[1])
-        elif "requests in" in line:
-            result["n"] = float(words[0])
-    return result
 
 
 def tree_cpu(pid: int) -> float:
@@ -109,11 +82,11 @@ def one_run(tmp: Path, stub_port: int, workers: int, stream: bool,
     proc = start(config, port, workers)
     try:
         url = f"http://127.0.0.1:{port}/v1"
-        run_wrk(url, 64, 1, run, stream)  # warm up
+        run_wrk(url, "auto", 64, 1, run, stream)  # warm up
         wait_flushed(run / "requests.db", 1)
         base_rows = logged_rows(run / "requests.db")
         before = tree_cpu(proc.popen.pid)
-        result = run_wrk(url, 64, duration, run, stream)
+        result = run_wrk(url, "auto", 64, duration, run, stream)
         wait_flushed(run / "requests.db", base_rows + int(result["n"]))
         used = tree_cpu(proc.popen.pid) - before
         served = logged_rows(run / "requests.db") - base_rows
