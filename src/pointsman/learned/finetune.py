@@ -22,14 +22,14 @@ protocol is ``epochs=1 max_tokens=128``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from pointsman.artifacts import Arrays, require
-from pointsman.embeddings.base import Matrix, empty_matrix
+from pointsman.embeddings.base import Encoder, Matrix, empty_matrix
 from pointsman.embeddings.bert import (
     BertConfig,
     Weights,
@@ -99,11 +99,8 @@ class FineTuneLearner:
                                  self.learning_rate, self.weight_decay, self.seed, self.device)
         tensors, self.head_w, self.head_b = train_encoder(
             self.text_focus.apply(table.prompts), table.quality, self.prior, settings)
-        self._install(tensors)
-        if cuda_in_use(self.device) and self._pooled is not None:
-            # predictions in this process run on the GPU too (a k-fold run predicts thousands)
-            self._pooled = CachedEncoder(
-                TorchPooledEncoder(self.tensors, self.max_tokens, self.device), self.cache_size)
+        # trained on CUDA: this process predicts there too (a k-fold run predicts thousands)
+        self._install(tensors, TorchPooledEncoder if cuda_in_use(self.device) else None)
 
     def predict_quality(self, prompts: Sequence[str]) -> FloatArray:
         if self._pooled is None:
@@ -114,10 +111,15 @@ class FineTuneLearner:
         logits = pooled @ self.head_w.T + self.head_b
         return np.asarray(1.0 / (1.0 + np.exp(-logits)))
 
-    def _install(self, tensors: Mapping[str, npt.NDArray[Any]]) -> None:
+    def _install(self, tensors: Mapping[str, npt.NDArray[Any]],
+                 on_gpu: Callable[[dict[str, npt.NDArray[np.float32]], int, str], Encoder]
+                 | None = None) -> None:
+        """The weights and the encoder that pools with them: the numpy pass, or ``on_gpu``
+        (the torch one, on the training device)."""
         self.tensors = {k: np.asarray(v, dtype=np.float32) for k, v in tensors.items()}
-        self._pooled = CachedEncoder(PooledEncoder(self.tensors, self.max_tokens),
-                                     self.cache_size)
+        inner = (PooledEncoder(self.tensors, self.max_tokens) if on_gpu is None
+                 else on_gpu(self.tensors, self.max_tokens, self.device))
+        self._pooled = CachedEncoder(inner, self.cache_size)
 
     # -- artifacts ----------------------------------------------------------------------
     def export_state(self) -> tuple[dict[str, Any], Arrays]:
