@@ -43,7 +43,8 @@ async def judge_log(cfg: PointsmanConfig, source: str, deployments: DeploymentSo
     """Judge the log's replayable records; the summary (counts, spend, mean score)."""
     answered = [item for _, _, item in db_records(source)
                 if item.get("outcome") == "ok" and item.get("model")]
-    items = [item for item in answered if replayable(item)][:limit]
+    ready = [item for item in answered if replayable(item)]
+    items = ready[:limit]
     judging = make_judging(cfg.judging, resolve_catalog(cfg), deployments,
                            cfg.gateway.retry, CollectorRegistry())
     labels = await open_labels(source)
@@ -61,8 +62,8 @@ async def judge_log(cfg: PointsmanConfig, source: str, deployments: DeploymentSo
     finally:
         await labels.aclose()
     counts = judging.counts
-    return {"records": len(items), "without_prompt": len(answered) - sum(
-                map(replayable, answered)), "judged": counts.get("judged", 0),
+    return {"records": len(items), "without_prompt": len(answered) - len(ready),
+            "judged": counts.get("judged", 0),
             "skipped": counts.get("skipped", 0), "refused": counts.get("refused", 0),
             "failed": counts.get("failed", 0), "spent_usd": judging.budget.spent_usd,
             "mean_score": sum(scores) / len(scores) if scores else None,
