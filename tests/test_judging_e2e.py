@@ -253,3 +253,24 @@ def test_pointsman_judge_replays_a_logged_day(stub: UpstreamStub, tmp_path: Path
     again = CliRunner().invoke(app, ["judge", "--config", str(path), "--data", str(db)])
     assert again.exit_code == 0, again.output
     assert "judged 0 of 3 records" in again.stdout and "skipped 3" in again.stdout
+
+
+def test_pointsman_judge_says_when_the_log_has_no_prompts(stub: UpstreamStub,
+                                                           tmp_path: Path) -> None:
+    """Logged without log_messages: nothing to replay, said in one line, no model asked."""
+    path = write_config(tmp_path, stub, {"enabled": False, "mode": "absolute"})
+    data = yaml.safe_load(path.read_text())
+    data["gateway"] = {"request_log": {"sqlite_path": str(tmp_path / "requests.db")},
+                       "retry": {"max_retries": 0}}
+    path.write_text(yaml.safe_dump(data))
+    with running(create_app(load_config(path))) as url, \
+            openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as client:
+        ask(client, WEAK, EASY)
+        ask(client, WEAK, HARD)
+    asked = stub.requests(JUDGE)
+    result = CliRunner().invoke(app, ["judge", "--config", str(path), "--data",
+                                      str(tmp_path / "requests.db")])
+    assert result.exit_code == 0, result.output
+    assert "judged 0 of 0 records" in result.stdout
+    assert "2 answered records have no prompt to replay" in result.stdout
+    assert stub.requests(JUDGE) == asked
