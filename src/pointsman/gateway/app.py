@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from pointsman.budget.factory import budgets_configured, build_guard, build_ledger
 from pointsman.budget.guard import LedgerBudgetGuard
@@ -31,7 +32,12 @@ from pointsman.doors.messages import MessagesDoor
 from pointsman.errors import MethodNotAllowedError, PointsmanError, RouteNotFoundError
 from pointsman.executor import DeploymentSource
 from pointsman.experiments.service import experiment_endpoint
-from pointsman.gateway.endpoints import authenticate, count_tokens_endpoint, door_endpoint
+from pointsman.gateway.endpoints import (
+    Endpoint,
+    authenticate,
+    count_tokens_endpoint,
+    door_endpoint,
+)
 from pointsman.gateway.errors import door_error
 from pointsman.gateway.feedback import feedback_endpoint
 from pointsman.gateway.models import get_model, health, list_models
@@ -198,7 +204,7 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
             if telemetry is not None:
                 await telemetry.aclose()  # last: the spans of the drained requests
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
+    app = GatewayApp(routes=routes, lifespan=lifespan, exception_handlers={
         404: _not_found, 405: _method_not_allowed, PointsmanError: _pointsman_error,
         Exception: _internal_error})
     app.state.gateway = gw
@@ -206,6 +212,31 @@ def create_app(config: PointsmanConfig, deployments: DeploymentSource | None = N
                         deployments_owned=deployments in owned)
     app.state.reloader = reloader
     return app
+
+
+class GatewayApp(Starlette):
+    """Starlette, with the doors' ``POST`` routes taken straight to their endpoints: the
+    routing table, the two exception middlewares and the route wrapper cost ~20 µs a
+    request (~5% of a proxied call) and add nothing to endpoints that answer every error
+    in their door's shape themselves. Every other request (and any door request behind a
+    ``root_path``) goes through Starlette as before; an exception that escapes an endpoint
+    is answered by the same handlers Starlette would use."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = (DOOR_POSTS.get(scope["path"]) if scope["type"] == "http"
+                    and scope["method"] == "POST" and not scope.get("root_path") else None)
+        if endpoint is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        request = Request(scope, receive, send)
+        try:
+            response = await endpoint(request)
+        except PointsmanError as exc:
+            response = await _pointsman_error(request, exc)
+        except Exception as exc:
+            response = await _internal_error(request, exc)
+        await response(scope, receive, send)
 
 
 def door_routes() -> list[Route]:
@@ -220,6 +251,11 @@ def door_routes() -> list[Route]:
         Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
         Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
     ]
+
+
+DOOR_POSTS: dict[str, Endpoint] = {
+    route.path: route.endpoint for route in door_routes()
+    if route.methods == {"POST"} and "{" not in route.path}
 
 
 async def _purge(gw: Gateway) -> None:
