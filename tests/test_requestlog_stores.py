@@ -227,3 +227,30 @@ def test_record_json_is_every_field_in_order() -> None:
     assert data == {**{f.name: getattr(r, f.name) for f in fields(RequestRecord)},
                     "decision": {"reason": "x"}, "models_tried": ["a", "b"]}
     assert RequestRecord.from_mapping(data).decision == {"reason": "x"}
+
+
+@pytest.mark.anyio
+async def test_subject_indexes_skip_rows_without_the_subject_and_still_serve_queries(
+        tmp_path: Path) -> None:
+    """Migration 8: the key, user, team and experiment indexes are partial (a row without
+    the subject costs them nothing), and a query naming a subject still searches them."""
+    log = SqliteRequestLog(tmp_path / "requests.db", batch_size=16)
+    anonymous = replace(record(0, 10.0), id="anon", key=None, user=None, team=None)
+    for r in (anonymous, record(1, 11.0), replace(record(2, 12.0), experiment="e", arm="a")):
+        await log.write(r)
+    await log.aclose()
+    conn = sqlite3.connect(tmp_path / "requests.db")
+    try:
+        for column in ("key", "user", "team", "experiment"):
+            index = f"requests_{column}_ts"
+            sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?",
+                               (index,)).fetchone()[0]
+            assert f"WHERE {column} IS NOT NULL" in sql
+            plan = " ".join(str(row) for row in conn.execute(
+                f"EXPLAIN QUERY PLAN SELECT COUNT(*), SUM(cost_usd) FROM requests "
+                f"WHERE ts >= ? AND ts < ? AND {column} = ?", (0.0, 99.0, "x")))
+            assert index in plan, plan
+        assert conn.execute("SELECT COUNT(*) FROM requests WHERE user = 'u1'").fetchone() == (1,)
+        assert conn.execute("SELECT COUNT(*) FROM requests").fetchone() == (3,)
+    finally:
+        conn.close()

@@ -53,6 +53,18 @@ MIGRATIONS: tuple[str, ...] = (
     # 7: what a label cost to make (judged samples: the reference and judge calls)
     """ALTER TABLE labels ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0;
        CREATE INDEX labels_source_ts ON labels (source, ts);""",
+    # 8: the per-subject indexes keep only the rows that have the subject (most requests
+    # have no user, team or experiment; an open gateway's no key): a quarter less work per
+    # insert. Queries name a subject (``user = ?``, ``IS NOT NULL``), which these still serve
+    """DROP INDEX requests_key_ts;
+       DROP INDEX requests_user_ts;
+       DROP INDEX requests_team_ts;
+       DROP INDEX requests_experiment_ts;
+       CREATE INDEX requests_key_ts ON requests (key, ts) WHERE key IS NOT NULL;
+       CREATE INDEX requests_user_ts ON requests (user, ts) WHERE user IS NOT NULL;
+       CREATE INDEX requests_team_ts ON requests (team, ts) WHERE team IS NOT NULL;
+       CREATE INDEX requests_experiment_ts ON requests (experiment, ts)
+         WHERE experiment IS NOT NULL;""",
 )
 
 COLUMNS = ("id", "ts", "key", "user", "team", "session", "requested_model", "model", "outcome",
