@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 
 from pointsman.budget.cost import Cost, StreamMeter, chunk_text, cost_of, counted_cost
 from pointsman.catalog import Catalog
+from pointsman.deadlines import limited
 from pointsman.errors import (
     AllAttemptsFailedError,
     Attempt,
@@ -303,9 +304,10 @@ class Executor:
     async def _complete_once(self, dep: Deployment, call: ChatCall) -> ChatResult:
         if getattr(dep.provider, "bounds_calls", False):  # its own Deadline, the same limit
             return await dep.provider.complete(call)
+        loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(dep.timeouts.total):
-                return await dep.provider.complete(call)
+            return await limited(dep.provider.complete(call), loop.time() + dep.timeouts.total,
+                                 loop)
         except TimeoutError:
             raise UpstreamTimeoutError(
                 f"no answer within the total timeout of {dep.timeouts.total}s",
@@ -315,13 +317,11 @@ class Executor:
                          ) -> tuple[list[Chunk], AsyncIterator[list[Chunk]]]:
         iterator = aiter(stream_batches(dep.provider, call))
         held: list[Chunk] = []
+        loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(dep.timeouts.first_token):
-                while True:
-                    batch = await anext(iterator)
-                    held.extend(batch)
-                    if any(map(_has_token, batch)):
-                        return held, iterator
+            await limited(_first_token(iterator, held), loop.time() + dep.timeouts.first_token,
+                          loop)
+            return held, iterator
         except TimeoutError:
             error: ProviderError = UpstreamTimeoutError(
                 f"no first token within {dep.timeouts.first_token}s", call.body.get("model", ""))
@@ -447,6 +447,15 @@ class OpenStream:
             self.broken = error
         await self._executor._succeeded(self._run, self._hit, self.cost, self.ttft_ms,
                                         self.total_ms, error)
+
+
+async def _first_token(iterator: AsyncIterator[list[Chunk]], held: list[Chunk]) -> None:
+    """Read batches into ``held`` until one has a token."""
+    while True:
+        batch = await anext(iterator)
+        held.extend(batch)
+        if any(map(_has_token, batch)):
+            return
 
 
 def _has_token(chunk: Chunk) -> bool:

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
 import httpx
 
 from pointsman import jsonio
+from pointsman.deadlines import limited, watchdog
 from pointsman.errors import (
     ProviderError,
     RateLimitedError,
@@ -91,65 +92,50 @@ class Deadline:
 
     async def run(self, awaitable: Awaitable[T]) -> T:
         try:
-            async with asyncio.timeout_at(self.limit()):
-                return await awaitable
+            return await limited(awaitable, self.limit())
         except TimeoutError:
             raise self.expired() from None
 
 
 class StreamReads:
-    """A stream's network reads under one timer instead of a timer per read (an
-    ``asyncio.timeout`` costs ~5 µs, and a stream reads once per token): armed at the
-    deadline's limit in force, moved to the total limit once the first byte has come,
-    stopped when the stream ends. A read in progress when it fires is cancelled and raised
-    as the deadline's :class:`UpstreamTimeoutError`; a read after it raises at once."""
+    """A stream's network reads under one limit (the loop's :mod:`~pointsman.deadlines`
+    watchdog, not a timer per read: a stream reads once per token): the deadline's limit
+    in force, moved to the total limit once the first byte has come. A read in progress
+    when it passes is cancelled and raised as the deadline's
+    :class:`UpstreamTimeoutError`; a read after it raises at once."""
 
-    __slots__ = ("_cancelled", "_fired", "_handle", "_task", "deadline")
+    __slots__ = ("_dog", "_watch", "deadline")
 
     def __init__(self, deadline: Deadline) -> None:
         self.deadline = deadline
-        self._task: asyncio.Task[Any] | None = None
-        self._fired = False
-        self._cancelled = False
-        self._handle = self._arm()
-
-    def _arm(self) -> asyncio.TimerHandle:
-        return asyncio.get_running_loop().call_at(self.deadline.limit(), self._fire)
-
-    def _fire(self) -> None:
-        self._fired = True
-        task = self._task
-        if task is not None and not task.done():
-            self._cancelled = True
-            task.cancel()
+        self._dog = watchdog()
+        self._watch = self._dog.start(deadline.limit())
 
     def first_byte(self) -> None:
         """The first byte came: from now on the total limit applies."""
         if not self.deadline.first_seen:
             self.deadline.first_seen = True
-            self._handle.cancel()
-            self._fired, self._handle = False, self._arm()
+            self._watch.when = self.deadline.limit()
 
     async def read(self, chunks: AsyncIterator[bytes]) -> bytes | None:
         """The next chunk, or None at the body's end."""
-        if self._fired:
+        watch = self._watch
+        if watch.fired:
             raise self.deadline.expired()
-        task = self._task = asyncio.current_task()
+        watch.task = asyncio.current_task()
         try:
             return await anext(chunks)
         except StopAsyncIteration:
             return None
         except asyncio.CancelledError:
-            if self._cancelled and task is not None:
-                self._cancelled = False
-                if task.uncancel() == 0:  # ours alone: the limit, not the caller, ended it
-                    raise self.deadline.expired() from None
+            if watch.spent():  # the limit, not the caller, ended it
+                raise self.deadline.expired() from None
             raise
         finally:
-            self._task = None
+            watch.task = None
 
     def stop(self) -> None:
-        self._handle.cancel()
+        self._dog.stop(self._watch)
 
 
 def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
@@ -506,12 +492,16 @@ async def drain(batches: AsyncGenerator[list[SseEvent], None]) -> None:
     """Read what follows a stream's terminator (normally only the end of the body), so the
     connection goes back to the pool instead of being closed. An upstream that keeps
     sending is given up on after a few reads or :data:`DRAIN_S` (the connection closes)."""
+    loop = asyncio.get_running_loop()
     try:
-        async with asyncio.timeout(DRAIN_S):
-            for _ in range(DRAIN_READS):
-                await anext(batches)
+        await limited(_read_on(batches), loop.time() + DRAIN_S, loop)
     except (StopAsyncIteration, TimeoutError, ProviderError):
         return
+
+
+async def _read_on(batches: AsyncGenerator[list[SseEvent], None]) -> None:
+    for _ in range(DRAIN_READS):
+        await anext(batches)
 
 
 def decode_event(event: SseEvent, model: str, where: str) -> dict[str, Any]:
