@@ -61,3 +61,23 @@ def test_lf_only_streams_parse_the_same_however_split(size: int) -> None:
 def test_lf_and_crlf_mixed_between_reads() -> None:
     assert _parse([b"data: a\n\nda", b"ta: b\r\n\r\n", b"data: c\n", b"\n"]) == [
         SseEvent("", "a"), SseEvent("", "b"), SseEvent("", "c")]
+
+
+DATA_ONLY = b"".join(b'data: {"n": %d, "t": "caf\xc3\xa9"}\n\n' % i for i in range(12)) + (
+    b"data: [DONE]\n\n")
+DATA_EXPECTED = [SseEvent("", f'{{"n": {i}, "t": "café"}}') for i in range(12)] + [
+    SseEvent("", "[DONE]")]
+
+
+@pytest.mark.parametrize("size", [1, 3, 10, 47, 100, len(DATA_ONLY)])
+def test_reads_of_lone_data_lines_parse_the_same_however_split(size: int) -> None:
+    """The usual stream (each event one ``data:`` line) takes a shortcut per read; reads
+    that mix in anything else (a second data line, an event name, a comment, a blank
+    block) take the line-by-line way: both give the same events."""
+    chunks = [DATA_ONLY[i:i + size] for i in range(0, len(DATA_ONLY), size)]
+    assert _parse(chunks) == DATA_EXPECTED
+    mixed = (DATA_ONLY[:30] + b"data: more\ndata: x2\n\n: note\n\n\n\nevent: e\ndata: x\n\n"
+             + DATA_ONLY[30:])  # after the first event
+    events = _parse([mixed[i:i + size] for i in range(0, len(mixed), size)])
+    assert events == [*DATA_EXPECTED[:1], SseEvent("", "more\nx2"), SseEvent("e", "x"),
+                      *DATA_EXPECTED[1:]]

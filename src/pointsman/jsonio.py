@@ -17,7 +17,8 @@ import orjson
 JSONDecodeError = orjson.JSONDecodeError
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """orjson's ``default``: other mappings as objects, other sequences as arrays."""
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
@@ -26,11 +27,11 @@ def _plain(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_plain)
+    return orjson.dumps(value, default=plain)
 
 
 def dumps_str(value: Any) -> str:
-    return orjson.dumps(value, default=_plain).decode()
+    return orjson.dumps(value, default=plain).decode()
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:

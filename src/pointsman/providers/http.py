@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
 
 import httpx
+import orjson
 
 from pointsman import jsonio
 from pointsman.deadlines import limited, watchdog
@@ -228,6 +229,9 @@ class SseEvent(NamedTuple):
 
     event: str
     data: str
+
+
+_event = SseEvent._make  # tuple.__new__ from a pair: a third of the keyword constructor
 
 
 def wire_of(client: httpx.AsyncClient | Wire | None) -> tuple[Wire, bool]:
@@ -445,7 +449,10 @@ class SseParser:
         """The common case (LF line ends, between events): split on blank lines, and take a
         lone ``data: `` line as the whole event; anything else goes line by line."""
         blocks = buffer.split(b"\n\n")
-        self._rest = blocks.pop()  # an unfinished event, kept whole until it ends
+        rest = self._rest = blocks.pop()  # an unfinished event, kept whole until it ends
+        if buffer.count(b"\n", 0, len(buffer) - len(rest)) == 2 * len(blocks) and all(
+                block[:6] == b"data: " for block in blocks):  # each a lone data line
+            return [_event(("", str(block[6:], "utf-8", "replace"))) for block in blocks]
         out: list[SseEvent] = []
         for block in blocks:
             if block.startswith(b"data: ") and b"\n" not in block:
@@ -506,10 +513,10 @@ async def _read_on(batches: AsyncGenerator[list[SseEvent], None]) -> None:
 
 def decode_event(event: SseEvent, model: str, where: str) -> dict[str, Any]:
     try:
-        data = jsonio.loads(event.data)
+        data = orjson.loads(event.data)
     except ValueError:
         data = None
-    if not isinstance(data, dict):
+    if data.__class__ is not dict:
         raise StreamBrokenError(f"malformed stream event from {where}: {event.data[:80]!r}",
                                 model)
     return data

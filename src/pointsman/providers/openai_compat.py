@@ -155,7 +155,8 @@ class OpenAICompatProvider(HttpAdapter):
         """(the chunks of ``events``, whether [DONE] came, the error that ended them)."""
         chunks: list[Chunk] = []
         for event in events:
-            if event.data.strip() == "[DONE]":
+            data = event.data
+            if data[:1] != "{" and data.strip() == "[DONE]":
                 return chunks, True, None
             try:
                 chunks.append(self._chunk(event, model))
