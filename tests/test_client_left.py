@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
 from budget_gateway_support import ledger_totals, logged, logged_nanos, write_config
 from fake_providers import FakeDeployments, ScriptedProvider
@@ -17,6 +18,7 @@ from pointsman.config import load_config
 from pointsman.executor import Executor
 from pointsman.gateway.app import create_app
 from pointsman.gateway.config import RetryConfig
+from pointsman.gateway.server import guarded_http
 from pointsman.router import resolve_catalog
 from pointsman.state import Reservation
 from pointsman.testing.upstream import UpstreamStub
@@ -86,8 +88,11 @@ async def _leave_after(url: str, body: dict[str, object], nbytes: int) -> None:
                 return  # closing the connection mid-stream
 
 
+@pytest.mark.parametrize("server", ["uvicorn", "gateway"])
 def test_clients_leaving_at_random_points_keep_ledger_equal_to_log(
-        upstream: UpstreamStub, tmp_path: Path) -> None:
+        upstream: UpstreamStub, tmp_path: Path, server: str) -> None:
+    """Under plain uvicorn a task waits for the disconnect; under the gateway's own
+    protocol (what ``pointsman serve`` runs) the connection calls the stream back."""
     cfg = write_config(tmp_path, upstream, {
         "store": "sqlite", "sqlite_path": str(tmp_path / "spend.db"),
         "limits": [{"scope": "global", "limit_usd": 100}]}, candidates=["gpt-4o-mini"])
@@ -99,7 +104,11 @@ def test_clients_leaving_at_random_points_keep_ledger_equal_to_log(
     async def many(url: str) -> None:
         await asyncio.gather(*(_leave_after(url, body, rng.randint(1, 4000))
                                for _ in range(40)))
-    with running(create_app(cfg)) as url:
+    app = create_app(cfg)
+    config = None if server == "uvicorn" else uvicorn.Config(
+        app, log_level="error", access_log=False, lifespan="on",
+        http=guarded_http(65536, 15.0))
+    with running(app, config) as url:
         asyncio.run(many(url))
     rows = logged(tmp_path / "requests.db")
     assert len(rows) == 40

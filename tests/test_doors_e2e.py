@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,14 @@ def stub() -> Iterator[UpstreamStub]:
 
 
 @pytest.fixture()
+def clients() -> Iterator[ExitStack]:
+    """The SDK clients a test opens, closed after it (an unclosed client's socket is a
+    ResourceWarning, an error here, in whichever later test the collector finds it)."""
+    with ExitStack() as stack:
+        yield stack
+
+
+@pytest.fixture()
 def url(stub: UpstreamStub, tmp_path: Path) -> Iterator[str]:
     stub.reset()
     with running(create_app(config(tmp_path, stub, responses={"store": True}))) as base:
@@ -62,8 +71,9 @@ def url(stub: UpstreamStub, tmp_path: Path) -> Iterator[str]:
 
 # -- Anthropic Messages ----------------------------------------------------------------------
 
-def test_anthropic_sdk_sync_and_async_with_x_api_key(url: str) -> None:
-    client = anthropic.Anthropic(base_url=url, api_key=ALICE, max_retries=0)
+def test_anthropic_sdk_sync_and_async_with_x_api_key(clients: ExitStack, url: str) -> None:
+    client = clients.enter_context(
+        anthropic.Anthropic(base_url=url, api_key=ALICE, max_retries=0))
     raw = client.messages.with_raw_response.create(
         model="gpt-4o-mini", max_tokens=100, system="Be brief.",
         messages=[{"role": "user", "content": "Hello there"}])
@@ -85,8 +95,10 @@ def test_anthropic_sdk_sync_and_async_with_x_api_key(url: str) -> None:
     assert answer.content[0].type == "text" and "claude-haiku-4-5" in answer.content[0].text
 
 
-def test_anthropic_sdk_streams_and_tool_round_trip(url: str, stub: UpstreamStub) -> None:
-    client = anthropic.Anthropic(base_url=url, auth_token=ALICE, max_retries=0)  # Bearer
+def test_anthropic_sdk_streams_and_tool_round_trip(clients: ExitStack, url: str,
+                                                   stub: UpstreamStub) -> None:
+    client = clients.enter_context(
+        anthropic.Anthropic(base_url=url, auth_token=ALICE, max_retries=0))  # Bearer
     tool: Any = {"name": "get_weather", "description": "weather",
                  "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
     stub.behave("*", tool_call=True)
@@ -106,8 +118,9 @@ def test_anthropic_sdk_streams_and_tool_round_trip(url: str, stub: UpstreamStub)
     assert follow.stop_reason == "end_turn"
 
 
-def test_count_tokens_and_errors_in_anthropic_shape(url: str) -> None:
-    client = anthropic.Anthropic(base_url=url, api_key=ALICE, max_retries=0)
+def test_count_tokens_and_errors_in_anthropic_shape(clients: ExitStack, url: str) -> None:
+    client = clients.enter_context(
+        anthropic.Anthropic(base_url=url, api_key=ALICE, max_retries=0))
     counted = client.messages.count_tokens(
         model="auto", messages=[{"role": "user", "content": "one two three four " * 10}])
     assert 30 < counted.input_tokens < 80
@@ -116,21 +129,24 @@ def test_count_tokens_and_errors_in_anthropic_shape(url: str) -> None:
         client.messages.create(model="auto", max_tokens=10, messages=[bad_message])
     assert bad.value.body["type"] == "error"  # type: ignore[index]
     assert bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
-    bob = anthropic.Anthropic(base_url=url, api_key=BOB, max_retries=0)
+    bob = clients.enter_context(
+        anthropic.Anthropic(base_url=url, api_key=BOB, max_retries=0))
     with pytest.raises(anthropic.PermissionDeniedError) as denied:
         bob.messages.create(model="claude-haiku-4-5", max_tokens=10,
                             messages=[{"role": "user", "content": "hi"}])
     assert denied.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
     with pytest.raises(anthropic.AuthenticationError):
-        anthropic.Anthropic(base_url=url, api_key="sk-wrong-000000", max_retries=0
-                            ).messages.create(model="auto", max_tokens=10,
-                                              messages=[{"role": "user", "content": "hi"}])
+        clients.enter_context(anthropic.Anthropic(
+            base_url=url, api_key="sk-wrong-000000", max_retries=0)).messages.create(
+                model="auto", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
 
 
 # -- OpenAI Responses ------------------------------------------------------------------------
 
-def test_responses_stored_continued_and_owned(url: str, stub: UpstreamStub) -> None:
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key=ALICE, max_retries=0)
+def test_responses_stored_continued_and_owned(clients: ExitStack, url: str,
+                                              stub: UpstreamStub) -> None:
+    client = clients.enter_context(
+        openai.OpenAI(base_url=f"{url}/v1", api_key=ALICE, max_retries=0))
     first = client.responses.create(model="gpt-4o-mini", input="My name is Ada",
                                     instructions="Be brief.")
     assert first.status == "completed" and first.output_text.startswith("stub answer from")
@@ -143,7 +159,8 @@ def test_responses_stored_continued_and_owned(url: str, stub: UpstreamStub) -> N
     texts = json.dumps(sent["messages"])
     assert "My name is Ada" in texts and first.output_text[:20] in texts
     assert "What is my name?" in texts and second.previous_response_id == first.id
-    bob = openai.OpenAI(base_url=f"{url}/v1", api_key=BOB, max_retries=0)
+    bob = clients.enter_context(
+        openai.OpenAI(base_url=f"{url}/v1", api_key=BOB, max_retries=0))
     with pytest.raises(openai.NotFoundError):
         bob.responses.retrieve(first.id)
     with pytest.raises(openai.NotFoundError):
@@ -153,21 +170,23 @@ def test_responses_stored_continued_and_owned(url: str, stub: UpstreamStub) -> N
         client.responses.retrieve(first.id)
 
 
-def test_responses_stream_is_stored_too(url: str) -> None:
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key=ALICE, max_retries=0)
+def test_responses_stream_is_stored_too(clients: ExitStack, url: str) -> None:
+    client = clients.enter_context(
+        openai.OpenAI(base_url=f"{url}/v1", api_key=ALICE, max_retries=0))
     with client.responses.stream(model="claude-haiku-4-5", input="Count to three") as events:
         final = events.get_final_response()
     assert final.output_text.startswith("stub answer from claude-haiku-4-5")
     assert client.responses.retrieve(final.id).output_text == final.output_text
 
 
-def test_store_true_without_a_database_is_a_clear_400(stub: UpstreamStub,
+def test_store_true_without_a_database_is_a_clear_400(clients: ExitStack, stub: UpstreamStub,
                                                       tmp_path: Path) -> None:
     cfg = config(tmp_path, stub)
     cfg = cfg.model_copy(update={"gateway": cfg.gateway.model_copy(update={
         "request_log": cfg.gateway.request_log.model_copy(update={"enabled": False})})})
     with running(create_app(cfg)) as base:
-        client = openai.OpenAI(base_url=f"{base}/v1", api_key=ALICE, max_retries=0)
+        client = clients.enter_context(
+            openai.OpenAI(base_url=f"{base}/v1", api_key=ALICE, max_retries=0))
         plain = client.responses.create(model="gpt-4o-mini", input="hi")  # store omitted
         assert plain.status == "completed"
         with pytest.raises(openai.BadRequestError) as bad:
@@ -207,13 +226,15 @@ def test_unknown_routes_and_methods(url: str) -> None:
         assert none.status_code == 404
 
 
-def test_doors_are_logged_with_their_door(url: str, tmp_path: Path) -> None:
-    openai.OpenAI(base_url=f"{url}/v1", api_key=ALICE, max_retries=0).responses.create(
-        model="gpt-4o-mini", input="hi")
-    anthropic.Anthropic(base_url=url, api_key=ALICE, max_retries=0).messages.create(
-        model="gpt-4o-mini", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
-    openai.OpenAI(base_url=f"{url}/v1", api_key=ALICE, max_retries=0).chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+def test_doors_are_logged_with_their_door(clients: ExitStack, url: str, tmp_path: Path) -> None:
+    chat = clients.enter_context(openai.OpenAI(base_url=f"{url}/v1", api_key=ALICE,
+                                               max_retries=0))
+    chat.responses.create(model="gpt-4o-mini", input="hi")
+    clients.enter_context(anthropic.Anthropic(base_url=url, api_key=ALICE, max_retries=0)
+                          ).messages.create(model="gpt-4o-mini", max_tokens=10,
+                                            messages=[{"role": "user", "content": "hi"}])
+    chat.chat.completions.create(model="gpt-4o-mini",
+                                 messages=[{"role": "user", "content": "hi"}])
     with httpx.Client(base_url=url) as http:
         metrics = http.get("/metrics").text
     for door in ("chat", "messages", "responses"):

@@ -6,6 +6,7 @@ The gateway runs with the uvicorn settings ``pointsman serve`` uses."""
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 
@@ -98,3 +99,35 @@ def test_a_request_slower_than_the_head_timeout_is_answered() -> None:
                 answer = client.post("/v1/chat/completions", json=body,
                                      headers={"authorization": f"Bearer {fuzz.KEY}"})
                 assert answer.status_code == 200
+
+
+def _health(sock: socket.socket) -> bytes:
+    """One keep-alive ``GET /health`` on ``sock``: the whole response."""
+    sock.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data or not data.endswith(b"}"):
+        chunk = sock.recv(4096)
+        assert chunk, "the connection closed mid-response"
+        data += chunk
+    return data
+
+
+def test_idle_keep_alive_connections_close_and_busy_ones_stay() -> None:
+    """``gateway.keepalive_timeout_s`` with the gateway's own keep-alive timer (armed once
+    per connection, re-armed when it fires early): a connection idle past it is closed; one
+    that keeps asking, each request well within it, stays open past several limits."""
+    with UpstreamStub() as stub:
+        base = fuzz.gateway_config(stub.url, stub.base_url)
+        cfg = PointsmanConfig.model_validate({
+            **base.model_dump(), "gateway": {**base.gateway.model_dump(),
+                                             "keepalive_timeout_s": 2.0}})
+        app = create_app(cfg)
+        with running(app, uvicorn_config(app, cfg.gateway, "error")) as url:
+            port = int(url.rsplit(":", 1)[1])
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as busy:
+                for _ in range(14):  # ~4.2 s: past two keep-alive limits, never idle 2 s
+                    assert b" 200 " in _health(busy)
+                    time.sleep(0.3)
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as idle:
+                assert b" 200 " in _health(idle)
+                assert idle.recv(4096) == b""  # closed by the server (after ~2 s)

@@ -41,7 +41,7 @@ class EventStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
         assert task is not None
-        watcher = asyncio.get_running_loop().create_task(self._watch(receive, task))
+        stop = self._listen(receive, task)
         try:
             await self._send_body(send)
         except asyncio.CancelledError:
@@ -50,7 +50,31 @@ class EventStream(Response):
             task.uncancel()  # our own cancellation: the client left, nothing to report
         finally:
             self.sending = False
-            watcher.cancel()
+            stop()
+
+    def _listen(self, receive: Receive, task: asyncio.Task[Any]) -> Callable[[], None]:
+        """Be told when the client leaves; returns what stops listening. Under the
+        gateway's server (gateway/server.py) its connection calls back (the request cycle
+        has ``on_disconnect``); elsewhere a task waits on ``receive`` for the disconnect."""
+        cycle = getattr(receive, "__self__", None)
+        if cycle is None or not hasattr(cycle, "on_disconnect"):
+            watcher = asyncio.get_running_loop().create_task(self._watch(receive, task))
+
+            def stop_watching() -> None:
+                watcher.cancel()
+            return stop_watching
+        cycle.on_disconnect = lambda: self._left(task)
+        if cycle.disconnected:  # gone already: acted on as the watcher would, once awaited
+            asyncio.get_running_loop().call_soon(self._left, task)
+
+        def stop_listening() -> None:
+            cycle.on_disconnect = None
+        return stop_listening
+
+    def _left(self, task: asyncio.Task[Any]) -> None:
+        if self.sending and not (self.quiet is not None and self.quiet()):
+            self.left = True
+            task.cancel()
 
     async def _send_body(self, send: Send) -> None:
         async with aclosing(self.body_iterator) as body:
@@ -72,6 +96,4 @@ class EventStream(Response):
     async def _watch(self, receive: Receive, task: asyncio.Task[Any]) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
-        if self.sending and not (self.quiet is not None and self.quiet()):
-            self.left = True
-            task.cancel()
+        self._left(task)
