@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"benchmark data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+@pytest.fixture()
+def clients() -> Iterator[ExitStack]:
+    """The SDK clients a test opens (``clients.enter_context(openai.OpenAI(...))``), closed
+    after it: an unclosed client's socket is a ResourceWarning, an error here, raised in
+    whichever later test the garbage collector happens to finalise it."""
+    with ExitStack() as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

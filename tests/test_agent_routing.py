@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,11 @@ def gateway(upstream: UpstreamStub, tmp_path: Path) -> Iterator[tuple[str, Path]
         yield url, tmp_path
 
 
-def test_aliases_route_agents_fixed_names(gateway: tuple[str, Path]) -> None:
+def test_aliases_route_agents_fixed_names(gateway: tuple[str, Path],
+                                          clients: ExitStack) -> None:
     url, _ = gateway
-    client = anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0)
+    client = clients.enter_context(
+        anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0))
     raw = client.messages.with_raw_response.create(
         model="claude-opus-5-5", max_tokens=50,
         messages=[{"role": "user", "content": "Please analyse the trade-offs here"}])
@@ -84,9 +87,10 @@ def test_aliases_route_agents_fixed_names(gateway: tuple[str, Path]) -> None:
 
 
 def test_an_unknown_name_of_a_family_passes_through_at_an_assumed_price(
-        gateway: tuple[str, Path], upstream: UpstreamStub) -> None:
+        gateway: tuple[str, Path], upstream: UpstreamStub, clients: ExitStack) -> None:
     url, _ = gateway
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
+    client = clients.enter_context(
+        openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0))
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-9-preview", messages=[{"role": "user", "content": "hello"}])
     assert raw.headers["x-pointsman-model"] == "gpt-9-preview"
@@ -102,9 +106,11 @@ def test_an_unknown_name_of_a_family_passes_through_at_an_assumed_price(
                                        messages=[{"role": "user", "content": "hello"}])
 
 
-def test_scenario_rules_match_what_agents_send(gateway: tuple[str, Path]) -> None:
+def test_scenario_rules_match_what_agents_send(gateway: tuple[str, Path],
+                                               clients: ExitStack) -> None:
     url, _ = gateway
-    client = anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0)
+    client = clients.enter_context(
+        anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0))
     search: Any = {"type": "web_search_20250305", "name": "web_search", "max_uses": 2}
     raw = client.messages.with_raw_response.create(
         model="auto", max_tokens=50, tools=[search],
@@ -133,9 +139,10 @@ def _turn(client: anthropic.Anthropic, history: list[Any], text: str,
 
 
 def test_a_conversation_stays_on_the_model_whose_cache_it_has(
-        gateway: tuple[str, Path]) -> None:
+        gateway: tuple[str, Path], clients: ExitStack) -> None:
     url, tmp_path = gateway
-    client = anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0)
+    client = clients.enter_context(
+        anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0))
     history: list[Any] = []
     first, _ = _turn(client, history, f"{LONG}\nThink it through.", "s-keep",
                      thinking={"type": "enabled", "budget_tokens": 1024})
@@ -159,9 +166,10 @@ def test_a_conversation_stays_on_the_model_whose_cache_it_has(
 
 
 def test_a_conversation_moves_when_the_saving_beats_the_cache(
-        gateway: tuple[str, Path]) -> None:
+        gateway: tuple[str, Path], clients: ExitStack) -> None:
     url, _ = gateway
-    client = anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0)
+    client = clients.enter_context(
+        anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0))
     history: list[Any] = []
     first, _ = _turn(client, history, f"{LONG}\nNow write the python code for it", "s-move")
     assert first == "model-b"
@@ -171,9 +179,10 @@ def test_a_conversation_moves_when_the_saving_beats_the_cache(
 
 
 def test_responses_conversations_follow_previous_response_id(
-        gateway: tuple[str, Path]) -> None:
+        gateway: tuple[str, Path], clients: ExitStack) -> None:
     url, _ = gateway
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
+    client = clients.enter_context(
+        openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0))
     first = client.responses.with_raw_response.create(
         model="auto", input=f"{LONG}\nThink about it", store=True,
         reasoning={"effort": "high"})

@@ -123,43 +123,45 @@ class Seen:
 
 
 def _chat(url: str, model: str, stream: bool) -> Seen:
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
     messages: Any = [{"role": "user", "content": PROMPT}]
-    if not stream:
-        raw = client.chat.completions.with_raw_response.create(model=model, messages=messages)
-        answer = raw.parse()
-        assert answer.usage is not None
-        return Seen(raw.headers, answer.usage.model_dump())
-    raw_stream = client.chat.completions.with_raw_response.create(
-        model=model, messages=messages, stream=True, stream_options={"include_usage": True})
-    usages = [c.usage for c in raw_stream.parse() if c.usage is not None]
+    with openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0) as client:
+        if not stream:
+            raw = client.chat.completions.with_raw_response.create(model=model,
+                                                                   messages=messages)
+            answer = raw.parse()
+            assert answer.usage is not None
+            return Seen(raw.headers, answer.usage.model_dump())
+        raw_stream = client.chat.completions.with_raw_response.create(
+            model=model, messages=messages, stream=True, stream_options={"include_usage": True})
+        usages = [c.usage for c in raw_stream.parse() if c.usage is not None]
     assert len(usages) == 1
     return Seen(raw_stream.headers, usages[0].model_dump())
 
 
 def _messages(url: str, model: str, stream: bool) -> Seen:
-    client = anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0)
     args: Any = {"model": model, "max_tokens": 256,
                  "messages": [{"role": "user", "content": PROMPT}]}
-    if stream:
-        with client.messages.stream(**args) as events:
-            message = events.get_final_message()
-            headers = events.response.headers
-    else:
-        raw = client.messages.with_raw_response.create(**args)
-        message, headers = raw.parse(), raw.headers
+    with anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0) as client:
+        if stream:
+            with client.messages.stream(**args) as events:
+                message = events.get_final_message()
+                headers = events.response.headers
+        else:
+            raw = client.messages.with_raw_response.create(**args)
+            message, headers = raw.parse(), raw.headers
     return Seen(headers, message.usage.model_dump())
 
 
 def _responses(url: str, model: str, stream: bool) -> Seen:
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
-    if stream:
-        with client.responses.stream(model=model, input=PROMPT, store=False) as events:
-            usage = events.get_final_response().usage
-            headers = events._raw_stream.response.headers
-    else:
-        raw = client.responses.with_raw_response.create(model=model, input=PROMPT, store=False)
-        usage, headers = raw.parse().usage, raw.headers
+    with openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0) as client:
+        if stream:
+            with client.responses.stream(model=model, input=PROMPT, store=False) as events:
+                usage = events.get_final_response().usage
+                headers = events._raw_stream.response.headers
+        else:
+            raw = client.responses.with_raw_response.create(model=model, input=PROMPT,
+                                                            store=False)
+            usage, headers = raw.parse().usage, raw.headers
     assert usage is not None
     return Seen(headers, usage.model_dump())
 

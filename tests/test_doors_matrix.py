@@ -67,44 +67,44 @@ class Seen:
 
 
 def _chat(url: str, model: str, stream: bool, tools: bool) -> Seen:
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
     extra: Any = {"tools": [{"type": "function", "function": {
         "name": WEATHER["name"], "description": WEATHER["description"],
         "parameters": WEATHER["schema"]}}]} if tools else {}
     messages: Any = [{"role": "user", "content": PROMPT}]
-    if not stream:
-        raw = client.chat.completions.with_raw_response.create(model=model, messages=messages,
-                                                               **extra)
-        message = raw.parse().choices[0].message
-        call = message.tool_calls[0] if message.tool_calls else None
-        return Seen(message.content or "", call.function.name if call else None,
-                    json.loads(call.function.arguments) if call else None,
-                    raw.headers)
-    raw_stream = client.chat.completions.with_raw_response.create(
-        model=model, messages=messages, stream=True, **extra)
-    text, name, args = "", None, ""
-    for chunk in raw_stream.parse():
-        for choice in chunk.choices:
-            text += choice.delta.content or ""
-            for call in choice.delta.tool_calls or ():
-                name = name or (call.function.name if call.function else None)
-                args += (call.function.arguments or "") if call.function else ""
+    with openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0) as client:
+        if not stream:
+            raw = client.chat.completions.with_raw_response.create(
+                model=model, messages=messages, **extra)
+            message = raw.parse().choices[0].message
+            call = message.tool_calls[0] if message.tool_calls else None
+            return Seen(message.content or "", call.function.name if call else None,
+                        json.loads(call.function.arguments) if call else None,
+                        raw.headers)
+        raw_stream = client.chat.completions.with_raw_response.create(
+            model=model, messages=messages, stream=True, **extra)
+        text, name, args = "", None, ""
+        for chunk in raw_stream.parse():
+            for choice in chunk.choices:
+                text += choice.delta.content or ""
+                for call in choice.delta.tool_calls or ():
+                    name = name or (call.function.name if call.function else None)
+                    args += (call.function.arguments or "") if call.function else ""
     return Seen(text, name, json.loads(args) if name else None, raw_stream.headers)
 
 
 def _messages(url: str, model: str, stream: bool, tools: bool) -> Seen:
-    client = anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0)
     extra: Any = {"tools": [{"name": WEATHER["name"], "description": WEATHER["description"],
                              "input_schema": WEATHER["schema"]}]} if tools else {}
     args: Any = {"model": model, "max_tokens": 256,
                  "messages": [{"role": "user", "content": PROMPT}], **extra}
-    if stream:
-        with client.messages.stream(**args) as events:
-            message = events.get_final_message()
-            headers = events.response.headers
-    else:
-        raw = client.messages.with_raw_response.create(**args)
-        message, headers = raw.parse(), raw.headers
+    with anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0) as client:
+        if stream:
+            with client.messages.stream(**args) as events:
+                message = events.get_final_message()
+                headers = events.response.headers
+        else:
+            raw = client.messages.with_raw_response.create(**args)
+            message, headers = raw.parse(), raw.headers
     text = "".join(b.text for b in message.content if b.type == "text")
     uses = [b for b in message.content if b.type == "tool_use"]
     return Seen(text, uses[0].name if uses else None,
@@ -112,18 +112,19 @@ def _messages(url: str, model: str, stream: bool, tools: bool) -> Seen:
 
 
 def _responses(url: str, model: str, stream: bool, tools: bool) -> Seen:
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
     extra: Any = {"tools": [{"type": "function", "name": WEATHER["name"],
                              "description": WEATHER["description"],
                              "parameters": WEATHER["schema"], "strict": False}]} if tools else {}
-    if stream:
-        with client.responses.stream(model=model, input=PROMPT, store=False, **extra) as events:
-            response = events.get_final_response()
-            headers = events._raw_stream.response.headers
-    else:
-        raw = client.responses.with_raw_response.create(model=model, input=PROMPT,
-                                                        store=False, **extra)
-        response, headers = raw.parse(), raw.headers
+    with openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0) as client:
+        if stream:
+            with client.responses.stream(model=model, input=PROMPT, store=False,
+                                         **extra) as events:
+                response = events.get_final_response()
+                headers = events._raw_stream.response.headers
+        else:
+            raw = client.responses.with_raw_response.create(model=model, input=PROMPT,
+                                                            store=False, **extra)
+            response, headers = raw.parse(), raw.headers
     calls = [item for item in response.output if item.type == "function_call"]
     return Seen(response.output_text, calls[0].name if calls else None,
                 json.loads(calls[0].arguments) if calls else None, headers)

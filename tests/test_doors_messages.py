@@ -418,9 +418,8 @@ def test_stream_events_validate_against_the_sdk() -> None:
 
 
 def test_the_sdk_accumulates_the_stream() -> None:
-    client = sdk_client(encoded(STREAM))
-    with client.messages.stream(model="m", max_tokens=10,
-                                messages=[{"role": "user", "content": "hi"}]) as stream:
+    with sdk_client(encoded(STREAM)) as client, client.messages.stream(
+            model="m", max_tokens=10, messages=[{"role": "user", "content": "hi"}]) as stream:
         final = stream.get_final_message()
     assert final.id == "msg_req42"
     assert [b.to_dict() for b in final.content] == [
@@ -437,7 +436,7 @@ def test_stream_with_a_stop_sequence_and_an_empty_stream() -> None:
     encoder = DOOR.encoder(ctx(request={"stop_sequences": ["END"]}))
     raw = encoder.encode([chunk({"content": "Hi"}), chunk({}, "stop", stop_reason="END")])
     raw += encoder.close(StreamUsage(3, 1))
-    with sdk_client(raw).messages.stream(model="m", max_tokens=10, messages=[
+    with sdk_client(raw) as client, client.messages.stream(model="m", max_tokens=10, messages=[
             {"role": "user", "content": "hi"}]) as stream:
         final = stream.get_final_message()
     assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "END")
@@ -456,7 +455,7 @@ def test_a_failed_stream_is_an_sdk_error(error: PointsmanError, kind: str) -> No
     last = events_of(raw)[-1]
     assert last == ("error", {"type": "error", "error": {"type": kind,
                                                          "message": error.message}})
-    client = sdk_client(raw)
-    with pytest.raises(anthropic.APIStatusError, match=error.message), client.messages.stream(
-            model="m", max_tokens=10, messages=[{"role": "user", "content": "hi"}]) as stream:
+    with sdk_client(raw) as client, pytest.raises(anthropic.APIStatusError, match=error.message), \
+            client.messages.stream(model="m", max_tokens=10,
+                                   messages=[{"role": "user", "content": "hi"}]) as stream:
         stream.get_final_message()

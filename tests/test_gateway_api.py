@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -65,18 +66,13 @@ def world(tmp_path: Path) -> Iterator[tuple[World, str]]:
     w = World(tmp_path)
     with running(create_app(w.config, w.deps)) as url:
         yield w, url
-        while _OPEN:
-            _OPEN.pop().close()
 
 
-_OPEN: list[openai.OpenAI] = []
-
-
-def client(url: str, key: str = "sk-alice-0123456789") -> openai.OpenAI:
-    """An SDK client, closed when the test's gateway stops."""
-    c = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
-    _OPEN.append(c)
-    return c
+def client(clients: ExitStack, url: str, key: str = "sk-alice-0123456789") -> openai.OpenAI:
+    """An SDK client, closed when ``clients`` closes (the ``clients`` fixture: after the
+    test, before the ``world`` gateway stops)."""
+    return clients.enter_context(openai.OpenAI(base_url=f"{url}/v1", api_key=key,
+                                               max_retries=0))
 
 
 def records(db: Path) -> list[dict[str, Any]]:
@@ -87,9 +83,10 @@ def records(db: Path) -> list[dict[str, Any]]:
         conn.close()
 
 
-def test_auto_routing_answers_with_headers(world: tuple[World, str]) -> None:
+def test_auto_routing_answers_with_headers(world: tuple[World, str],
+                                           clients: ExitStack) -> None:
     _, url = world
-    raw = client(url).chat.completions.with_raw_response.create(
+    raw = client(clients, url).chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": "What is the capital of France?"}])
     answer = raw.parse()
     assert raw.headers["x-pointsman-model"] == answer.model == "gpt-4o-mini"
@@ -100,23 +97,25 @@ def test_auto_routing_answers_with_headers(world: tuple[World, str]) -> None:
     assert answer.usage is not None and answer.usage.prompt_tokens == 10
 
 
-def test_explicit_model_falls_back_on_429_and_500(world: tuple[World, str]) -> None:
+def test_explicit_model_falls_back_on_429_and_500(world: tuple[World, str],
+                                                  clients: ExitStack) -> None:
     w, url = world
     w.script("gpt-4o-mini", RateLimitedError("slow down", retry_after=0.2), "ok")
-    raw = client(url).chat.completions.with_raw_response.create(
+    raw = client(clients, url).chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert raw.headers["x-pointsman-attempts"] == "gpt-4o-mini,gpt-4.1"
     assert raw.parse().model == "gpt-4.1"
     assert "explicitly" in raw.headers["x-pointsman-reason"]
 
 
-def test_all_failing_is_one_error_listing_each_attempt(world: tuple[World, str]) -> None:
+def test_all_failing_is_one_error_listing_each_attempt(world: tuple[World, str],
+                                                       clients: ExitStack) -> None:
     w, url = world
     w.script("gpt-4o-mini", UpstreamServerError("upstream said 500", status=500))
     w.script("gpt-4.1", UpstreamServerError("upstream said 503", status=503))
     with pytest.raises(openai.APIStatusError) as info:
-        client(url).chat.completions.create(model="gpt-4o-mini",
-                                            messages=[{"role": "user", "content": "hi"}])
+        client(clients, url).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert info.value.status_code == 502
     error: Any = info.value.body
     assert error["code"] == "all_models_failed"
@@ -124,11 +123,12 @@ def test_all_failing_is_one_error_listing_each_attempt(world: tuple[World, str])
     assert "upstream said 500" in error["message"] and "upstream said 503" in error["message"]
 
 
-def test_virtual_router_name_uses_threshold_mode(world: tuple[World, str]) -> None:
+def test_virtual_router_name_uses_threshold_mode(world: tuple[World, str],
+                                                 clients: ExitStack) -> None:
     _, url = world
     hard = ("Prove that every finite integral domain is a field, step by step, then implement "
             "it in Python and analyze the time complexity of the algorithm.")
-    c = client(url)
+    c = client(clients, url)
     strong = c.chat.completions.with_raw_response.create(
         model="router-heuristic-0.1", messages=[{"role": "user", "content": hard}])
     weak = c.chat.completions.with_raw_response.create(
@@ -144,9 +144,10 @@ def test_virtual_router_name_uses_threshold_mode(world: tuple[World, str]) -> No
                                   messages=[{"role": "user", "content": "hi"}])
 
 
-def test_streaming_with_include_usage_sync_and_async(world: tuple[World, str]) -> None:
+def test_streaming_with_include_usage_sync_and_async(world: tuple[World, str],
+                                                     clients: ExitStack) -> None:
     _, url = world
-    stream = client(url).chat.completions.create(
+    stream = client(clients, url).chat.completions.create(
         model="auto", stream=True, stream_options={"include_usage": True},
         messages=[{"role": "user", "content": "hello"}])
     chunks = list(stream)
@@ -168,10 +169,10 @@ def test_streaming_with_include_usage_sync_and_async(world: tuple[World, str]) -
 
 
 def test_stream_cut_before_first_token_falls_back_after_it_errors(
-        world: tuple[World, str]) -> None:
+        world: tuple[World, str], clients: ExitStack) -> None:
     w, url = world
     w.script("gpt-4o-mini", "cut_before", "cut_after")
-    c = client(url)
+    c = client(clients, url)
     raw = c.chat.completions.with_raw_response.create(
         model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "hello"}])
     assert raw.headers["x-pointsman-model"] == "gpt-4.1"
@@ -191,10 +192,11 @@ def test_stream_cut_before_first_token_falls_back_after_it_errors(
     assert events[-1] == "data: [DONE]" and '"upstream_stream_broken"' in events[-2]
 
 
-def test_cooldown_then_half_open_recovery(world: tuple[World, str]) -> None:
+def test_cooldown_then_half_open_recovery(world: tuple[World, str],
+                                          clients: ExitStack) -> None:
     w, url = world
     w.script("gpt-4o-mini", UpstreamServerError("500 a"), UpstreamServerError("500 b"), "ok")
-    c = client(url)
+    c = client(clients, url)
     ask: Any = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
     for _ in range(2):
         assert c.chat.completions.with_raw_response.create(**ask).headers[
@@ -215,21 +217,22 @@ def test_cooldown_then_half_open_recovery(world: tuple[World, str]) -> None:
         assert h.get("/health").json()["cooling_down"] == []
 
 
-def test_auth_401_and_403(world: tuple[World, str]) -> None:
+def test_auth_401_and_403(world: tuple[World, str], clients: ExitStack) -> None:
     _, url = world
     msgs: Any = [{"role": "user", "content": "hi"}]
     with pytest.raises(openai.AuthenticationError) as info:
-        client(url, "sk-wrong-0123456789").chat.completions.create(model="auto", messages=msgs)
+        client(clients, url, "sk-wrong-0123456789").chat.completions.create(model="auto",
+                                                                            messages=msgs)
     assert info.value.body["code"] == "invalid_api_key"  # type: ignore[index]
     with pytest.raises(openai.PermissionDeniedError, match=r"may not use model 'gpt-4\.1'"):
-        client(url).chat.completions.create(model="gpt-4.1", messages=msgs)
+        client(clients, url).chat.completions.create(model="gpt-4.1", messages=msgs)
     with httpx.Client(base_url=url) as h:
         r = h.post("/v1/chat/completions", json={"model": "auto", "messages": msgs})
         assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
-    ids = [m.id for m in client(url).models.list()]
+    ids = [m.id for m in client(clients, url).models.list()]
     assert "auto" in ids and "gpt-4o-mini" in ids and "gpt-4.1" not in ids
     assert "router-heuristic-0.5" in ids
-    admin_ids = [m.id for m in client(url, "sk-admin-0123456789").models.list()]
+    admin_ids = [m.id for m in client(clients, url, "sk-admin-0123456789").models.list()]
     assert "gpt-4.1" in admin_ids and "claude-opus-4-5" in admin_ids
 
 
@@ -287,9 +290,9 @@ def test_bad_input_is_an_openai_style_4xx(world: tuple[World, str], name: str, b
     assert message in error["message"]
 
 
-def test_request_log_and_metrics(world: tuple[World, str]) -> None:
+def test_request_log_and_metrics(world: tuple[World, str], clients: ExitStack) -> None:
     w, url = world
-    c = client(url)
+    c = client(clients, url)
     c.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hello"}],
                               extra_headers={"x-pointsman-session": "s1",
                                              "x-pointsman-user": "mallory"})
@@ -322,8 +325,8 @@ def test_a_capped_key_gets_429_budget_exceeded_and_spend_is_reported(tmp_path: P
                            "limit_usd": 0.0005}]}
     config = gateway_config(tmp_path, budgets=budgets)
     long_prompt = "Summarize the key points of this text. " + "lorem ipsum dolor " * 150
-    with running(create_app(config, w.deps)) as url:
-        c = client(url)
+    with running(create_app(config, w.deps)) as url, ExitStack() as clients:
+        c = client(clients, url)
         c.chat.completions.create(model="gpt-4o-mini",
                                   messages=[{"role": "user", "content": "hi"}])
         with pytest.raises(openai.RateLimitError) as info:
@@ -338,8 +341,6 @@ def test_a_capped_key_gets_429_budget_exceeded_and_spend_is_reported(tmp_path: P
             assert r.json()["spent_usd"] > 0 and r.json()["budget_usd"] == 0.0005
             assert h.get("/v1/spend", headers={
                 "authorization": "Bearer sk-alice-0123456789"}).status_code == 403
-        while _OPEN:
-            _OPEN.pop().close()
     rows = records(w.db)  # the app's shutdown flushed the log: the refusal is in it too
     assert [r["outcome"] for r in rows] == ["ok", "error"]
     assert rows[1]["error"].startswith("budget_exceeded") and rows[1]["cost_usd"] == 0
@@ -355,13 +356,11 @@ def test_request_log_in_postgresql(tmp_path: Path) -> None:
     config = gateway_config(tmp_path, gateway={
         "keys": KEYS, "request_log": {"postgres_dsn": dsn, "postgres_schema": schema}})
     try:
-        with running(create_app(config, w.deps)) as url:
-            c = client(url)
+        with running(create_app(config, w.deps)) as url, ExitStack() as clients:
+            c = client(clients, url)
             for _ in range(3):
                 c.chat.completions.create(model="auto",
                                           messages=[{"role": "user", "content": "hello"}])
-            while _OPEN:
-                _OPEN.pop().close()
         with psycopg.connect(dsn) as conn:  # the app's shutdown flushed the log
             rows = conn.execute(
                 f'SELECT key, "user", model, outcome FROM "{schema}".requests').fetchall()
@@ -424,9 +423,10 @@ def test_the_answer_does_not_wait_for_outcome_reports_and_a_failing_one_is_still
         tmp_path: Path) -> None:
     w = World(tmp_path)
     slow, broken = GatedRecorder(), GatedRecorder(fail=True)
-    with running(create_app(w.config, w.deps, recorders=[broken, slow])) as url:
+    with running(create_app(w.config, w.deps, recorders=[broken, slow])) as url, \
+            ExitStack() as clients:
         started = time.monotonic()
-        answer = client(url).chat.completions.create(
+        answer = client(clients, url).chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
         assert answer.choices[0].message.content == "hello there"
         assert time.monotonic() - started < 5  # the recorder holds its report for 10 s
@@ -434,8 +434,6 @@ def test_the_answer_does_not_wait_for_outcome_reports_and_a_failing_one_is_still
         assert not slow.outcomes and not _wait_rows(w.db, 0)  # logged after the reports
         slow.go.set()
         rows = _wait_rows(w.db, 1)
-        while _OPEN:
-            _OPEN.pop().close()
     assert [o.model for o in slow.outcomes] == ["gpt-4o-mini"] and slow.outcomes[0].ok
     assert [r["outcome"] for r in rows] == ["ok"] and rows[0]["model"] == "gpt-4o-mini"
 
@@ -444,13 +442,11 @@ def test_auto_routes_only_among_models_with_a_deployment(tmp_path: Path) -> None
     deps = FakeDeployments()
     deps.add("gpt-4.1", ScriptedProvider("fake"))  # the simple prompt would pick gpt-4o-mini
     config = gateway_config(tmp_path)
-    with running(create_app(config, deps)) as url:
-        raw = client(url).chat.completions.with_raw_response.create(
+    with running(create_app(config, deps)) as url, ExitStack() as clients:
+        raw = client(clients, url).chat.completions.with_raw_response.create(
             model="auto", messages=[{"role": "user", "content": "What is the capital of France?"}])
         assert raw.parse().model == raw.headers["x-pointsman-model"] == "gpt-4.1"
         assert raw.headers["x-pointsman-attempts"] == "gpt-4.1"  # nothing tried in vain
-        while _OPEN:
-            _OPEN.pop().close()
     (row,) = _wait_rows(tmp_path / "requests.db", 1)
     assert row["decision"]["filtered_out"] == {"gpt-4o-mini": "no deployment is configured",
                                                "claude-haiku-4-5": "no deployment is configured"}

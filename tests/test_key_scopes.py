@@ -4,6 +4,7 @@ another model, on any door; a key allowed ``auto`` may be answered by its candid
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import anthropic
@@ -38,21 +39,25 @@ def url(upstream: UpstreamStub, tmp_path: Path) -> Iterator[str]:
         yield base
 
 
-def test_a_named_model_key_is_not_answered_by_a_fallback(url: str,
-                                                         upstream: UpstreamStub) -> None:
+def test_a_named_model_key_is_not_answered_by_a_fallback(url: str, upstream: UpstreamStub,
+                                                         clients: ExitStack) -> None:
     upstream.behave("gpt-4o-mini", statuses=[500] * 10)
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key=NARROW, max_retries=0)
+    client = clients.enter_context(
+        openai.OpenAI(base_url=f"{url}/v1", api_key=NARROW, max_retries=0))
     with pytest.raises(openai.APIStatusError) as failed:
         client.chat.completions.create(model="gpt-4o-mini",
                                        messages=[{"role": "user", "content": "hi"}])
     assert failed.value.status_code == 502
     assert failed.value.response.headers["x-pointsman-attempts"] == "gpt-4o-mini"
+    narrow = clients.enter_context(
+        anthropic.Anthropic(base_url=url, api_key=NARROW, max_retries=0))
     with pytest.raises(anthropic.APIStatusError):
-        anthropic.Anthropic(base_url=url, api_key=NARROW, max_retries=0).messages.create(
+        narrow.messages.create(
             model="gpt-4o-mini", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
     assert upstream.requests("gpt-4.1") == 0
     # a key that may also use auto could be answered by gpt-4.1 anyway: it may fall back
-    wide = openai.OpenAI(base_url=f"{url}/v1", api_key=WIDE, max_retries=0)
+    wide = clients.enter_context(
+        openai.OpenAI(base_url=f"{url}/v1", api_key=WIDE, max_retries=0))
     routed = wide.chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert routed.headers["x-pointsman-model"] == "gpt-4.1"

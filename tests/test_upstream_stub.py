@@ -211,9 +211,9 @@ RESPONSES_TOOL: dict[str, Any] = {
 
 
 def test_responses_create_with_the_openai_sdk(upstream: UpstreamStub) -> None:
-    client = _responses_client(upstream)
-    response = client.responses.create(model="m-r", input="What is the capital of France?",
-                                       instructions="Be brief.")
+    with _responses_client(upstream) as client:
+        response = client.responses.create(model="m-r", input="What is the capital of France?",
+                                           instructions="Be brief.")
     assert response.output_text == "stub answer from m-r: What is the capital of France?"
     assert response.status == "completed"
     assert response.usage.input_tokens == 2 + 1 + 6
@@ -227,10 +227,10 @@ def test_responses_stream_with_the_openai_sdk_validates_every_event(
     from openai.types.responses import ResponseStreamEvent
     from pydantic import TypeAdapter
 
-    client = _responses_client(upstream)
     upstream.behave("m-r", cached_tokens=4)
     deltas: list[str] = []
-    with client.responses.stream(model="m-r", input=[USER]) as stream:
+    with _responses_client(upstream) as client, \
+            client.responses.stream(model="m-r", input=[USER]) as stream:
         for event in stream:
             if event.type == "response.output_text.delta":
                 deltas.append(event.delta)
@@ -253,21 +253,22 @@ def test_responses_stream_with_the_openai_sdk_validates_every_event(
 def test_responses_tool_call_and_reasoning_with_the_openai_sdk(upstream: UpstreamStub) -> None:
     from openai.types.responses import Response
 
-    client = _responses_client(upstream)
     upstream.behave("m-rt", tool_call=True, reasoning_tokens=7)
-    with client.responses.stream(model="m-rt", input=[USER], tools=[RESPONSES_TOOL],
-                                 reasoning={"effort": "low", "summary": "auto"}) as stream:
-        final = stream.get_final_response()
-    reasoning, call = final.output
-    assert reasoning.type == "reasoning"
-    assert reasoning.summary[0].text == f"Thinking about: {USER['content'][:40]}"
-    assert call.type == "function_call" and call.name == "lookup"
-    assert json.loads(call.arguments) == {"q": USER["content"][:40], "n": 1}
-    assert final.usage is not None and final.usage.output_tokens_details.reasoning_tokens == 7
-    result = {"type": "function_call_output", "call_id": call.call_id, "output": "Paris"}
-    again = client.responses.create(model="m-rt", tools=[RESPONSES_TOOL], input=[
-        USER, {"type": "function_call", "call_id": call.call_id, "name": "lookup",
-               "arguments": call.arguments}, result])
+    with _responses_client(upstream) as client:
+        with client.responses.stream(model="m-rt", input=[USER], tools=[RESPONSES_TOOL],
+                                     reasoning={"effort": "low", "summary": "auto"}) as stream:
+            final = stream.get_final_response()
+        reasoning, call = final.output
+        assert reasoning.type == "reasoning"
+        assert reasoning.summary[0].text == f"Thinking about: {USER['content'][:40]}"
+        assert call.type == "function_call" and call.name == "lookup"
+        assert json.loads(call.arguments) == {"q": USER["content"][:40], "n": 1}
+        assert final.usage is not None and \
+            final.usage.output_tokens_details.reasoning_tokens == 7
+        result = {"type": "function_call_output", "call_id": call.call_id, "output": "Paris"}
+        again = client.responses.create(model="m-rt", tools=[RESPONSES_TOOL], input=[
+            USER, {"type": "function_call", "call_id": call.call_id, "name": "lookup",
+                   "arguments": call.arguments}, result])
     assert again.output[-1].type == "message"
     raw = httpx.post(f"{upstream.base_url}/responses",
                      json={"model": "m-rt", "input": "hi", "tools": [RESPONSES_TOOL]}).json()
@@ -277,9 +278,9 @@ def test_responses_tool_call_and_reasoning_with_the_openai_sdk(upstream: Upstrea
 def test_responses_errors_and_unknown_fields(upstream: UpstreamStub) -> None:
     import openai
 
-    client = _responses_client(upstream)
     upstream.behave("m-re", statuses=[429], retry_after=3)
-    with pytest.raises(openai.RateLimitError) as limited:
+    with _responses_client(upstream) as client, \
+            pytest.raises(openai.RateLimitError) as limited:
         client.responses.create(model="m-re", input="hi")
     assert limited.value.response.headers["retry-after"] == "3"
     url = f"{upstream.base_url}/responses"
