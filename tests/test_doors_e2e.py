@@ -55,14 +55,6 @@ def stub() -> Iterator[UpstreamStub]:
 
 
 @pytest.fixture()
-def clients() -> Iterator[ExitStack]:
-    """The SDK clients a test opens, closed after it (an unclosed client's socket is a
-    ResourceWarning, an error here, in whichever later test the collector finds it)."""
-    with ExitStack() as stack:
-        yield stack
-
-
-@pytest.fixture()
 def url(stub: UpstreamStub, tmp_path: Path) -> Iterator[str]:
     stub.reset()
     with running(create_app(config(tmp_path, stub, responses={"store": True}))) as base:
