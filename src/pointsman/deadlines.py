@@ -100,7 +100,7 @@ async def limited(awaitable: Awaitable[T], when: float,
     """``awaitable``, cancelled when the loop's clock passes ``when``: then raises
     ``TimeoutError`` (as ``asyncio.timeout_at``); a caller's own cancellation stays one."""
     dog = watchdog(loop)
-    watch = dog.start(when, asyncio.current_task())
+    watch = dog.start(when, asyncio.current_task(dog.loop))
     try:
         return await awaitable
     except asyncio.CancelledError:

@@ -66,7 +66,8 @@ class Deadline:
     """
 
     def __init__(self, timeouts: Timeouts, model: str, *, streaming: bool) -> None:
-        now = asyncio.get_running_loop().time()
+        self.loop = asyncio.get_running_loop()  # once: each lookup is a getpid() on 3.11
+        now = self.loop.time()
         self.timeouts = timeouts
         self.model = model
         self.total_at = now + timeouts.total
@@ -88,12 +89,12 @@ class Deadline:
 
     def check(self) -> None:
         """Raise if the total time is spent (called when the consumer resumes a stream)."""
-        if asyncio.get_running_loop().time() >= self.limit():
+        if self.loop.time() >= self.limit():
             raise self.expired()
 
     async def run(self, awaitable: Awaitable[T]) -> T:
         try:
-            return await limited(awaitable, self.limit())
+            return await limited(awaitable, self.limit(), self.loop)
         except TimeoutError:
             raise self.expired() from None
 
@@ -109,7 +110,7 @@ class StreamReads:
 
     def __init__(self, deadline: Deadline) -> None:
         self.deadline = deadline
-        self._dog = watchdog()
+        self._dog = watchdog(deadline.loop)
         self._watch = self._dog.start(deadline.limit())
 
     def first_byte(self) -> None:
@@ -123,7 +124,7 @@ class StreamReads:
         watch = self._watch
         if watch.fired:
             raise self.deadline.expired()
-        watch.task = asyncio.current_task()
+        watch.task = asyncio.current_task(self.deadline.loop)
         try:
             return await anext(chunks)
         except StopAsyncIteration:
