@@ -215,6 +215,7 @@ def uvicorn_config(app: Any, gw: GatewayConfig, log_level: str = "warning",
     return uvicorn.Config(
         app, log_level=log_level, access_log=False, lifespan="on", ws="none",
         proxy_headers=False,  # nothing reads the client address: skip the middleware
+        server_header=False,  # no "server: uvicorn" on every answer
         loop=loop, http=guarded_http(gw.max_header_bytes, gw.header_timeout_s),
         h11_max_incomplete_event_size=gw.max_header_bytes,
         timeout_keep_alive=max(1, round(gw.keepalive_timeout_s)),

@@ -159,7 +159,7 @@ class Exchange:
             headers.update(extra)
         return Response(jsonio.dumps(body), 200, headers=headers,
                         media_type="application/json",
-                        background=BackgroundTask(self._report, decision, answer, total_ms))
+                        background=_Report(self, decision, answer, total_ms))
 
     async def _report(self, decision: Decision, answer: Answer, total_ms: float) -> None:
         if answer.reports is not None:
@@ -307,6 +307,19 @@ class Exchange:
         if gw.judging is not None and text is not None and outcome == "ok" and model:
             gw.judging.offer(self.request_id, self.chat.route,
                              self.chat.body.get("messages") or [], model, text)
+
+
+class _Report(BackgroundTask):
+    """An answered exchange's reports, run after its answer is sent (Starlette's
+    ``BackgroundTask`` inspects its function each time to know it is a coroutine)."""
+
+    def __init__(self, exchange: Exchange, decision: Decision, answer: Answer,
+                 total_ms: float) -> None:  # no super(): nothing to inspect
+        self.work = (exchange, decision, answer, total_ms)
+
+    async def __call__(self) -> None:
+        exchange, decision, answer, total_ms = self.work
+        await exchange._report(decision, answer, total_ms)
 
 
 def shutting_down() -> ShuttingDownError:
