@@ -78,3 +78,24 @@ def test_many_waits_share_one_timer() -> None:
         assert all(isinstance(r, TimeoutError) for r in results)
         assert not watchdog()._watched
     asyncio.run(main())
+
+
+def test_a_cancellation_the_awaitable_swallows_is_taken_back() -> None:
+    """An awaitable that catches the watchdog's cancellation and returns leaves its task
+    with no cancellation pending (a later ``asyncio.timeout`` still works)."""
+    async def stubborn() -> str:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return "kept going"
+        return "woken"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        assert await limited(stubborn(), loop.time() + 0.05) == "kept going"
+        task = asyncio.current_task()
+        assert task is not None and task.cancelling() == 0
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await asyncio.Event().wait()
+    asyncio.run(main())

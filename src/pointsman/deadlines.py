@@ -109,3 +109,4 @@ async def limited(awaitable: Awaitable[T], when: float,
         raise
     finally:
         dog.stop(watch)
+        watch.spent()  # a cancellation of ours the awaitable swallowed: taken back too

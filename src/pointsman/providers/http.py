@@ -134,6 +134,7 @@ class StreamReads:
                 raise self.deadline.expired() from None
             raise
         finally:
+            watch.spent()  # a cancellation of ours that the read swallowed: taken back
             watch.task = None
 
     def stop(self) -> None:
