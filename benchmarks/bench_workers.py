@@ -1,6 +1,7 @@
 """``pointsman serve --workers N``: throughput and CPU per request, 1 worker against N.
 
 Run: .venv/bin/python benchmarks/bench_workers.py [--workers 1 2] [--runs 3] [--duration 4]
+     [--upstream stub|canned]
 
 Processes: the upstream stub (delay 0, 20-token streams) and ``wrk`` (one thread, c=64,
 keep-alive) pinned to core 1 as in bench_gateway.py; the gateway is *not* pinned (it may
@@ -9,7 +10,10 @@ worker count, each mode (plain, stream) and each run it prints wrk's requests/s 
 gateway's CPU per request: user + sys of every gateway process (the supervisor and its
 workers, their log-writer threads included), from before the load until the request log
 holds every row (moving work later saves nothing). The summary gives the medians and, for
-N > 1, CPU per request and throughput against one worker's.
+N > 1, CPU per request and throughput against one worker's. ``--upstream canned`` answers
+from ``canned_upstream.py`` instead of the stub (bytes prepared at start, a stream in one
+body): on a 2-core machine the stub's streams nearly fill the core it shares with wrk, and
+a second worker then only competes with the stub.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from bench_gateway import (  # a sibling script, not a package
     gateway_config,
     run_wrk,
     start_stub,
+    taskset,
     wait_ready,
 )
 
@@ -100,12 +105,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=float, default=4.0)
+    parser.add_argument("--upstream", choices=["stub", "canned"], default="stub",
+                        help="canned: benchmarks/canned_upstream.py, answers prepared at "
+                             "start (leaves the cores to the gateway)")
     args = parser.parse_args()
     figures: dict[tuple[int, bool], list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         stub_port = free_port()
-        stub = start_stub(stub_port, 0)
+        stub = start_stub(stub_port, 0) if args.upstream == "stub" else start_canned(stub_port)
         try:
             for _ in range(args.runs):  # interleaved: drift in the machine's load hits all
                 for workers in args.workers:
@@ -116,12 +124,22 @@ def main() -> None:
                               f"{rps:7.0f} req/s  {cpu:6.0f} us CPU/request", flush=True)
         finally:
             stub.stop()
-    summary(figures, args.workers)
+    summary(figures, args.workers, args.upstream)
+
+
+def start_canned(port: int) -> Proc:
+    """benchmarks/canned_upstream.py on core 1 (where the stub would be)."""
+    proc = Proc(subprocess.Popen(
+        [*taskset(1), PYTHON, str(Path(__file__).with_name("canned_upstream.py")), "--port",
+         str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    wait_ready(f"http://127.0.0.1:{port}/v1/models")
+    return proc
 
 
 def summary(figures: dict[tuple[int, bool], list[tuple[float, float]]],
-            counts: list[int]) -> None:
-    print("\nmedians (c=64, delay 0, wrk and the stub on core 1, the gateway unpinned):")
+            counts: list[int], upstream: str = "stub") -> None:
+    print(f"\nmedians (c=64, delay 0, wrk and the {upstream} upstream on core 1, the gateway "
+          "unpinned):")
     for stream in (False, True):
         base = figures.get((counts[0], stream))
         for workers in counts:
