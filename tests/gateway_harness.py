@@ -35,3 +35,16 @@ def running(app: Any, config: uvicorn.Config | None = None) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def anthropic_message(url: str, key: str, args: Any, stream: bool) -> tuple[Any, Any]:
+    """(the final Message, the response headers) of one Messages call through the
+    ``anthropic`` SDK, streamed or not (the client closed after it)."""
+    import anthropic
+
+    with anthropic.Anthropic(base_url=url, api_key=key, max_retries=0) as client:
+        if stream:
+            with client.messages.stream(**args) as events:
+                return events.get_final_message(), events.response.headers
+        raw = client.messages.with_raw_response.create(**args)
+        return raw.parse(), raw.headers

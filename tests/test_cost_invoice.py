@@ -20,7 +20,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import openai
 import psycopg
 import pytest
@@ -28,7 +27,7 @@ import yaml
 from typer.testing import CliRunner
 
 from budget_gateway_support import ledger_totals, logged, logged_nanos
-from gateway_harness import running
+from gateway_harness import anthropic_message, running
 from pointsman.budget.cost import StreamMeter, cost_of, usage_from_chunk
 from pointsman.budget.ledger import to_nanos
 from pointsman.budget.spend import TokenTotals
@@ -141,14 +140,7 @@ def _chat(url: str, model: str, stream: bool) -> Seen:
 def _messages(url: str, model: str, stream: bool) -> Seen:
     args: Any = {"model": model, "max_tokens": 256,
                  "messages": [{"role": "user", "content": PROMPT}]}
-    with anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0) as client:
-        if stream:
-            with client.messages.stream(**args) as events:
-                message = events.get_final_message()
-                headers = events.response.headers
-        else:
-            raw = client.messages.with_raw_response.create(**args)
-            message, headers = raw.parse(), raw.headers
+    message, headers = anthropic_message(url, KEY, args, stream)
     return Seen(headers, message.usage.model_dump())
 
 

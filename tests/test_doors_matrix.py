@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import httpx
 import openai
 import pytest
 import yaml
 
 from budget_gateway_support import ledger_totals, logged, logged_nanos
-from gateway_harness import running
+from gateway_harness import anthropic_message, running
 from pointsman.budget.ledger import to_nanos
 from pointsman.config import PointsmanConfig, load_config
 from pointsman.gateway.app import create_app
@@ -97,14 +96,7 @@ def _messages(url: str, model: str, stream: bool, tools: bool) -> Seen:
                              "input_schema": WEATHER["schema"]}]} if tools else {}
     args: Any = {"model": model, "max_tokens": 256,
                  "messages": [{"role": "user", "content": PROMPT}], **extra}
-    with anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0) as client:
-        if stream:
-            with client.messages.stream(**args) as events:
-                message = events.get_final_message()
-                headers = events.response.headers
-        else:
-            raw = client.messages.with_raw_response.create(**args)
-            message, headers = raw.parse(), raw.headers
+    message, headers = anthropic_message(url, KEY, args, stream)
     text = "".join(b.text for b in message.content if b.type == "text")
     uses = [b for b in message.content if b.type == "tool_use"]
     return Seen(text, uses[0].name if uses else None,

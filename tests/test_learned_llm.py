@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 from pointsman.config import _merge, default_config_data, load_config, parse_config
 from pointsman.errors import UpstreamServerError
@@ -133,12 +133,15 @@ def test_llm_router_through_the_upstream_stub(upstream: UpstreamStub) -> None:
     other = RouteRequest.from_prompt("hello there")
 
     async def scenario() -> tuple[Signal, Signal, Signal]:
-        upstream.behave("gpt-4o-mini", text='{"difficulty": "hard"}')
-        first = await llm.ascore(hard)
-        again = await llm.ascore(hard)
-        upstream.behave("gpt-4o-mini", hang=True)
-        slow = await llm.ascore(other)
-        return first, again, slow
+        try:
+            upstream.behave("gpt-4o-mini", text='{"difficulty": "hard"}')
+            first = await llm.ascore(hard)
+            again = await llm.ascore(hard)
+            upstream.behave("gpt-4o-mini", hang=True)
+            slow = await llm.ascore(other)
+            return first, again, slow
+        finally:  # the library's client lives as long as its process; here, this loop's
+            await cast(Any, llm.call).provider.wire.aclose()
 
     first, again, slow = asyncio.run(scenario())
     assert first.stage == again.stage == "llm" and first.score == 85.0
