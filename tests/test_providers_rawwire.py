@@ -9,6 +9,7 @@ import gzip
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +26,16 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
     length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
                    if line.lower().startswith(b"content-length:")), 0)
     return head + await reader.readexactly(length)
+
+
+@asynccontextmanager
+async def _wire(**options: Any) -> AsyncIterator[RawWire]:
+    """A RawWire, closed when the block ends (whatever happens in it)."""
+    wire = RawWire(**options)
+    try:
+        yield wire
+    finally:
+        await wire.aclose()
 
 
 @asynccontextmanager
@@ -86,13 +97,10 @@ def test_interim_sized_chunked_and_gzip_answers_on_one_kept_connection() -> None
 
     async def scenario() -> None:
         async with _upstream(answer) as (url, per_connection):
-            wire = RawWire()
-            try:
+            async with _wire() as wire:
                 assert await _call(wire, url) == (200, "sized", b"hello")
                 assert await _call(wire, url) == (201, "chunked", b"abcde")
                 assert (await _call(wire, url))[2] == b"hello gzip"
-            finally:
-                await wire.aclose()
             assert per_connection == [3]
 
     asyncio.run(scenario())
@@ -106,12 +114,9 @@ def test_a_body_ended_by_the_connection_is_whole() -> None:
 
     async def scenario() -> None:
         async with _upstream(answer) as (url, per_connection):
-            wire = RawWire()
-            try:
+            async with _wire() as wire:
                 assert (await _call(wire, url))[2] == b"until the end"
                 assert (await _call(wire, url))[2] == b"until the end"
-            finally:
-                await wire.aclose()
             assert per_connection == [1, 1]
 
     asyncio.run(scenario())
@@ -124,13 +129,9 @@ def test_a_connection_cut_mid_body_is_a_protocol_error() -> None:
         return False
 
     async def scenario() -> None:
-        async with _upstream(answer) as (url, _):
-            wire = RawWire()
-            try:
-                with pytest.raises(httpx.RemoteProtocolError):
-                    await _call(wire, url)
-            finally:
-                await wire.aclose()
+        async with _upstream(answer) as (url, _), _wire() as wire:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await _call(wire, url)
 
     asyncio.run(scenario())
 
@@ -144,11 +145,8 @@ def test_the_connection_limit_makes_callers_wait_then_reuse() -> None:
 
     async def scenario() -> None:
         async with _upstream(answer) as (url, per_connection):
-            wire = RawWire(max_connections=1)
-            try:
+            async with _wire(max_connections=1) as wire:
                 results = await asyncio.gather(*(_call(wire, url) for _ in range(4)))
-            finally:
-                await wire.aclose()
             assert [r[2] for r in results] == [b"ok"] * 4
             assert per_connection == [4]
 
@@ -157,12 +155,12 @@ def test_the_connection_limit_makes_callers_wait_then_reuse() -> None:
 
 def test_header_line_breaks_and_other_schemes_are_refused() -> None:
     async def scenario() -> None:
-        wire = RawWire()
-        with pytest.raises(httpx.LocalProtocolError):
-            await wire.post("http://127.0.0.1:9/v1", b"", {"x-a": "1\r\nx-b: 2"}, Timeouts())
-        with pytest.raises(httpx.UnsupportedProtocol):
-            await wire.post("ftp://127.0.0.1/v1", b"", {}, Timeouts())
-        await wire.aclose()
+        async with _wire() as wire:
+            with pytest.raises(httpx.LocalProtocolError):
+                await wire.post("http://127.0.0.1:9/v1", b"", {"x-a": "1\r\nx-b: 2"},
+                                Timeouts())
+            with pytest.raises(httpx.UnsupportedProtocol):
+                await wire.post("ftp://127.0.0.1/v1", b"", {}, Timeouts())
 
     asyncio.run(scenario())
 
@@ -184,17 +182,11 @@ def test_https_upstreams_are_verified_and_kept_alive() -> None:
 
     async def run() -> None:
         async with _upstream(_ok, server) as (url, per_connection):
-            trusting = RawWire(tls=client)
-            try:
+            async with _wire(tls=client) as trusting:
                 assert await _call(trusting, url) == (200, "tls", b"ok")
                 assert await _call(trusting, url) == (200, "tls", b"ok")
-            finally:
-                await trusting.aclose()
             assert per_connection[0] == 2  # one TLS connection kept for both
-            default = RawWire()  # does not trust the test CA
-            try:
+            async with _wire() as default:  # does not trust the test CA
                 with pytest.raises(httpx.ConnectError):
                     await _call(default, url)
-            finally:
-                await default.aclose()
     asyncio.run(run())
